@@ -1,0 +1,1 @@
+"""The code behind the hire-provisioning function: event contract, adapters and decisions."""

@@ -1,0 +1,238 @@
+"""App+User credentials for Partner Center (the secure application model).
+
+The app id, app secret and refresh token are read from Key Vault once and kept; the access
+token is kept until shortly before it expires. Both are shared by every invocation in the
+process (the worker runs invocations on a thread pool), behind one lock, so a burst of
+messages costs one vault read per secret and one token request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import msal
+import requests
+
+from shared.errors import CredentialsError, ProvisioningError, ServiceUnavailableError
+from shared.vault import SecretStore
+
+PARTNER_CENTER_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
+# Entra answers these when only a person can fix things (consent again, new secret).
+_NEEDS_A_PERSON = frozenset(
+    {
+        "invalid_grant",
+        "interaction_required",
+        "consent_required",
+        "invalid_client",
+        "unauthorized_client",
+    }
+)
+_AADSTS = re.compile(r"AADSTS\d+")
+
+logger = logging.getLogger("hire_provisioning.credentials")
+
+
+class TokenExchange(Protocol):
+    def __call__(
+        self, *, client_id: str, client_secret: str, refresh_token: str
+    ) -> dict[str, Any]: ...
+
+
+class MsalTokenExchange:
+    """Refresh-token grant against the partner tenant's v2.0 token endpoint, through msal."""
+
+    def __init__(self, *, authority_host: str, tenant_id: str, timeout: float = 30.0) -> None:
+        self._authority = f"{authority_host.rstrip('/')}/{tenant_id}"
+        self._timeout = timeout
+        self._apps: dict[tuple[str, str], msal.ConfidentialClientApplication] = {}
+
+    def __call__(self, *, client_id: str, client_secret: str, refresh_token: str) -> dict[str, Any]:
+        key = (client_id, client_secret)
+        app = self._apps.get(key)
+        if app is None:
+            app = msal.ConfidentialClientApplication(
+                client_id,
+                client_credential=client_secret,
+                authority=self._authority,
+                # Instance discovery calls login.microsoftonline.com, which a sovereign cloud
+                # or a local stand-in does not answer for; the authority is configured, not found.
+                instance_discovery=False,
+                timeout=self._timeout,
+            )
+            self._apps = {key: app}
+        try:
+            result: dict[str, Any] = app.acquire_token_by_refresh_token(
+                refresh_token, scopes=[PARTNER_CENTER_SCOPE]
+            )
+        except requests.RequestException as error:
+            raise ServiceUnavailableError(
+                f"the Entra token endpoint could not be reached ({type(error).__name__}); "
+                "the function retries"
+            ) from None
+        except ValueError as error:
+            # msal raises ValueError when the authority's metadata cannot be read.
+            raise ServiceUnavailableError(
+                f"the Entra authority {self._authority} did not answer as expected "
+                f"({type(error).__name__}); the function retries"
+            ) from None
+        return result
+
+
+@dataclass(kw_only=True)
+class _StoredCredentials:
+    app_id: str
+    app_secret: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    refresh_token_saved_at: datetime | None
+    loaded_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CredentialSecretNames:
+    app_id: str = "partner-center-app-id"
+    app_secret: str = "partner-center-app-secret"
+    refresh_token: str = "partner-center-refresh-token"
+
+
+class PartnerCenterCredentials:
+    """Hands out App+User access tokens for Partner Center; thread-safe."""
+
+    def __init__(
+        self,
+        secrets: SecretStore,
+        exchange: TokenExchange,
+        *,
+        names: CredentialSecretNames | None = None,
+        refresh_margin: float = 300.0,
+        write_back_interval: timedelta = timedelta(days=1),
+        refusal_memory: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secrets = secrets
+        self._exchange = exchange
+        self._names = names or CredentialSecretNames()
+        self._refresh_margin = refresh_margin
+        self._write_back_interval = write_back_interval
+        self._refusal_memory = refusal_memory
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stored: _StoredCredentials | None = None
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self._refusal: tuple[float, CredentialsError] | None = None
+
+    def access_token(self, *, force_refresh: bool = False) -> str:
+        token = self._token
+        if token and not force_refresh and self._clock() < self._token_expires_at:
+            return token
+        with self._lock:
+            if self._token and self._token != token:
+                return self._token  # another thread refreshed while this one waited
+            if self._token and not force_refresh and self._clock() < self._token_expires_at:
+                return self._token
+            return self._refresh()
+
+    def _refresh(self) -> str:
+        now = self._clock()
+        if self._refusal and now - self._refusal[0] < self._refusal_memory:
+            # Entra refused these credentials moments ago; only a person can fix that, so do
+            # not send every message of a burst to Entra and Key Vault again.
+            raise self._refusal[1]
+        stored = self._stored or self._load()
+        result = self._exchange(
+            client_id=stored.app_id,
+            client_secret=stored.app_secret,
+            refresh_token=stored.refresh_token,
+        )
+        if "access_token" not in result and self._stored is stored and now - stored.loaded_at > 1:
+            # The refresh token may have been renewed in the vault since it was read.
+            stored = self._load()
+            result = self._exchange(
+                client_id=stored.app_id,
+                client_secret=stored.app_secret,
+                refresh_token=stored.refresh_token,
+            )
+        if "access_token" not in result:
+            error = self._refused(result)
+            if isinstance(error, CredentialsError):
+                self._refusal = (self._clock(), error)
+            raise error
+        self._refusal = None
+        self._token = str(result["access_token"])
+        lifetime = float(result.get("expires_in") or 3600)
+        self._token_expires_at = self._clock() + max(lifetime - self._refresh_margin, lifetime / 2)
+        rotated = result.get("refresh_token")
+        if isinstance(rotated, str) and rotated and rotated != stored.refresh_token:
+            stored.refresh_token = rotated
+            self._maybe_write_back(stored)
+        return self._token
+
+    def _load(self) -> _StoredCredentials:
+        values = {}
+        for label, name in (
+            ("app id", self._names.app_id),
+            ("app secret", self._names.app_secret),
+            ("refresh token", self._names.refresh_token),
+        ):
+            secret = self._secrets.get(name)
+            if secret is None or not secret.value:
+                raise CredentialsError(
+                    f"the Partner Center {label} is missing from Key Vault (secret '{name}'); "
+                    "store it as the README describes, then replay from the poison queue"
+                )
+            values[label] = secret
+        self._stored = _StoredCredentials(
+            app_id=values["app id"].value,
+            app_secret=values["app secret"].value,
+            refresh_token=values["refresh token"].value,
+            refresh_token_saved_at=values["refresh token"].updated_on,
+            loaded_at=self._clock(),
+        )
+        return self._stored
+
+    def _maybe_write_back(self, stored: _StoredCredentials) -> None:
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        saved = stored.refresh_token_saved_at
+        if saved is not None and now - saved < self._write_back_interval:
+            return
+        try:
+            self._secrets.set(
+                self._names.refresh_token,
+                stored.refresh_token,
+                content_type="refresh-token",
+                tags={"rotatedBy": "hire-provisioning"},
+            )
+        except ProvisioningError as error:
+            # The token in memory still works; the next exchange tries the write again.
+            logger.warning("could not save the rotated refresh token: %s", error)
+            return
+        stored.refresh_token_saved_at = now
+        logger.info("saved the rotated Partner Center refresh token as a new secret version")
+
+    def _refused(self, result: dict[str, Any]) -> ProvisioningError:
+        error = str(result.get("error") or "unknown_error")
+        description = str(result.get("error_description") or "")
+        codes = result.get("error_codes") or []
+        aadsts = _AADSTS.search(description)
+        detail = aadsts.group(0) if aadsts else (f"AADSTS{codes[0]}" if codes else "")
+        said = f"{error}{' ' + detail if detail else ''}"
+        if error in _NEEDS_A_PERSON:
+            return CredentialsError(
+                f"Entra refused the Partner Center credentials ({said}). A partner admin with "
+                f"MFA must consent again (secure application model) and store the new refresh "
+                f"token in Key Vault secret '{self._names.refresh_token}' (or fix the app "
+                "secret), then replay from the poison queue",
+                code=detail or error,
+            )
+        return ServiceUnavailableError(
+            f"the Entra token endpoint failed ({said}); the function retries",
+            throttled="429" in description or error == "throttled",
+            code=detail or error,
+        )

@@ -1,0 +1,67 @@
+"""Errors raised by the adapters, each already classified for the provisioning decision.
+
+Every message here is written for an operator and never contains a secret value: adapters
+build it from status codes, service error codes and names, not from request or response bodies
+that could echo a credential or a password.
+"""
+
+from __future__ import annotations
+
+from shared.outcomes import Category, Failure
+
+
+class ProvisioningError(Exception):
+    """A classified failure of an outside service (Key Vault, Entra ID, Partner Center)."""
+
+    def __init__(
+        self,
+        category: Category,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: int | str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failure = Failure(
+            category=category, message=message, http_status=http_status, code=code
+        )
+        self.retry_after = retry_after
+
+    @property
+    def is_transient(self) -> bool:
+        return self.failure.is_transient
+
+
+class CredentialsError(ProvisioningError):
+    """A person must act (re-consent, store a secret, grant vault access): retrying cannot help."""
+
+    def __init__(
+        self, message: str, *, http_status: int | None = None, code: int | str | None = None
+    ) -> None:
+        super().__init__(Category.CREDENTIALS, message, http_status=http_status, code=code)
+
+
+class ServiceUnavailableError(ProvisioningError):
+    """A transient failure: timeout, dropped connection, 5xx or throttling."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        throttled: bool = False,
+        http_status: int | None = None,
+        code: int | str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            Category.THROTTLED if throttled else Category.UNAVAILABLE,
+            message,
+            http_status=http_status,
+            code=code,
+            retry_after=retry_after,
+        )
+
+
+class RedeliveryRequested(Exception):
+    """Raised out of the function so the host makes the message visible again later."""

@@ -1,0 +1,257 @@
+"""The hire event (CONTRACT section 1): parsing and validation before any network call."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Annotated, Any
+
+import pycountry
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+MAX_BODY_BYTES = 64 * 1024  # a storage queue message is at most 64 KiB
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Entra ID allows letters, digits and ' . - _ ! # ^ ~ in the local part of a UPN, without a
+# leading or trailing period; the domain is a DNS name.
+_UPN_LOCAL = re.compile(r"^[A-Za-z0-9'\-_!#^~]+(\.[A-Za-z0-9'\-_!#^~]+)*$")
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_SCHEMA_VERSION = re.compile(r"^1\.\d+$")
+_PASSWORD_KEY = re.compile(r"pass(word|wd)|pwd", re.IGNORECASE)
+
+
+class InvalidEvent(ValueError):
+    """The message cannot be processed as a hire event.
+
+    ``field`` names the offending member (dotted path) and ``rule`` the rule it broke; neither
+    ever contains a value from the message, so the text is safe to log and to return.
+    """
+
+    def __init__(self, field: str, rule: str, *, event_id: str | None = None) -> None:
+        super().__init__(f"{field}: {rule}" if field else rule)
+        self.field = field
+        self.rule = rule
+        self.event_id = event_id
+
+
+class NotAnEvent(InvalidEvent):
+    """The body is not a JSON object at all (not UTF-8, not JSON, or another JSON type)."""
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _guid(value: str) -> str:
+    if not _GUID.match(value):
+        raise ValueError("must be a GUID like 4b10bf41-ab11-40e3-8c53-cd67849b50de")
+    return value.lower()
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must contain printable characters only")
+    return value
+
+
+def _user_principal_name(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError("must be local@domain")
+    if len(local) > 64:
+        raise ValueError("the part before @ must be at most 64 characters")
+    if not _UPN_LOCAL.match(local):
+        raise ValueError(
+            "the part before @ may contain only letters, digits and ' . - _ ! # ^ ~, "
+            "and must not start or end with a period or hold two periods in a row"
+        )
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise ValueError("the part after @ must be a domain name such as contoso.onmicrosoft.com")
+    if len(domain) > 253:
+        raise ValueError("the domain must be at most 253 characters")
+    return value
+
+
+def _country_code(value: str) -> str:
+    code = value.upper()
+    if len(code) != 2 or not code.isalpha() or pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code such as US or DE")
+    return code
+
+
+def _schema_version(value: str) -> str:
+    if not _SCHEMA_VERSION.match(value):
+        raise ValueError("must be 1.x (this function understands schema version 1)")
+    return value
+
+
+_NameText = (
+    AfterValidator(_no_control_characters),
+    AfterValidator(_not_blank),
+)
+Name64 = Annotated[str, StringConstraints(min_length=1, max_length=64), *_NameText]
+Name128 = Annotated[str, StringConstraints(min_length=1, max_length=128), *_NameText]
+Name256 = Annotated[str, StringConstraints(min_length=1, max_length=256), *_NameText]
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
+
+    user_principal_name: Annotated[
+        str,
+        StringConstraints(min_length=3, max_length=113),
+        AfterValidator(_no_control_characters),
+        AfterValidator(_user_principal_name),
+    ] = Field(alias="userPrincipalName")
+    first_name: Name64 = Field(alias="firstName")
+    last_name: Name64 = Field(alias="lastName")
+    display_name: Name256 = Field(alias="displayName")
+    usage_location: Annotated[
+        str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country_code)
+    ] = Field(alias="usageLocation")
+    immutable_id: Name128 | None = Field(default=None, alias="immutableId")
+
+    @property
+    def domain(self) -> str:
+        return self.user_principal_name.rpartition("@")[2].lower()
+
+
+class HireEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
+
+    schema_version: Annotated[str, AfterValidator(_schema_version)] = Field(alias="schemaVersion")
+    event_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=128),
+        AfterValidator(_printable),
+        AfterValidator(_not_blank),
+    ] = Field(alias="eventId")
+    customer_tenant_id: Annotated[str, AfterValidator(_guid)] = Field(alias="customerTenantId")
+    user: NewUser
+    correlation_id: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=128),
+            AfterValidator(_printable),
+        ]
+        | None
+    ) = Field(default=None, alias="correlationId")
+
+    @property
+    def request_id(self) -> str:
+        """The MS-RequestId for this hire: the same on every retry and redelivery."""
+        return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, f"create-user:{self.event_id}"))
+
+    @property
+    def correlation_guid(self) -> str:
+        """MS-CorrelationId must be a GUID; a non-GUID correlationId is mapped to a stable one."""
+        if self.correlation_id and _GUID.match(self.correlation_id):
+            return self.correlation_id.lower()
+        seed = self.correlation_id or self.event_id
+        return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, f"correlation:{seed}"))
+
+
+_REQUEST_ID_NAMESPACE = uuid.UUID("6f1f8f2e-52a3-4c5e-9d0b-8f3f4a6c2b71")
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """Turn raw message bytes into a JSON object, or raise NotAnEvent."""
+    if len(body) > MAX_BODY_BYTES:
+        raise NotAnEvent("", f"the message is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotAnEvent("", "the message is not UTF-8 text") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise NotAnEvent(
+            "", f"the message is not JSON ({error.msg} at position {error.pos})"
+        ) from None
+    if not isinstance(document, dict):
+        raise NotAnEvent("", "the message is JSON but not an object")
+    return document
+
+
+def parse_event(document: dict[str, Any]) -> HireEvent:
+    """Validate a decoded message against the contract; raise InvalidEvent naming field and rule."""
+    event_id = document.get("eventId") if isinstance(document.get("eventId"), str) else None
+    password_path = _find_password(document)
+    if password_path is not None:
+        raise InvalidEvent(
+            password_path,
+            "passwords are never accepted from the HR system; remove it (the function "
+            "generates the initial password)",
+            event_id=event_id,
+        )
+    try:
+        return HireEvent.model_validate(document)
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        raise InvalidEvent(
+            _field_path(first["loc"]), _rule_text(first), event_id=event_id
+        ) from None
+
+
+def _find_password(document: Any, path: str = "") -> str | None:
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key in ("lastFailure", "replay"):
+                continue
+            child = f"{path}.{key}" if path else str(key)
+            if _PASSWORD_KEY.search(str(key)):
+                return child
+            found = _find_password(value, child)
+            if found:
+                return found
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            found = _find_password(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+_FIELD_NAMES = {
+    name: field.alias or name
+    for model in (HireEvent, NewUser)
+    for name, field in model.model_fields.items()
+}
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    return ".".join(_FIELD_NAMES.get(str(part), str(part)) for part in location)
+
+
+def _rule_text(error: Any) -> str:
+    kind = error["type"]
+    context = error.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind in ("string_type", "model_type", "model_attributes_type"):
+        return "must be a JSON object" if kind != "string_type" else "must be a string"
+    if kind == "string_too_short":
+        return f"must be at least {context.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"must be at most {context.get('max_length')} characters"
+    if kind == "value_error":
+        return str(context.get("error", error["msg"]))
+    return str(error["msg"])

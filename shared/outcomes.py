@@ -1,0 +1,90 @@
+"""The outcome (CONTRACT section 2) and the failure it may carry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+
+
+class Status(StrEnum):
+    CREATED = "created"
+    ALREADY_EXISTS = "already_exists"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class Category(StrEnum):
+    INVALID_EVENT = "invalid_event"
+    VALIDATION = "validation"
+    CONFLICT = "conflict"
+    PERMISSION = "permission"
+    CREDENTIALS = "credentials"
+    THROTTLED = "throttled"
+    UNAVAILABLE = "unavailable"
+
+
+TRANSIENT_CATEGORIES = frozenset({Category.THROTTLED, Category.UNAVAILABLE})
+
+
+def utc_now_text(now: datetime | None = None) -> str:
+    moment = now or datetime.now(UTC)
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    """Why an event did not succeed. ``message`` tells an operator what to do; never secrets."""
+
+    category: Category
+    message: str
+    http_status: int | None = None
+    code: int | str | None = None
+
+    @property
+    def is_transient(self) -> bool:
+        return self.category in TRANSIENT_CATEGORIES
+
+    def as_error(self) -> dict[str, Any]:
+        return {
+            "category": self.category.value,
+            "message": self.message,
+            "httpStatus": self.http_status,
+            "code": self.code,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    event_id: str | None
+    status: Status
+    customer_tenant_id: str | None
+    user_principal_name: str | None
+    correlation_id: str | None
+    attempts: int
+    user_id: str | None = None
+    initial_password_secret_id: str | None = None
+    failure: Failure | None = None
+    completed_at: str = ""
+
+    def as_message(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": SCHEMA_VERSION,
+            "eventId": self.event_id,
+            "status": self.status.value,
+            "customerTenantId": self.customer_tenant_id,
+            "userPrincipalName": self.user_principal_name,
+            "userId": self.user_id,
+            "initialPasswordSecretId": self.initial_password_secret_id,
+            "error": self.failure.as_error() if self.failure else None,
+            "attempts": self.attempts,
+            "correlationId": self.correlation_id,
+            "completedAt": self.completed_at or utc_now_text(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_message(), ensure_ascii=False)

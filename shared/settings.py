@@ -1,0 +1,98 @@
+"""App settings (CONTRACT section 4), read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_REQUEST_QUEUE = "user-create-requests"
+DEFAULT_RESULT_QUEUE = "user-create-results"
+DEFAULT_PARTNER_CENTER_BASE_URL = "https://api.partnercenter.microsoft.com"
+DEFAULT_ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com"
+STORAGE_CONNECTION_SETTING = "AzureWebJobsStorage"
+
+
+class SettingsError(ValueError):
+    """A required setting is missing or malformed; the message names the setting."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    request_queue: str
+    result_queue: str
+    key_vault_url: str
+    partner_tenant_id: str
+    app_id_secret_name: str
+    app_secret_secret_name: str
+    refresh_token_secret_name: str
+    partner_center_base_url: str
+    entra_authority_host: str
+    initial_password_vault_url: str
+    initial_password_ttl_days: int
+    # How the function authenticates to Key Vault: "default" (DefaultAzureCredential, managed
+    # identity in Azure) or "client_secret" (AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET
+    # against ENTRA_AUTHORITY_HOST, for the local stand-ins).
+    key_vault_credential: str
+    storage_connection_string: str | None
+    storage_queue_service_uri: str | None
+
+    @property
+    def poison_queue(self) -> str:
+        return f"{self.request_queue}-poison"
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def optional(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise SettingsError(f"app setting {name} is required (see README, Settings)")
+            return value
+
+        key_vault_url = required("KEY_VAULT_URL")
+        ttl_text = optional("INITIAL_PASSWORD_TTL_DAYS", "7")
+        try:
+            ttl_days = int(ttl_text)
+        except ValueError:
+            raise SettingsError(
+                "app setting INITIAL_PASSWORD_TTL_DAYS must be a whole number"
+            ) from None
+        if not 1 <= ttl_days <= 365:
+            raise SettingsError("app setting INITIAL_PASSWORD_TTL_DAYS must be between 1 and 365")
+        credential_kind = optional("KEY_VAULT_CREDENTIAL", "default").lower()
+        if credential_kind not in {"default", "client_secret"}:
+            raise SettingsError(
+                "app setting KEY_VAULT_CREDENTIAL must be 'default' or 'client_secret'"
+            )
+        connection = env.get(STORAGE_CONNECTION_SETTING, "").strip() or None
+        queue_service_uri = env.get(f"{STORAGE_CONNECTION_SETTING}__queueServiceUri", "").strip()
+        return cls(
+            request_queue=optional("REQUEST_QUEUE_NAME", DEFAULT_REQUEST_QUEUE),
+            result_queue=optional("RESULT_QUEUE_NAME", DEFAULT_RESULT_QUEUE),
+            key_vault_url=key_vault_url,
+            partner_tenant_id=required("PARTNER_TENANT_ID"),
+            app_id_secret_name=optional("PARTNER_CENTER_APP_ID_SECRET", "partner-center-app-id"),
+            app_secret_secret_name=optional(
+                "PARTNER_CENTER_APP_SECRET_SECRET", "partner-center-app-secret"
+            ),
+            refresh_token_secret_name=optional(
+                "PARTNER_CENTER_REFRESH_TOKEN_SECRET", "partner-center-refresh-token"
+            ),
+            partner_center_base_url=optional(
+                "PARTNER_CENTER_BASE_URL", DEFAULT_PARTNER_CENTER_BASE_URL
+            ).rstrip("/"),
+            entra_authority_host=optional(
+                "ENTRA_AUTHORITY_HOST", DEFAULT_ENTRA_AUTHORITY_HOST
+            ).rstrip("/"),
+            initial_password_vault_url=optional("INITIAL_PASSWORD_VAULT_URL", key_vault_url),
+            initial_password_ttl_days=ttl_days,
+            key_vault_credential=credential_kind,
+            storage_connection_string=connection,
+            storage_queue_service_uri=queue_service_uri or None,
+        )

@@ -1,0 +1,148 @@
+"""Key Vault secrets behind a small interface, with failures classified for the decision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.secrets import SecretClient
+
+from shared.errors import CredentialsError, ProvisioningError, ServiceUnavailableError
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredSecret:
+    name: str
+    value: str = field(repr=False)
+    id: str
+    updated_on: datetime | None = None
+    expires_on: datetime | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class SecretStore(Protocol):
+    def get(self, name: str) -> StoredSecret | None:
+        """The latest version, or None when the secret does not exist."""
+        ...
+
+    def set(
+        self,
+        name: str,
+        value: str,
+        *,
+        expires_on: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> StoredSecret:
+        """Store a new version."""
+        ...
+
+
+class KeyVaultSecretStore:
+    """``SecretStore`` over ``azure.keyvault.secrets.SecretClient``."""
+
+    def __init__(self, client: SecretClient) -> None:
+        self._client = client
+
+    @property
+    def vault_url(self) -> str:
+        return str(self._client.vault_url)
+
+    def get(self, name: str) -> StoredSecret | None:
+        try:
+            secret = self._client.get_secret(name)
+        except ResourceNotFoundError:
+            return None
+        except Exception as error:
+            raise self._classify(error, action="read", name=name) from None
+        return StoredSecret(
+            name=name,
+            value=secret.value or "",
+            id=str(secret.id),
+            updated_on=secret.properties.updated_on,
+            expires_on=secret.properties.expires_on,
+            tags=dict(secret.properties.tags or {}),
+        )
+
+    def set(
+        self,
+        name: str,
+        value: str,
+        *,
+        expires_on: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> StoredSecret:
+        try:
+            secret = self._client.set_secret(
+                name,
+                value,
+                expires_on=expires_on,
+                tags=dict(tags) if tags else None,
+                content_type=content_type,
+            )
+        except Exception as error:
+            raise self._classify(error, action="write", name=name) from None
+        return StoredSecret(
+            name=name,
+            value=value,
+            id=str(secret.id),
+            updated_on=secret.properties.updated_on,
+            expires_on=secret.properties.expires_on,
+            tags=dict(secret.properties.tags or {}),
+        )
+
+    def _classify(self, error: Exception, *, action: str, name: str) -> ProvisioningError:
+        where = f"secret '{name}' in Key Vault {self.vault_url}"
+        role = "Key Vault Secrets User" if action == "read" else "Key Vault Secrets Officer"
+        if (
+            isinstance(error, ClientAuthenticationError)
+            and getattr(error, "status_code", None) != 403
+        ):
+            return CredentialsError(
+                f"the function could not authenticate to Key Vault to {action} {where} "
+                f"({type(error).__name__}); check its managed identity or KEY_VAULT_CREDENTIAL "
+                "settings",
+                http_status=getattr(error, "status_code", None),
+            )
+        if isinstance(error, HttpResponseError) and error.status_code is not None:
+            status = int(error.status_code)
+            code = getattr(error.error, "code", None) if error.error else None
+            if status == 403:
+                return CredentialsError(
+                    f"the function's identity may not {action} {where} "
+                    f"(403 {code or 'Forbidden'}); "
+                    f"grant it the '{role}' role on the vault, then replay from the poison queue",
+                    http_status=status,
+                    code=code,
+                )
+            if status == 429 or status >= 500 or status == 408:
+                return ServiceUnavailableError(
+                    f"Key Vault answered {status} to a {action} of {where}; the function retries",
+                    throttled=status == 429,
+                    http_status=status,
+                    code=code,
+                )
+            return CredentialsError(
+                f"Key Vault refused a {action} of {where} ({status} {code or ''}); check the "
+                "secret and the vault settings",
+                http_status=status,
+                code=code,
+            )
+        if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+            return ServiceUnavailableError(
+                f"Key Vault could not be reached to {action} {where} ({type(error).__name__}); "
+                "the function retries"
+            )
+        return ServiceUnavailableError(
+            f"unexpected failure to {action} {where} ({type(error).__name__}); the function retries"
+        )
