@@ -1,0 +1,615 @@
+"""`poison-queue`: inspect, export and replay the poison queue (see ops/RUNBOOK.md).
+
+    poison-queue list    [filters] [--format table|json]
+    poison-queue show    <message-id | eventId> [--format text|json]
+    poison-queue replay  [filters] [--limit N] [--dry-run] [--yes] [--from-file FILE.jsonl]
+    poison-queue export  --output FILE.jsonl [filters] [--delete-after] [--yes]
+
+Exit status: 0 done; 1 something failed (see stderr); 2 bad usage, or a confirmation refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from azure.identity import DefaultAzureCredential
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.prompt import Confirm
+from rich.table import Table
+from rich.text import Text
+
+from ops.audit import AuditTrail, current_operator
+from ops.export import export_poison_queue, export_record, read_export
+from ops.messages import (
+    BodyKind,
+    JsonObject,
+    MessageEncoding,
+    PoisonMessage,
+    decode_text,
+    format_timestamp,
+)
+from ops.poison_queue import (
+    DEFAULT_LEASE_SECONDS,
+    OperatorError,
+    Queues,
+    ReplayReport,
+    approximate_message_count,
+    read_poison_queue,
+    replay_entries,
+    replay_poison_queue,
+)
+from ops.selection import CATEGORY_CHOICES, ReplayPlan, Selection, parse_age, plan_replay
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+DEFAULT_REQUEST_QUEUE = "user-create-requests"
+PROGRESS_THRESHOLD = 20
+"""Batches smaller than this finish before a progress bar would tell anyone anything."""
+MAX_LEASE_SECONDS = 7 * 24 * 3600  # the service's limit for a visibility timeout
+
+_KIND_DESCRIPTIONS = {
+    BodyKind.FAILURE_RECORDED: "failure recorded by the function (lastFailure)",
+    BodyKind.HOST_POISONED: "poisoned by the Functions host (body only)",
+    BodyKind.NOT_AN_EVENT: "not an event (not base64, not UTF-8, or not a JSON object)",
+}
+
+
+@dataclass(frozen=True)
+class Session:
+    """What every command needs, built once from the arguments."""
+
+    queues: Queues
+    encoding: MessageEncoding
+    selection: Selection
+    audit: AuditTrail
+    now: datetime
+    out: Console
+    err: Console
+    lease_seconds: int
+
+    def record(
+        self,
+        action: str,
+        counts: Mapping[str, int],
+        *,
+        dry_run: bool = False,
+        details: Mapping[str, object] | None = None,
+    ) -> None:
+        details = dict(details or {})
+        if not self.selection.is_everything:
+            details["selection"] = self.selection.describe()
+        self.audit.record(
+            action,
+            at=self.now,
+            account=self.queues.poison.account_name or "",
+            queue=self.queues.poison.queue_name,
+            counts=counts,
+            dry_run=dry_run,
+            details=details,
+        )
+
+
+# --- argument parsing -------------------------------------------------------------------
+
+
+def _age(text: str) -> object:
+    try:
+        return parse_age(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _lease_seconds(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_LEASE_SECONDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_LEASE_SECONDS} (7 days)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    storage = common.add_argument_group("storage")
+    account = storage.add_mutually_exclusive_group()
+    account.add_argument(
+        "--connection-string",
+        help="storage connection string (default: env AzureWebJobsStorage; "
+        "UseDevelopmentStorage=true means Azurite on 127.0.0.1:10001)",
+    )
+    account.add_argument(
+        "--account-url",
+        help="https://<account>.queue.core.windows.net, signed in with DefaultAzureCredential "
+        "(default: env AzureWebJobsStorage__queueServiceUri)",
+    )
+    storage.add_argument(
+        "--queue",
+        default=os.environ.get("REQUEST_QUEUE_NAME") or DEFAULT_REQUEST_QUEUE,
+        help="the REQUEST queue's name; the poison queue is <queue>-poison "
+        "(default: env REQUEST_QUEUE_NAME or %(default)s)",
+    )
+    storage.add_argument(
+        "--message-encoding",
+        choices=[encoding.value for encoding in MessageEncoding],
+        default=MessageEncoding.BASE64.value,
+        help="as host.json extensions.queues.messageEncoding (default: %(default)s)",
+    )
+    storage.add_argument(
+        "--lease-seconds",
+        type=_lease_seconds,
+        default=DEFAULT_LEASE_SECONDS,
+        help="how long received messages stay invisible to others while this tool holds them; "
+        "released as soon as the command ends (default: %(default)s)",
+    )
+    audit = common.add_argument_group("audit")
+    audit.add_argument("--operator", help="who is acting (default: the OS user)")
+    audit.add_argument("--audit-file", type=Path, help="also append audit lines to this file")
+
+    filters = argparse.ArgumentParser(add_help=False)
+    group = filters.add_argument_group("filters (combine with AND; a repeated filter ORs)")
+    group.add_argument("--category", action="append", choices=CATEGORY_CHOICES, default=[])
+    group.add_argument(
+        "--customer", action="append", default=[], metavar="TENANT_ID", help="customerTenantId"
+    )
+    group.add_argument("--event-id", action="append", default=[])
+    group.add_argument("--message-id", action="append", default=[])
+    group.add_argument("--older-than", type=_age, metavar="AGE", help="poisoned before, e.g. 3d")
+    group.add_argument("--newer-than", type=_age, metavar="AGE", help="poisoned within, e.g. 2h")
+
+    parser = argparse.ArgumentParser(
+        prog="poison-queue", description="Inspect, export and replay the poison queue."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser(
+        "list", parents=[common, filters], help="one row per poison message"
+    )
+    listing.add_argument("--format", choices=["table", "json"], default="table")
+    listing.set_defaults(handler=run_list)
+
+    show = commands.add_parser("show", parents=[common], help="one message in full")
+    show.add_argument("target", metavar="MESSAGE_ID_OR_EVENT_ID")
+    show.add_argument("--format", choices=["text", "json"], default="text")
+    show.set_defaults(handler=run_show)
+
+    replay = commands.add_parser(
+        "replay", parents=[common, filters], help="move messages back to the request queue"
+    )
+    replay.add_argument("--dry-run", action="store_true", help="change nothing; show the plan")
+    replay.add_argument("--limit", type=_positive_int, help="replay at most N events")
+    replay.add_argument("--yes", action="store_true", help="no confirmation for everything")
+    replay.add_argument(
+        "--from-file", type=Path, metavar="FILE.jsonl", help="replay an export file instead"
+    )
+    replay.set_defaults(handler=run_replay)
+
+    export = commands.add_parser(
+        "export", parents=[common, filters], help="write messages to a JSON Lines file"
+    )
+    export.add_argument("--output", type=Path, required=True, metavar="FILE.jsonl")
+    export.add_argument(
+        "--delete-after",
+        action="store_true",
+        help="delete the exported messages once the file is safely on disk",
+    )
+    export.add_argument("--yes", action="store_true", help="no confirmation for everything")
+    export.set_defaults(handler=run_export)
+    return parser
+
+
+def storage_target(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """(connection string, account URL): flags first, then AzureWebJobsStorage, then its URI."""
+    if args.connection_string or args.account_url:
+        return args.connection_string, args.account_url
+    if environ.get("AzureWebJobsStorage"):
+        return environ["AzureWebJobsStorage"], None
+    return None, environ.get("AzureWebJobsStorage__queueServiceUri") or None
+
+
+def selection_from(args: argparse.Namespace) -> Selection:
+    return Selection(
+        categories=frozenset(getattr(args, "category", [])),
+        customers=frozenset(getattr(args, "customer", [])),
+        event_ids=frozenset(getattr(args, "event_id", [])),
+        message_ids=frozenset(getattr(args, "message_id", [])),
+        older_than=getattr(args, "older_than", None),
+        newer_than=getattr(args, "newer_than", None),
+    )
+
+
+def mass_action_allowed(
+    question: str, *, assume_yes: bool, interactive: bool, ask: Callable[[str], bool]
+) -> bool:
+    """Acting on every message needs --yes, or a person at a terminal answering yes."""
+    if assume_yes:
+        return True
+    if not interactive:
+        return False
+    return ask(question)
+
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> str:
+    return format_timestamp(value) if value is not None else ""
+
+
+def _expiry(message: PoisonMessage) -> str:
+    return "never" if message.never_expires else _when(message.expires_on)
+
+
+def list_record(message: PoisonMessage) -> JsonObject:
+    failure = message.last_failure
+    return {
+        "messageId": message.message_id,
+        "eventId": message.event_id,
+        "customerTenantId": message.customer_tenant_id,
+        "userPrincipalName": message.user_principal_name,
+        "kind": message.kind.value,
+        "category": message.category,
+        "failureMessage": failure.get("message") if failure is not None else None,
+        "attempts": message.attempts,
+        "poisonedAt": _when(message.poisoned_at) or None,
+        "insertedOn": _when(message.inserted_on) or None,
+        "expiresOn": None if message.never_expires else _when(message.expires_on),
+        "dequeueCount": message.dequeue_count,
+        "replayCount": message.replay_count,
+    }
+
+
+def messages_table(messages: list[PoisonMessage]) -> Table:
+    table = Table(show_lines=False)
+    for heading in ("Event ID", "Customer", "UPN", "Category", "Failure", "Attempts",
+                    "Poisoned", "Expires", "Message ID"):
+        table.add_column(heading, overflow="fold")
+    for message in messages:
+        attempts = message.attempts
+        # Text, not str: bodies come from outside and must not be read as rich markup.
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (
+                    message.event_id or "-",
+                    message.customer_tenant_id or "-",
+                    message.user_principal_name or "-",
+                    message.category,
+                    message.failure_message,
+                    "" if attempts is None else str(attempts),
+                    _when(message.poisoned_at),
+                    _expiry(message),
+                    message.message_id,
+                )
+            )
+        )
+    return table
+
+
+def show_text(message: PoisonMessage, encoding: MessageEncoding) -> str:
+    lines = [
+        f"Message ID:     {message.message_id}",
+        f"Kind:           {_KIND_DESCRIPTIONS[message.kind]}",
+        f"Event ID:       {message.event_id or '-'}",
+        f"Category:       {message.category}",
+        f"Inserted:       {_when(message.inserted_on)}",
+        f"Poisoned:       {_when(message.poisoned_at)}",
+        f"Expires:        {_expiry(message)}",
+        f"Dequeue count:  {message.dequeue_count}",
+        f"Replayed:       {message.replay_count} time(s)",
+    ]
+    if message.event is not None:
+        lines += ["Body (decoded):", json.dumps(message.event, indent=2, ensure_ascii=False)]
+    else:
+        lines += ["Body (raw, as on the queue):", message.raw_body]
+        text = decode_text(message.raw_body, encoding)
+        if text is not None and encoding is not MessageEncoding.NONE:
+            lines += ["Body (base64-decoded text):", text]
+    return "\n".join(lines)
+
+
+def plan_table(plan: ReplayPlan) -> Table:
+    table = Table(title="would replay")
+    for heading in ("Event ID", "Category", "Poisoned", "Duplicates removed", "Message ID"):
+        table.add_column(heading, overflow="fold")
+    for item in plan.items:
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (
+                    item.chosen.event_id or "-",
+                    item.chosen.category,
+                    _when(item.chosen.poisoned_at),
+                    str(len(item.duplicates)),
+                    item.chosen.message_id,
+                )
+            )
+        )
+    return table
+
+
+def _print_left_in_place(err: Console, entries: list[tuple[PoisonMessage, str]]) -> None:
+    for message, reason in entries:
+        err.print(Text(f"skipped {message.message_id} (eventId {message.event_id}): {reason}"))
+
+
+def report_summary(report: ReplayReport, *, from_file: bool) -> str:
+    dropped = "duplicate entries not sent" if from_file else "duplicates removed"
+    text = (
+        f"replayed {len(report.replayed)}, {dropped} {len(report.duplicates_dropped)}, "
+        f"skipped {len(report.left_in_place)}, not selected {report.not_selected}"
+    )
+    if report.sent_not_deleted:
+        text += (
+            f"; {len(report.sent_not_deleted)} sent but still in the poison queue too "
+            "(safe duplicate; a later replay resends them)"
+        )
+    if report.not_sent:
+        text += f"; {len(report.not_sent)} NOT sent (still in the poison queue)"
+    return text
+
+
+class ProgressBar:
+    """A rich progress bar on stderr, for batches large enough to be worth watching."""
+
+    def __init__(self, console: Console, description: str) -> None:
+        self._console = console
+        self._description = description
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < PROGRESS_THRESHOLD:
+            return
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self._console,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self._description, total=total)
+        if self._task is not None:
+            self._progress.update(self._task, completed=done)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def _read(session: Session) -> list[PoisonMessage]:
+    return read_poison_queue(
+        session.queues.poison, session.encoding, lease_seconds=session.lease_seconds
+    )
+
+
+def run_list(args: argparse.Namespace, session: Session) -> int:
+    messages = _read(session)
+    selected = session.selection.select(messages, session.now)
+    if args.format == "json":
+        print(json.dumps([list_record(message) for message in selected], indent=2))
+    else:
+        session.out.print(messages_table(selected))
+    approximate = approximate_message_count(session.queues.poison)
+    if approximate > len(messages):
+        session.err.print(
+            f"note: the service counts about {approximate} messages, {len(messages)} were "
+            "visible (others may be held by another reader right now)",
+            highlight=False,
+        )
+    session.record("list", {"listed": len(selected), "read": len(messages)})
+    return EXIT_OK
+
+
+def run_show(args: argparse.Namespace, session: Session) -> int:
+    matches = [
+        message
+        for message in _read(session)
+        if args.target in (message.message_id, message.event_id)
+    ]
+    session.record("show", {"shown": len(matches)}, details={"target": args.target})
+    if not matches:
+        session.err.print(Text(f"no poison message with id or eventId {args.target!r}"))
+        return EXIT_FAILED
+    if args.format == "json":
+        print(json.dumps([export_record(message) for message in matches], indent=2))
+    else:
+        print("\n\n".join(show_text(message, session.encoding) for message in matches))
+    return EXIT_OK
+
+
+def run_replay(args: argparse.Namespace, session: Session) -> int:
+    from_file: Path | None = args.from_file
+    entries = read_export(from_file, session.encoding) if from_file is not None else None
+    source = str(from_file) if from_file is not None else session.queues.poison.queue_name
+    target = session.queues.request.queue_name
+    details = {"to": target, **({"fromFile": str(from_file)} if from_file else {})}
+
+    if args.dry_run:
+        candidates = entries if entries is not None else _read(session)
+        selected = session.selection.select(candidates, session.now)
+        plan = plan_replay(selected, limit=args.limit)
+        session.out.print(plan_table(plan))
+        _print_left_in_place(session.err, list(plan.left_in_place))
+        duplicates = sum(len(item.duplicates) for item in plan.items)
+        print(
+            f"dry run: would replay {len(plan.items)} from {source} to {target}, "
+            f"duplicates {duplicates}, skipped {len(plan.left_in_place)}, "
+            f"not selected {len(candidates) - len(selected)}; nothing changed"
+        )
+        session.record(
+            "replay",
+            {"would_replay": len(plan.items), "duplicates": duplicates},
+            dry_run=True,
+            details=details,
+        )
+        return EXIT_OK
+
+    if session.selection.is_everything:
+        count = (
+            len(entries)
+            if entries is not None
+            else approximate_message_count(session.queues.poison)
+        )
+        question = f"Replay everything in {source} (about {count} messages) to {target}?"
+        if not mass_action_allowed(
+            question,
+            assume_yes=args.yes,
+            interactive=sys.stdin.isatty(),
+            ask=lambda text: Confirm.ask(text, console=session.err),
+        ):
+            session.err.print(
+                "refused: no filter selects everything; confirm at a terminal or pass --yes",
+                highlight=False,
+            )
+            return EXIT_USAGE
+
+    with ProgressBar(session.err, "replaying") as progress:
+        if entries is not None:
+            report = replay_entries(
+                entries,
+                session.queues.request,
+                session.selection,
+                encoding=session.encoding,
+                now=session.now,
+                limit=args.limit,
+                on_progress=progress,
+            )
+        else:
+            report = replay_poison_queue(
+                session.queues,
+                session.selection,
+                encoding=session.encoding,
+                now=session.now,
+                limit=args.limit,
+                lease_seconds=session.lease_seconds,
+                on_progress=progress,
+            )
+    _print_left_in_place(session.err, report.left_in_place)
+    for message in report.sent_not_deleted:
+        session.err.print(Text(f"sent but not deleted: {message.message_id}"))
+    for message, reason in report.not_sent:
+        session.err.print(Text(f"not sent: {message.message_id}: {reason}"))
+    print(report_summary(report, from_file=entries is not None))
+    session.record("replay", report.counts(), details=details)
+    return EXIT_OK if report.succeeded else EXIT_FAILED
+
+
+def run_export(args: argparse.Namespace, session: Session) -> int:
+    if args.delete_after and session.selection.is_everything:
+        count = approximate_message_count(session.queues.poison)
+        question = (
+            f"Export and then DELETE everything in {session.queues.poison.queue_name} "
+            f"(about {count} messages)?"
+        )
+        if not mass_action_allowed(
+            question,
+            assume_yes=args.yes,
+            interactive=sys.stdin.isatty(),
+            ask=lambda text: Confirm.ask(text, console=session.err),
+        ):
+            session.err.print(
+                "refused: --delete-after without a filter deletes everything; "
+                "confirm at a terminal or pass --yes",
+                highlight=False,
+            )
+            return EXIT_USAGE
+    report = export_poison_queue(
+        session.queues.poison,
+        session.selection,
+        args.output,
+        encoding=session.encoding,
+        now=session.now,
+        delete_after=args.delete_after,
+        lease_seconds=session.lease_seconds,
+    )
+    text = f"exported {report.exported} messages to {args.output}"
+    if args.delete_after:
+        text += f"; deleted {report.deleted} from the poison queue"
+        if report.not_deleted:
+            text += f", {report.not_deleted} NOT deleted (still in the queue, and in the file)"
+    print(text)
+    session.record(
+        "export",
+        {"exported": report.exported, "deleted": report.deleted},
+        details={"output": str(args.output)},
+    )
+    return EXIT_FAILED if report.not_deleted else EXIT_OK
+
+
+# --- entry point ------------------------------------------------------------------------
+
+
+def _stdout_console() -> Console:
+    # Piped output is read by grep or saved to a file: do not fold it to 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=240)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    err = Console(stderr=True)
+    try:
+        connection_string, account_url = storage_target(args, os.environ)
+        queues = Queues.connect(
+            args.queue,
+            connection_string=connection_string,
+            account_url=account_url,
+            credential=DefaultAzureCredential() if connection_string is None and account_url
+            else None,
+        )
+        session = Session(
+            queues=queues,
+            encoding=MessageEncoding(args.message_encoding),
+            selection=selection_from(args),
+            audit=AuditTrail(current_operator(args.operator), sys.stderr, args.audit_file),
+            now=datetime.now(UTC),
+            out=_stdout_console(),
+            err=err,
+            lease_seconds=args.lease_seconds,
+        )
+        handler: Callable[[argparse.Namespace, Session], int] = args.handler
+        return handler(args, session)
+    except OperatorError as error:
+        err.print(Text(f"error: {error}"))
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
