@@ -211,6 +211,19 @@ def parse_event(document: dict[str, Any]) -> HireEvent:
         ) from None
 
 
+def without_passwords(document: Any) -> Any:
+    """A copy with every password-like member removed, so a rejected event can be kept safely."""
+    if isinstance(document, dict):
+        return {
+            key: without_passwords(value)
+            for key, value in document.items()
+            if key in ("lastFailure", "replay") or not _PASSWORD_KEY.search(str(key))
+        }
+    if isinstance(document, list):
+        return [without_passwords(item) for item in document]
+    return document
+
+
 def _find_password(document: Any, path: str = "") -> str | None:
     if isinstance(document, dict):
         for key, value in document.items():

@@ -15,14 +15,18 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
 from shared.errors import ServiceUnavailableError
+from shared.events import without_passwords
 from shared.outcomes import Failure, utc_now_text
 
 NEVER_EXPIRES = -1
 
 
 def poisoned_event(document: dict[str, Any], failure: Failure, *, attempts: int) -> bytes:
-    """The original event with ``lastFailure`` set; any earlier ``lastFailure`` is replaced."""
-    envelope = dict(document)
+    """The original event with ``lastFailure`` set; any earlier ``lastFailure`` is replaced.
+
+    Password members an HR system should never have sent are dropped, not kept in the queue.
+    """
+    envelope = without_passwords(document)
     envelope["lastFailure"] = {
         **failure.as_error(),
         "attempts": attempts,

@@ -1,0 +1,251 @@
+"""The whole pipeline on a local stack: Azurite, the HTTPS stand-ins and the local host.
+
+``scripts/demo`` runs this after setting up the machine. It publishes a realistic batch of hire
+events, runs the real ``function_app.py`` until the queues are drained, prints the outcomes and
+the poison queue, and stops everything it started, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
+from rich.console import Console
+from rich.table import Table
+
+from devtools.azurite import start_azurite_queue
+from devtools.funchost import LocalFunctionsHost
+from devtools.publisher import HirePublisher
+from devtools.standins import Domain, Fault, StandInStack
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REQUEST_QUEUE = "user-create-requests"
+RESULT_QUEUE = "user-create-results"
+PARTNER_TENANT = "2f8e7a4c-5b1d-4e36-9c0a-7d1e2f3a4b5c"
+CONTOSO = "4b10bf41-ab11-40e3-8c53-cd67849b50de"
+FABRIKAM = "9c6e2d0b-3f41-4a7e-b5d2-1e8f7a6c5b40"
+NORTHWIND = "d2a7c3e1-8b4f-4c6d-9e0a-5f1b2c3d4e5f"  # the partner holds no GDAP role here
+TAILSPIN = "61f0e9d8-c7b6-4a59-8e4d-3c2b1a0f9e8d"  # its Partner Center calls keep failing
+# Demo-speed retries: the real host.json backs off 30 s between deliveries.
+DEMO_HOST_OPTIONS = {"visibilityTimeout": "00:00:01", "maxPollingInterval": "00:00:00.500"}
+
+console = Console()
+
+
+def _event(number: int, customer: str, domain: str, first: str, last: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "schemaVersion": "1.0",
+        "eventId": f"hr-2026-{number:06d}",
+        "customerTenantId": customer,
+        "user": {
+            "userPrincipalName": f"{first}.{last}@{domain}".lower(),
+            "firstName": first,
+            "lastName": last,
+            "displayName": f"{first} {last}",
+            "usageLocation": extra.pop("usageLocation", "US"),
+            "immutableId": f"E{number:05d}",
+        },
+        "correlationId": str(uuid.uuid4()),
+        **extra,
+    }
+
+
+def hire_batch() -> list[dict[str, Any]]:
+    return [
+        _event(101, CONTOSO, "contoso.onmicrosoft.com", "Jane", "Doe"),
+        _event(102, CONTOSO, "contoso.onmicrosoft.com", "Ravi", "Patel"),
+        _event(103, CONTOSO, "contoso.onmicrosoft.com", "Mei", "Chen"),  # throttled once
+        _event(104, FABRIKAM, "fabrikam.onmicrosoft.com", "Lukas", "Schmidt", usageLocation="DE"),
+        _event(105, FABRIKAM, "fabrikam.onmicrosoft.com", "Amelie", "Dubois", usageLocation="FR"),
+        _event(106, CONTOSO, "contoso.onmicrosoft.com", "Alex", "Taken"),  # UPN held by another
+        _event(107, NORTHWIND, "northwind.onmicrosoft.com", "Sam", "Lee"),  # no GDAP role
+        _event(108, FABRIKAM, "fabrikam.com", "Nora", "Federated"),  # federated domain
+        _event(109, TAILSPIN, "tailspin.onmicrosoft.com", "Omar", "Haddad"),  # outage
+    ]
+
+
+def seed(stack: StandInStack) -> None:
+    stack.seed_partner(PARTNER_TENANT)
+    stack.partner_center.add_customer(CONTOSO, [Domain("contoso.onmicrosoft.com")])
+    stack.partner_center.add_customer(
+        FABRIKAM,
+        [Domain("fabrikam.onmicrosoft.com"), Domain("fabrikam.com", federated=True)],
+    )
+    stack.partner_center.add_customer(NORTHWIND, [Domain("northwind.onmicrosoft.com")], gdap=False)
+    stack.partner_center.add_customer(TAILSPIN, [Domain("tailspin.onmicrosoft.com")])
+    stack.partner_center.add_user(
+        CONTOSO,
+        {
+            "userPrincipalName": "alex.taken@contoso.onmicrosoft.com",
+            "firstName": "Alexandra",
+            "lastName": "Taken",
+            "displayName": "Alexandra Taken",
+            "usageLocation": "US",
+            "immutableId": "E99999",
+        },
+    )
+    stack.partner_center.faults.add(
+        Fault.status(429, retry_after=1), match="POST /v1/customers/*/users", times=1
+    )
+    stack.partner_center.faults.add(
+        Fault.status(503), match=f"POST /v1/customers/{TAILSPIN}/users", times=1000
+    )
+
+
+def read_queue(client: QueueClient) -> list[dict[str, Any] | str]:
+    """Everything in a queue (a demo's queues are small), without removing it."""
+    found: list[dict[str, Any] | str] = []
+    received = list(client.receive_messages(max_messages=32, visibility_timeout=5))
+    for message in received:
+        content: bytes = message.content
+        try:
+            found.append(json.loads(content))
+        except ValueError:
+            found.append(content.decode("utf-8", errors="replace"))
+        client.update_message(message, visibility_timeout=0)
+    return found
+
+
+def outcome_table(outcomes: list[dict[str, Any] | str]) -> Table:
+    table = Table(title="Outcomes (result queue)", show_lines=False)
+    for column in ("eventId", "status", "category", "userPrincipalName", "attempts", "what to do"):
+        table.add_column(column, overflow="fold")
+    style = {"created": "green", "already_exists": "cyan", "rejected": "red", "failed": "yellow"}
+    for outcome in sorted(outcomes, key=lambda o: str(o.get("eventId")) if isinstance(o, dict) else ""):
+        if not isinstance(outcome, dict):
+            continue
+        error = outcome.get("error") or {}
+        table.add_row(
+            str(outcome.get("eventId")),
+            f"[{style.get(str(outcome['status']), 'white')}]{outcome['status']}[/]",
+            str(error.get("category") or ""),
+            str(outcome.get("userPrincipalName") or ""),
+            str(outcome.get("attempts")),
+            str(error.get("message") or outcome.get("initialPasswordSecretId") or "")[:140],
+        )
+    return table
+
+
+def poison_table(messages: list[dict[str, Any] | str]) -> Table:
+    table = Table(title="Poison queue (what operators replay)")
+    for column in ("eventId", "category", "httpStatus", "code", "attempts", "body"):
+        table.add_column(column, overflow="fold")
+    for message in messages:
+        if isinstance(message, dict):
+            failure = message.get("lastFailure") or {}
+            table.add_row(
+                str(message.get("eventId")),
+                str(failure.get("category", "(poisoned by host)")),
+                str(failure.get("httpStatus", "")),
+                str(failure.get("code", "")),
+                str(failure.get("attempts", "")),
+                "event + lastFailure" if failure else "event",
+            )
+        else:
+            table.add_row("-", "(not an event)", "", "", "", message[:60])
+    return table
+
+
+def run_demo(*, verbose: bool = False) -> int:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    with ExitStack() as cleanup:
+        console.rule("[bold]Starting the local stack")
+        azurite = cleanup.enter_context(start_azurite_queue())
+        console.print(f"Azurite queues on 127.0.0.1:{azurite.port}")
+        stack = cleanup.enter_context(StandInStack.start())
+        console.print(
+            f"Stand-ins over HTTPS: Partner Center {stack.partner_center.base_url}, "
+            f"Entra {stack.entra.authority_host}, Key Vault {stack.key_vault.vault_url}; "
+            f"CA {stack.ca_file}"
+        )
+        seed(stack)
+        settings = {
+            **stack.function_settings(PARTNER_TENANT),
+            "AzureWebJobsStorage": azurite.connection_string,
+            "REQUEST_QUEUE_NAME": REQUEST_QUEUE,
+            "RESULT_QUEUE_NAME": RESULT_QUEUE,
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+        }
+        os.environ.update(settings)
+
+        publisher = HirePublisher.from_connection_string(azurite.connection_string, REQUEST_QUEUE)
+        publisher.ensure_queue()
+        batch = hire_batch()
+        console.rule("[bold]HR publishes hire events")
+        for event in batch:
+            publisher.publish(event)
+            console.print(f"  {event['eventId']}  {event['user']['userPrincipalName']}")
+        invalid = _event(110, CONTOSO, "contoso.onmicrosoft.com", "Bad", "Country")
+        invalid["user"]["usageLocation"] = "XX"
+        HirePublisher.from_connection_string(
+            azurite.connection_string, REQUEST_QUEUE, validate=False
+        ).publish(invalid)
+        console.print(f"  {invalid['eventId']}  (invalid: usageLocation XX, sent unvalidated)")
+        publisher.publish_raw("this is not JSON")
+        console.print("  (a body that is not JSON)")
+
+        console.rule("[bold]The local Functions host runs function_app.py")
+        host = LocalFunctionsHost(PROJECT_ROOT, settings=settings, host_options=DEMO_HOST_OPTIONS)
+        host.start()
+        cleanup.callback(host.stop)
+        if not host.wait_until_drained(timeout=180):
+            console.print("[red]the queues did not drain within 180 s[/]")
+            return 1
+        console.print("HR delivers hire-2026-000101 a second time (at-least-once delivery)")
+        publisher.publish(batch[0])
+        if not host.wait_until_drained(timeout=60):
+            console.print("[red]the queues did not drain within 60 s[/]")
+            return 1
+        host.stop()
+
+        results = QueueClient.from_connection_string(
+            azurite.connection_string, RESULT_QUEUE, message_decode_policy=BinaryBase64DecodePolicy()
+        )
+        poison = QueueClient.from_connection_string(
+            azurite.connection_string,
+            f"{REQUEST_QUEUE}-poison",
+            message_decode_policy=BinaryBase64DecodePolicy(),
+        )
+        outcomes = read_queue(results)
+        console.rule("[bold]Results")
+        console.print(outcome_table(outcomes))
+        console.print(poison_table(read_queue(poison)))
+        created = sum(len(stack.partner_center.users(c)) for c in (CONTOSO, FABRIKAM))
+        console.print(
+            f"Users in customer tenants: {created} (one was there before); "
+            f"Partner Center calls: {stack.partner_center.counters['calls']}; "
+            f"token requests: {stack.entra.counters['token_requests']}"
+        )
+        statuses = {o.get("status") for o in outcomes if isinstance(o, dict)}
+        missing = {"created", "already_exists", "rejected", "failed"} - statuses
+        if missing:
+            console.print(f"[red]expected every status, missing {sorted(missing)}[/]")
+            return 1
+        console.print("[green]Demo finished: every event has an outcome, failures are in poison.[/]")
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the hire pipeline on a local stack.")
+    parser.add_argument("--verbose", action="store_true", help="show the function's log lines")
+    args = parser.parse_args(argv)
+    try:
+        return run_demo(verbose=args.verbose)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; everything the demo started has been stopped[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
