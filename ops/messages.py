@@ -188,8 +188,14 @@ class PoisonMessage:
         added = (LAST_FAILURE, REPLAY)
         return {key: value for key, value in self.event.items() if key not in added}
 
-    def sort_key(self) -> tuple[datetime, datetime]:
-        return (self.poisoned_at or _EARLIEST, self.inserted_on or _EARLIEST)
+    def sort_key(self) -> tuple[datetime, bool, datetime]:
+        """Orders copies by when they were poisoned; on a tie (timestamps have whole seconds)
+        a copy that says why it failed ranks above one that does not."""
+        return (
+            self.poisoned_at or _EARLIEST,
+            self.last_failure is not None,
+            self.inserted_on or _EARLIEST,
+        )
 
 
 def body_for_replay(

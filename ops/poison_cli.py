@@ -55,12 +55,14 @@ from ops.poison_queue import (
     replay_poison_queue,
 )
 from ops.selection import CATEGORY_CHOICES, ReplayPlan, Selection, parse_age, plan_replay
+from shared.hostconfig import QueueHostConfig
+from shared.settings import DEFAULT_REQUEST_QUEUE, STORAGE_CONNECTION_SETTING
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-DEFAULT_REQUEST_QUEUE = "user-create-requests"
+QUEUE_SERVICE_URI_SETTING = f"{STORAGE_CONNECTION_SETTING}__queueServiceUri"
 PROGRESS_THRESHOLD = 20
 """Batches smaller than this finish before a progress bar would tell anyone anything."""
 MAX_LEASE_SECONDS = 7 * 24 * 3600  # the service's limit for a visibility timeout
@@ -131,6 +133,13 @@ def _lease_seconds(text: str) -> int:
     return value
 
 
+def default_message_encoding() -> MessageEncoding:
+    """The app's own host.json setting, so the tool reads what the host writes."""
+    configured = QueueHostConfig.load().message_encoding
+    known = {encoding.value for encoding in MessageEncoding}
+    return MessageEncoding(configured) if configured in known else MessageEncoding.BASE64
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     storage = common.add_argument_group("storage")
@@ -147,15 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     storage.add_argument(
         "--queue",
-        default=os.environ.get("REQUEST_QUEUE_NAME") or DEFAULT_REQUEST_QUEUE,
+        default=os.environ.get("REQUEST_QUEUE_NAME", "").strip() or DEFAULT_REQUEST_QUEUE,
         help="the REQUEST queue's name; the poison queue is <queue>-poison "
         "(default: env REQUEST_QUEUE_NAME or %(default)s)",
     )
     storage.add_argument(
         "--message-encoding",
         choices=[encoding.value for encoding in MessageEncoding],
-        default=MessageEncoding.BASE64.value,
-        help="as host.json extensions.queues.messageEncoding (default: %(default)s)",
+        default=default_message_encoding().value,
+        help="how bodies sit on the queues (default: host.json's "
+        "extensions.queues.messageEncoding, %(default)s)",
     )
     storage.add_argument(
         "--lease-seconds",
@@ -226,9 +236,10 @@ def storage_target(
     """(connection string, account URL): flags first, then AzureWebJobsStorage, then its URI."""
     if args.connection_string or args.account_url:
         return args.connection_string, args.account_url
-    if environ.get("AzureWebJobsStorage"):
-        return environ["AzureWebJobsStorage"], None
-    return None, environ.get("AzureWebJobsStorage__queueServiceUri") or None
+    connection_string = environ.get(STORAGE_CONNECTION_SETTING, "").strip()
+    if connection_string:
+        return connection_string, None
+    return None, environ.get(QUEUE_SERVICE_URI_SETTING, "").strip() or None
 
 
 def selection_from(args: argparse.Namespace) -> Selection:

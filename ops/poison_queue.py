@@ -39,11 +39,11 @@ from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from ops.messages import MessageEncoding, PoisonMessage, body_for_replay, decode_event
 from ops.selection import ReplayItem, ReplayPlan, Selection, plan_replay
+from shared.poison import NEVER_EXPIRES
 
 PEEK_LIMIT = 32
 """The most messages one peek (or one receive) returns."""
 DEFAULT_LEASE_SECONDS = 300
-NEVER_EXPIRES = -1
 
 LEASE_LOST = "its lease was lost (someone else received it); still in the poison queue"
 REPLAYED_COPY_NOT_DELETED = "the replayed copy could not be deleted, so its duplicates stay too"
