@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from azure.core.exceptions import AzureError
 from azure.identity import DefaultAzureCredential
 from rich.console import Console
 from rich.progress import (
@@ -50,6 +51,7 @@ from ops.poison_queue import (
     Queues,
     ReplayReport,
     approximate_message_count,
+    first_line,
     read_poison_queue,
     replay_entries,
     replay_poison_queue,
@@ -619,6 +621,11 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args, session)
     except OperatorError as error:
         err.print(Text(f"error: {error}"))
+        return EXIT_FAILED
+    except AzureError as error:
+        # Authorisation, network or service errors: the first line says which, without the
+        # response dump that follows it.
+        err.print(Text(f"error: storage request failed: {first_line(error)}"))
         return EXIT_FAILED
 
 

@@ -281,7 +281,7 @@ class ReplayReport:
         }
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
@@ -306,7 +306,7 @@ def execute_replay(
         try:
             _replay_item(item, report, send=send, source=source, now=now, encoding=encoding)
         except AzureError as error:
-            reason = f"send failed: {_first_line(error)}"
+            reason = f"send failed: {first_line(error)}"
             report.not_sent += [(rest.chosen, reason) for rest in plan.items[done - 1 :]]
             break
         on_progress(done, len(plan.items))
@@ -345,7 +345,7 @@ def _replay_item(
         try:
             source.delete(duplicate)
         except AzureError as error:
-            report.left_in_place.append((duplicate, f"not deleted: {_first_line(error)}"))
+            report.left_in_place.append((duplicate, f"not deleted: {first_line(error)}"))
         else:
             report.duplicates_dropped.append(duplicate)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools.azurite import PROJECT_ROOT
+from ops.poison_cli import main
 from tests.ops.conftest import CUSTOMER, OTHER_CUSTOMER, Bench, b64, hire_event
 
 
@@ -333,8 +334,6 @@ def test_defaults_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv("AzureWebJobsStorage", bench.connection_string)
     monkeypatch.setenv("REQUEST_QUEUE_NAME", bench.queue_name)
-    from ops.poison_cli import main
-
     bench.capsys.readouterr()
     assert main(["list", "--format", "json"]) == 0
     assert len(json.loads(bench.capsys.readouterr().out)) == 4
@@ -359,3 +358,17 @@ def test_large_replay_shows_progress_and_moves_everything(bench: Bench) -> None:
     assert "replayed 45" in run.out
     assert bench.poison_ids() == set()
     assert bench.request.get_queue_properties().approximate_message_count == 45
+
+
+def test_storage_errors_are_reported_without_a_traceback(
+    bench: Bench, mixed: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong_key = base64.b64encode(b"not the account key").decode()
+    connection_string = bench.connection_string.replace(
+        bench.connection_string.split("AccountKey=")[1].split(";")[0], wrong_key
+    )
+    capsys.readouterr()
+    code = main(["list", "--connection-string", connection_string, "--queue", bench.queue_name])
+    err = capsys.readouterr().err
+    assert code == 1 and "error: storage request failed" in err
+
