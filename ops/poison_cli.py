@@ -18,45 +18,36 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 
 from azure.core.exceptions import AzureError
-from azure.identity import DefaultAzureCredential
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.prompt import Confirm
-from rich.table import Table
 from rich.text import Text
 
 from ops.audit import AuditTrail, current_operator
 from ops.export import export_poison_queue, export_record, read_export
-from ops.messages import (
-    BodyKind,
-    JsonObject,
-    MessageEncoding,
-    PoisonMessage,
-    decode_text,
-    format_timestamp,
-)
+from ops.messages import MessageEncoding, PoisonMessage
 from ops.poison_queue import (
     DEFAULT_LEASE_SECONDS,
     OperatorError,
     Queues,
-    ReplayReport,
     approximate_message_count,
     first_line,
     read_poison_queue,
     replay_entries,
     replay_poison_queue,
 )
-from ops.selection import CATEGORY_CHOICES, ReplayPlan, Selection, parse_age, plan_replay
+from ops.render import (
+    ProgressBar,
+    list_record,
+    messages_table,
+    plan_table,
+    print_left_in_place,
+    print_replay_problems,
+    report_summary,
+    show_text,
+)
+from ops.selection import CATEGORY_CHOICES, Selection, parse_age, plan_replay
 from shared.hostconfig import QueueHostConfig
 from shared.settings import DEFAULT_REQUEST_QUEUE, STORAGE_CONNECTION_SETTING
 
@@ -65,15 +56,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 QUEUE_SERVICE_URI_SETTING = f"{STORAGE_CONNECTION_SETTING}__queueServiceUri"
-PROGRESS_THRESHOLD = 20
-"""Batches smaller than this finish before a progress bar would tell anyone anything."""
 MAX_LEASE_SECONDS = 7 * 24 * 3600  # the service's limit for a visibility timeout
-
-_KIND_DESCRIPTIONS = {
-    BodyKind.FAILURE_RECORDED: "failure recorded by the function (lastFailure)",
-    BodyKind.HOST_POISONED: "poisoned by the Functions host (body only)",
-    BodyKind.NOT_AN_EVENT: "not an event (not base64, not UTF-8, or not a JSON object)",
-}
 
 
 @dataclass(frozen=True)
@@ -269,161 +252,6 @@ def mass_action_allowed(
 # --- rendering --------------------------------------------------------------------------
 
 
-def _when(value: datetime | None) -> str:
-    return format_timestamp(value) if value is not None else ""
-
-
-def _expiry(message: PoisonMessage) -> str:
-    return "never" if message.never_expires else _when(message.expires_on)
-
-
-def list_record(message: PoisonMessage) -> JsonObject:
-    failure = message.last_failure
-    return {
-        "messageId": message.message_id,
-        "eventId": message.event_id,
-        "customerTenantId": message.customer_tenant_id,
-        "userPrincipalName": message.user_principal_name,
-        "kind": message.kind.value,
-        "category": message.category,
-        "failureMessage": failure.get("message") if failure is not None else None,
-        "attempts": message.attempts,
-        "poisonedAt": _when(message.poisoned_at) or None,
-        "insertedOn": _when(message.inserted_on) or None,
-        "expiresOn": None if message.never_expires else _when(message.expires_on),
-        "dequeueCount": message.dequeue_count,
-        "replayCount": message.replay_count,
-    }
-
-
-def messages_table(messages: list[PoisonMessage]) -> Table:
-    table = Table(show_lines=False)
-    for heading in ("Event ID", "Customer", "UPN", "Category", "Failure", "Attempts",
-                    "Poisoned", "Expires", "Message ID"):
-        table.add_column(heading, overflow="fold")
-    for message in messages:
-        attempts = message.attempts
-        # Text, not str: bodies come from outside and must not be read as rich markup.
-        table.add_row(
-            *(
-                Text(cell)
-                for cell in (
-                    message.event_id or "-",
-                    message.customer_tenant_id or "-",
-                    message.user_principal_name or "-",
-                    message.category,
-                    message.failure_message,
-                    "" if attempts is None else str(attempts),
-                    _when(message.poisoned_at),
-                    _expiry(message),
-                    message.message_id,
-                )
-            )
-        )
-    return table
-
-
-def show_text(message: PoisonMessage, encoding: MessageEncoding) -> str:
-    lines = [
-        f"Message ID:     {message.message_id}",
-        f"Kind:           {_KIND_DESCRIPTIONS[message.kind]}",
-        f"Event ID:       {message.event_id or '-'}",
-        f"Category:       {message.category}",
-        f"Inserted:       {_when(message.inserted_on)}",
-        f"Poisoned:       {_when(message.poisoned_at)}",
-        f"Expires:        {_expiry(message)}",
-        f"Dequeue count:  {message.dequeue_count}",
-        f"Replayed:       {message.replay_count} time(s)",
-    ]
-    if message.event is not None:
-        lines += ["Body (decoded):", json.dumps(message.event, indent=2, ensure_ascii=False)]
-    else:
-        lines += ["Body (raw, as on the queue):", message.raw_body]
-        text = decode_text(message.raw_body, encoding)
-        if text is not None and encoding is not MessageEncoding.NONE:
-            lines += ["Body (base64-decoded text):", text]
-    return "\n".join(lines)
-
-
-def plan_table(plan: ReplayPlan) -> Table:
-    table = Table(title="would replay")
-    for heading in ("Event ID", "Category", "Poisoned", "Duplicates removed", "Message ID"):
-        table.add_column(heading, overflow="fold")
-    for item in plan.items:
-        table.add_row(
-            *(
-                Text(cell)
-                for cell in (
-                    item.chosen.event_id or "-",
-                    item.chosen.category,
-                    _when(item.chosen.poisoned_at),
-                    str(len(item.duplicates)),
-                    item.chosen.message_id,
-                )
-            )
-        )
-    return table
-
-
-def _print_left_in_place(err: Console, entries: list[tuple[PoisonMessage, str]]) -> None:
-    for message, reason in entries:
-        err.print(Text(f"skipped {message.message_id} (eventId {message.event_id}): {reason}"))
-
-
-def report_summary(report: ReplayReport, *, from_file: bool) -> str:
-    dropped = "duplicate entries not sent" if from_file else "duplicates removed"
-    text = (
-        f"replayed {len(report.replayed)}, {dropped} {len(report.duplicates_dropped)}, "
-        f"skipped {len(report.left_in_place)}, not selected {report.not_selected}"
-    )
-    if report.sent_not_deleted:
-        text += (
-            f"; {len(report.sent_not_deleted)} sent but still in the poison queue too "
-            "(safe duplicate; a later replay resends them)"
-        )
-    if report.not_sent:
-        text += f"; {len(report.not_sent)} NOT sent (still in the poison queue)"
-    return text
-
-
-class ProgressBar:
-    """A rich progress bar on stderr, for batches large enough to be worth watching."""
-
-    def __init__(self, console: Console, description: str) -> None:
-        self._console = console
-        self._description = description
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if total < PROGRESS_THRESHOLD:
-            return
-        if self._progress is None:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=self._console,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(self._description, total=total)
-        if self._task is not None:
-            self._progress.update(self._task, completed=done)
-
-    def __enter__(self) -> ProgressBar:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
 # --- commands ---------------------------------------------------------------------------
 
 
@@ -468,6 +296,20 @@ def run_show(args: argparse.Namespace, session: Session) -> int:
     return EXIT_OK
 
 
+def _confirmed(session: Session, assume_yes: bool, question: str, refusal: str) -> bool:
+    if mass_action_allowed(
+        question,
+        assume_yes=assume_yes,
+        interactive=sys.stdin.isatty(),
+        ask=lambda text: Confirm.ask(text, console=session.err),
+    ):
+        return True
+    session.err.print(
+        f"refused: {refusal}; confirm at a terminal or pass --yes", highlight=False
+    )
+    return False
+
+
 def run_replay(args: argparse.Namespace, session: Session) -> int:
     from_file: Path | None = args.from_file
     entries = read_export(from_file, session.encoding) if from_file is not None else None
@@ -480,38 +322,23 @@ def run_replay(args: argparse.Namespace, session: Session) -> int:
         selected = session.selection.select(candidates, session.now)
         plan = plan_replay(selected, limit=args.limit)
         session.out.print(plan_table(plan))
-        _print_left_in_place(session.err, list(plan.left_in_place))
+        print_left_in_place(session.err, plan.left_in_place)
         duplicates = sum(len(item.duplicates) for item in plan.items)
         print(
             f"dry run: would replay {len(plan.items)} from {source} to {target}, "
             f"duplicates {duplicates}, skipped {len(plan.left_in_place)}, "
             f"not selected {len(candidates) - len(selected)}; nothing changed"
         )
-        session.record(
-            "replay",
-            {"would_replay": len(plan.items), "duplicates": duplicates},
-            dry_run=True,
-            details=details,
-        )
+        counts = {"would_replay": len(plan.items), "duplicates": duplicates}
+        session.record("replay", counts, dry_run=True, details=details)
         return EXIT_OK
 
     if session.selection.is_everything:
-        count = (
-            len(entries)
-            if entries is not None
-            else approximate_message_count(session.queues.poison)
+        count = len(entries) if entries is not None else approximate_message_count(
+            session.queues.poison
         )
         question = f"Replay everything in {source} (about {count} messages) to {target}?"
-        if not mass_action_allowed(
-            question,
-            assume_yes=args.yes,
-            interactive=sys.stdin.isatty(),
-            ask=lambda text: Confirm.ask(text, console=session.err),
-        ):
-            session.err.print(
-                "refused: no filter selects everything; confirm at a terminal or pass --yes",
-                highlight=False,
-            )
+        if not _confirmed(session, args.yes, question, "no filter selects everything"):
             return EXIT_USAGE
 
     with ProgressBar(session.err, "replaying") as progress:
@@ -535,11 +362,7 @@ def run_replay(args: argparse.Namespace, session: Session) -> int:
                 lease_seconds=session.lease_seconds,
                 on_progress=progress,
             )
-    _print_left_in_place(session.err, report.left_in_place)
-    for message in report.sent_not_deleted:
-        session.err.print(Text(f"sent but not deleted: {message.message_id}"))
-    for message, reason in report.not_sent:
-        session.err.print(Text(f"not sent: {message.message_id}: {reason}"))
+    print_replay_problems(session.err, report)
     print(report_summary(report, from_file=entries is not None))
     session.record("replay", report.counts(), details=details)
     return EXIT_OK if report.succeeded else EXIT_FAILED
@@ -548,21 +371,10 @@ def run_replay(args: argparse.Namespace, session: Session) -> int:
 def run_export(args: argparse.Namespace, session: Session) -> int:
     if args.delete_after and session.selection.is_everything:
         count = approximate_message_count(session.queues.poison)
-        question = (
-            f"Export and then DELETE everything in {session.queues.poison.queue_name} "
-            f"(about {count} messages)?"
-        )
-        if not mass_action_allowed(
-            question,
-            assume_yes=args.yes,
-            interactive=sys.stdin.isatty(),
-            ask=lambda text: Confirm.ask(text, console=session.err),
-        ):
-            session.err.print(
-                "refused: --delete-after without a filter deletes everything; "
-                "confirm at a terminal or pass --yes",
-                highlight=False,
-            )
+        poison = session.queues.poison.queue_name
+        question = f"Export and then DELETE everything in {poison} (about {count} messages)?"
+        refusal = "--delete-after without a filter deletes everything"
+        if not _confirmed(session, args.yes, question, refusal):
             return EXIT_USAGE
     report = export_poison_queue(
         session.queues.poison,
@@ -601,11 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         connection_string, account_url = storage_target(args, os.environ)
         queues = Queues.connect(
-            args.queue,
-            connection_string=connection_string,
-            account_url=account_url,
-            credential=DefaultAzureCredential() if connection_string is None and account_url
-            else None,
+            args.queue, connection_string=connection_string, account_url=account_url
         )
         session = Session(
             queues=queues,

@@ -35,6 +35,7 @@ from typing import Protocol
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.identity import DefaultAzureCredential
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from ops.messages import MessageEncoding, PoisonMessage, body_for_replay, decode_event
@@ -71,7 +72,8 @@ class Queues:
         account_url: str | None = None,
         credential: TokenCredential | None = None,
     ) -> Queues:
-        """Exactly one of a connection string or an account URL (with its credential).
+        """A connection string, or else an account URL signed in with `credential`
+        (DefaultAzureCredential unless given).
 
         No message encode/decode policy is set: bodies are handled as the text on the queue, so
         that bodies which are not valid base64 can still be read and moved unchanged.
@@ -79,7 +81,9 @@ class Queues:
         if connection_string is not None:
             service = QueueServiceClient.from_connection_string(connection_string)
         elif account_url is not None:
-            service = QueueServiceClient(account_url, credential=credential)
+            service = QueueServiceClient(
+                account_url, credential=credential or DefaultAzureCredential()
+            )
         else:
             raise OperatorError(
                 "no storage account: pass --connection-string or --account-url, or set "
