@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from azure.core.exceptions import AzureError
@@ -97,7 +97,7 @@ class Session:
 # --- argument parsing -------------------------------------------------------------------
 
 
-def _age(text: str) -> object:
+def _age(text: str) -> timedelta:
     try:
         return parse_age(text)
     except ValueError as error:

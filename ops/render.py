@@ -40,7 +40,6 @@ _KIND_DESCRIPTIONS = {
 }
 
 
-
 def _when(value: datetime | None) -> str:
     return format_timestamp(value) if value is not None else ""
 
