@@ -1,0 +1,34 @@
+import uuid
+
+import pytest
+
+from devtools.standins import Domain, PartnerSeed, StandInStack
+from devtools.standins.fixtures import standin_stack, standins  # noqa: F401 (fixtures)
+
+from .helpers import partner_center_token
+
+
+@pytest.fixture
+def partner(standins: StandInStack) -> PartnerSeed:
+    return standins.seed_partner(str(uuid.uuid4()))
+
+
+@pytest.fixture
+def token(standins: StandInStack, partner: PartnerSeed) -> str:
+    """An App+User Partner Center access token."""
+    return partner_center_token(standins, partner)
+
+
+@pytest.fixture
+def customer(standins: StandInStack) -> str:
+    tenant_id = str(uuid.uuid4())
+    standins.partner_center.add_customer(
+        tenant_id,
+        [
+            Domain("contoso.onmicrosoft.com"),
+            Domain("contoso.com"),
+            Domain("unverified.example", verified=False),
+            Domain("federated.example", federated=True),
+        ],
+    )
+    return tenant_id
