@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ops.messages import BodyKind, MessageEncoding, PoisonMessage, body_for_replay, decode_event
-from ops.poison_cli import mass_action_allowed
+from ops.poison_cli import build_parser, main, mass_action_allowed, storage_target
+from ops.poison_queue import Queues
 from ops.selection import BEYOND_LIMIT, DIVERGENT_COPY, Selection, parse_age, plan_replay
 from tests.ops.conftest import CUSTOMER, OTHER_CUSTOMER, b64, hire_event, iso
 
@@ -162,3 +163,31 @@ def test_mass_action_needs_yes_or_a_person() -> None:
     assert not mass_action_allowed("?", assume_yes=False, interactive=False, ask=unreachable)
     assert mass_action_allowed("?", assume_yes=False, interactive=True, ask=agree)
     assert not mass_action_allowed("?", assume_yes=False, interactive=True, ask=refuse)
+
+
+def test_storage_target_prefers_flags_then_connection_string_then_service_uri() -> None:
+    def target(argv: list[str], environ: dict[str, str]) -> tuple[str | None, str | None]:
+        return storage_target(build_parser().parse_args(["list", *argv]), environ)
+
+    uri = "https://acct.queue.core.windows.net"
+    both = {"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+            "AzureWebJobsStorage__queueServiceUri": uri}
+    assert target([], both) == ("UseDevelopmentStorage=true", None)
+    assert target([], {"AzureWebJobsStorage__queueServiceUri": uri}) == (None, uri)
+    assert target(["--account-url", uri], both) == (None, uri)
+    assert target(["--connection-string", "x"], {}) == ("x", None)
+    assert target([], {}) == (None, None)
+
+
+def test_development_storage_means_azurite_on_10001() -> None:
+    queues = Queues.connect("user-create-requests", connection_string="UseDevelopmentStorage=true")
+    assert queues.poison.url == "http://127.0.0.1:10001/devstoreaccount1/user-create-requests-poison"
+
+
+def test_no_storage_account_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.delenv("AzureWebJobsStorage__queueServiceUri", raising=False)
+    assert main(["list"]) == 1
+    assert "no storage account" in capsys.readouterr().err
