@@ -119,7 +119,7 @@ class EntraStandIn(StandInService[EntraConfig]):
         self._apps.clear()
         with self._refresh_lock:
             self._refresh_tokens.clear()
-        self._tokens.clear()
+        self._tokens.undo_early_expiry()
 
     def _new_refresh_token(self, tenant_id: str, client_id: str, *, user_id: str, mfa: bool) -> str:
         token = "standin-rt." + secrets.token_urlsafe(48)

@@ -183,6 +183,7 @@ class KeyVaultStandIn(StandInService[KeyVaultConfig]):
             Route("GET", "/secrets/{name}", self._get_latest, trailing_slash=True),
             Route("GET", "/secrets/{name}/{version}", self._get_version),
             Route("PUT", "/secrets/{name}", self._set_secret),
+            Route("PATCH", "/secrets/{name}", self._update_latest, trailing_slash=True),
             Route("PATCH", "/secrets/{name}/{version}", self._update_properties),
         ]
 
@@ -194,6 +195,9 @@ class KeyVaultStandIn(StandInService[KeyVaultConfig]):
 
     def _set_secret(self, request: Request, params: dict[str, str]) -> Response:
         return self._handle(request, lambda: self._write(params["name"], request))
+
+    def _update_latest(self, request: Request, params: dict[str, str]) -> Response:
+        return self._handle(request, lambda: self._update(params["name"], None, request))
 
     def _update_properties(self, request: Request, params: dict[str, str]) -> Response:
         return self._handle(
@@ -302,11 +306,11 @@ class KeyVaultStandIn(StandInService[KeyVaultConfig]):
         self.tally("secret_writes", name)
         return self._vault_json(200, self._bundle(stored))
 
-    def _update(self, name: str, version_id: str, request: Request) -> Response:
+    def _update(self, name: str, version_id: str | None, request: Request) -> Response:
         self._permitted_name(name)
         body = _json_object(request)
         with self._lock:
-            version = self._find(name, version_id or None)
+            version = self._find(name, version_id)
             attributes = body.get("attributes") or {}
             if "contentType" in body:
                 version.content_type = body["contentType"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -43,6 +43,7 @@ class AccessTokenRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tokens: dict[str, AccessToken] = {}
+        self._expired_early: set[str] = set()
 
     def issue(
         self,
@@ -73,9 +74,10 @@ class AccessTokenRegistry:
             return TokenProblem.MISSING
         with self._lock:
             grant = self._tokens.get(token)
+            expired_early = token in self._expired_early
         if grant is None:
             return TokenProblem.UNKNOWN
-        if grant.expires_on <= time.time():
+        if expired_early or grant.expires_on <= time.time():
             return TokenProblem.EXPIRED
         if grant.audience != normalise_resource(audience):
             return TokenProblem.WRONG_AUDIENCE
@@ -84,10 +86,11 @@ class AccessTokenRegistry:
     def expire_all(self) -> None:
         """Make every token issued so far expired, as if an hour had passed."""
         with self._lock:
-            self._tokens = {
-                token: replace(grant, expires_on=0.0) for token, grant in self._tokens.items()
-            }
+            self._expired_early.update(self._tokens)
 
-    def clear(self) -> None:
+    def undo_early_expiry(self) -> None:
+        """Tokens are never forgotten (clients cache them, as they cache real ones, and a
+        stand-in reset must not break a client that outlives a test); only early expiry is
+        undone."""
         with self._lock:
-            self._tokens.clear()
+            self._expired_early.clear()

@@ -42,7 +42,10 @@ def test_success_status_200_variant(standins, customer, token):
 def test_answer_echoes_request_and_correlation_ids(standins, customer, token):
     request_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
     answer = create_user(
-        standins, customer, token, **{"MS-RequestId": request_id, "MS-CorrelationId": correlation_id}
+        standins,
+        customer,
+        token,
+        **{"MS-RequestId": request_id, "MS-CorrelationId": correlation_id},
     )
     assert answer.headers["MS-RequestId"] == request_id
     assert answer.headers["MS-CorrelationId"] == correlation_id
@@ -385,7 +388,10 @@ def test_list_filters_inactive_users(standins, customer, token):
     assert len(active.json()["items"]) == 2
     inactive = requests.get(
         users_url(standins, customer),
-        params={"size": 10, "filter": '{"Field":"UserState","Value":"Inactive","Operator":"equals"}'},
+        params={
+            "size": 10,
+            "filter": '{"Field":"UserState","Value":"Inactive","Operator":"equals"}',
+        },
         headers=headers(token),
         timeout=5,
     )
