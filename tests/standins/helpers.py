@@ -1,6 +1,7 @@
 """Small clients for the tests: real requests calls, nothing mocked."""
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -42,7 +43,8 @@ def user_body(upn: str = "jane.doe@contoso.onmicrosoft.com", **overrides: Any) -
     return body
 
 
-def headers(token: str | None, **extra: str) -> dict[str, str]:
+def headers(token: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a well-behaved Partner Center client sends (fresh request and correlation ids)."""
     sent = {
         "Accept": "application/json",
         "MS-RequestId": str(uuid.uuid4()),
@@ -51,7 +53,7 @@ def headers(token: str | None, **extra: str) -> dict[str, str]:
     }
     if token is not None:
         sent["Authorization"] = f"Bearer {token}"
-    sent.update(extra)
+    sent.update(extra or {})
     return sent
 
 
@@ -62,12 +64,13 @@ def create_user(
     body: dict[str, Any] | None = None,
     *,
     timeout: float = 5,
-    session: requests.Session | None = None,
-    **extra_headers: str,
+    request_id: str | None = None,
+    correlation_id: str | None = None,
 ) -> requests.Response:
-    return (session or requests).post(
+    chosen_ids = {"MS-RequestId": request_id, "MS-CorrelationId": correlation_id}
+    return requests.post(
         f"{stack.partner_center.base_url}/v1/customers/{customer}/users",
         json=user_body() if body is None else body,
-        headers=headers(token, **extra_headers),
+        headers=headers(token, {name: value for name, value in chosen_ids.items() if value}),
         timeout=timeout,
     )

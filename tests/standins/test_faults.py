@@ -100,10 +100,10 @@ def test_apply_then_drop_creates_and_a_replay_is_absorbed(standins, customer, to
     request_id = str(uuid.uuid4())
 
     with pytest.raises(requests.ConnectionError):
-        create_user(standins, customer, token, **{"MS-RequestId": request_id})
+        create_user(standins, customer, token, request_id=request_id)
     assert standins.partner_center.counters["users_created"] == 1
 
-    retry = create_user(standins, customer, token, **{"MS-RequestId": request_id})
+    retry = create_user(standins, customer, token, request_id=request_id)
     assert retry.status_code == 201
     assert retry.json()["id"] == standins.partner_center.users(customer)[0]["id"]
     assert len(standins.partner_center.users(customer)) == 1
@@ -115,13 +115,13 @@ def test_apply_then_hang_creates_but_the_client_times_out(standins, customer, to
     request_id = str(uuid.uuid4())
 
     with pytest.raises(requests.ReadTimeout):
-        create_user(standins, customer, token, timeout=0.3, **{"MS-RequestId": request_id})
+        create_user(standins, customer, token, timeout=0.3, request_id=request_id)
     # A client that retries with a new MS-RequestId would hit its own duplicate:
     fresh = create_user(standins, customer, token)
     assert fresh.status_code == 400
     assert "already exists" in fresh.json()["description"]
     # ... the same MS-RequestId gets the first answer instead.
-    replay = create_user(standins, customer, token, **{"MS-RequestId": request_id})
+    replay = create_user(standins, customer, token, request_id=request_id)
     assert replay.status_code == 201
     assert standins.partner_center.counters["users_created"] == 1
 
@@ -133,7 +133,9 @@ def test_hang_does_not_block_stop():
 
     def call() -> None:
         try:
-            requests.get(f"{stack.partner_center.base_url}/v1/x", timeout=30, verify=stack.ca_file)
+            requests.get(
+                f"{stack.partner_center.base_url}/v1/x", timeout=30, verify=str(stack.ca_file)
+            )
         except requests.RequestException as error:
             outcome.append(error)
 

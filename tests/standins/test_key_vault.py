@@ -97,6 +97,7 @@ def test_python_api_set_secret_with_expiry(standins):
 def test_missing_secret_is_404_secret_not_found(standins):
     with pytest.raises(ResourceNotFoundError) as raised:
         secret_client(standins).get_secret("nothing-here")
+    assert raised.value.error is not None
     assert raised.value.error.code == "SecretNotFound"
 
 
@@ -128,6 +129,7 @@ def test_denied_name_is_403(standins, partner):
     with pytest.raises(HttpResponseError) as raised:
         client.get_secret("partner-center-app-secret")
     assert raised.value.status_code == 403
+    assert raised.value.error is not None
     assert raised.value.error.code == "Forbidden"
     with pytest.raises(HttpResponseError):
         client.set_secret("partner-center-app-secret", "x")

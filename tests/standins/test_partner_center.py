@@ -45,7 +45,8 @@ def test_answer_echoes_request_and_correlation_ids(standins, customer, token):
         standins,
         customer,
         token,
-        **{"MS-RequestId": request_id, "MS-CorrelationId": correlation_id},
+        request_id=request_id,
+        correlation_id=correlation_id,
     )
     assert answer.headers["MS-RequestId"] == request_id
     assert answer.headers["MS-CorrelationId"] == correlation_id
@@ -53,7 +54,7 @@ def test_answer_echoes_request_and_correlation_ids(standins, customer, token):
 
 def test_requests_are_recorded_with_headers_and_redacted_password(standins, customer, token):
     request_id = str(uuid.uuid4())
-    create_user(standins, customer, token, **{"MS-RequestId": request_id})
+    create_user(standins, customer, token, request_id=request_id)
 
     (recorded,) = standins.partner_center.requests
     assert recorded.method == "POST"
@@ -153,9 +154,9 @@ def test_auth_is_checked_before_the_customer(standins):
 
 
 def test_malformed_request_id_header_is_400(standins, customer, token):
-    answer = create_user(standins, customer, token, **{"MS-RequestId": "not-a-guid"})
+    answer = create_user(standins, customer, token, request_id="not-a-guid")
     assert (answer.status_code, answer.json()["code"]) == (400, 800002)
-    answer = create_user(standins, customer, token, **{"MS-CorrelationId": "nope"})
+    answer = create_user(standins, customer, token, correlation_id="nope")
     assert answer.status_code == 400
 
 
@@ -297,8 +298,8 @@ def test_replayed_request_id_returns_the_first_answer_and_creates_nothing(
     standins, customer, token
 ):
     request_id = str(uuid.uuid4())
-    first = create_user(standins, customer, token, **{"MS-RequestId": request_id})
-    replay = create_user(standins, customer, token, **{"MS-RequestId": request_id.upper()})
+    first = create_user(standins, customer, token, request_id=request_id)
+    replay = create_user(standins, customer, token, request_id=request_id.upper())
 
     assert replay.status_code == first.status_code == 201
     assert replay.json() == first.json()
@@ -311,8 +312,8 @@ def test_replayed_request_id_returns_the_first_answer_and_creates_nothing(
 def test_replay_of_a_business_failure_returns_the_same_failure(standins, customer, token):
     request_id = str(uuid.uuid4())
     body = user_body(usageLocation="XX")
-    first = create_user(standins, customer, token, body, **{"MS-RequestId": request_id})
-    replay = create_user(standins, customer, token, **{"MS-RequestId": request_id})
+    first = create_user(standins, customer, token, body, request_id=request_id)
+    replay = create_user(standins, customer, token, request_id=request_id)
     assert first.status_code == replay.status_code == 400
     assert replay.json() == first.json()
     assert standins.partner_center.counters["users_created"] == 0
@@ -322,8 +323,8 @@ def test_request_ids_are_remembered_per_customer(standins, customer, token):
     other = str(uuid.uuid4())
     standins.partner_center.add_customer(other, [Domain("contoso.onmicrosoft.com")])
     request_id = str(uuid.uuid4())
-    create_user(standins, customer, token, **{"MS-RequestId": request_id})
-    answer = create_user(standins, other, token, **{"MS-RequestId": request_id})
+    create_user(standins, customer, token, request_id=request_id)
+    answer = create_user(standins, other, token, request_id=request_id)
     assert answer.status_code == 201
     assert standins.partner_center.counters["replays_absorbed"] == 0
 
@@ -331,8 +332,8 @@ def test_request_ids_are_remembered_per_customer(standins, customer, token):
 def test_request_id_memory_can_be_switched_off(standins, customer, token):
     standins.partner_center.config.idempotent_request_ids = False
     request_id = str(uuid.uuid4())
-    create_user(standins, customer, token, **{"MS-RequestId": request_id})
-    again = create_user(standins, customer, token, **{"MS-RequestId": request_id})
+    create_user(standins, customer, token, request_id=request_id)
+    again = create_user(standins, customer, token, request_id=request_id)
     assert again.status_code == 400  # the duplicate UPN, as a service that forgot would say
 
 
@@ -389,7 +390,7 @@ def test_list_filters_inactive_users(standins, customer, token):
     inactive = requests.get(
         users_url(standins, customer),
         params={
-            "size": 10,
+            "size": "10",
             "filter": '{"Field":"UserState","Value":"Inactive","Operator":"equals"}',
         },
         headers=headers(token),
@@ -401,7 +402,7 @@ def test_list_filters_inactive_users(standins, customer, token):
 def test_bad_continuation_token_and_size_are_400(standins, customer, token):
     answer = requests.get(
         users_url(standins, customer) + "?size=2&seekOperation=next",
-        headers=headers(token, **{"MS-ContinuationToken": "bogus"}),
+        headers=headers(token, {"MS-ContinuationToken": "bogus"}),
         timeout=5,
     )
     assert answer.status_code == 400

@@ -3,6 +3,8 @@ import json
 import ssl
 import threading
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import certifi
 import pytest
@@ -56,7 +58,7 @@ def test_connections_are_kept_alive(standins):
 def test_chunked_request_body(standins, customer, token):
     body = json.dumps(user_body()).encode()
 
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         yield body[:10]
         yield body[10:]
 
@@ -91,12 +93,10 @@ def test_concurrent_creates_are_all_counted(standins, customer, token):
 
 def test_concurrent_replays_create_once(standins, customer, token):
     request_id = str(uuid.uuid4())
-    answers: list[dict] = []
+    answers: list[dict[str, Any]] = []
 
     def create() -> None:
-        answers.append(
-            create_user(standins, customer, token, **{"MS-RequestId": request_id}).json()
-        )
+        answers.append(create_user(standins, customer, token, request_id=request_id).json())
 
     workers = [threading.Thread(target=create) for _ in range(8)]
     for worker in workers:
