@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -74,7 +73,6 @@ class EntraStandIn(StandInService[EntraConfig]):
         self._tokens = tokens
         self._apps: dict[tuple[str, str], str] = {}
         self._refresh_tokens: dict[str, _RefreshToken] = {}
-        self._refresh_lock = threading.Lock()
         super().__init__(EntraConfig())
 
     @property
@@ -103,12 +101,12 @@ class EntraStandIn(StandInService[EntraConfig]):
         )
 
     def revoke_refresh_token(self, token: str) -> None:
-        with self._refresh_lock:
+        with self._lock:
             self._refresh_tokens[token].revoked = True
 
     def expire_refresh_token(self, token: str) -> None:
         """As if the refresh token had not been used for 90 days."""
-        with self._refresh_lock:
+        with self._lock:
             self._refresh_tokens[token].expires_on = 0.0
 
     def expire_access_tokens(self) -> None:
@@ -117,14 +115,14 @@ class EntraStandIn(StandInService[EntraConfig]):
 
     def clear_state(self) -> None:
         self._apps.clear()
-        with self._refresh_lock:
+        with self._lock:
             self._refresh_tokens.clear()
         self._tokens.undo_early_expiry()
 
     def _new_refresh_token(self, tenant_id: str, client_id: str, *, user_id: str, mfa: bool) -> str:
         token = "standin-rt." + secrets.token_urlsafe(48)
         expires_on = time.time() + self.config.refresh_token_lifetime
-        with self._refresh_lock:
+        with self._lock:
             self._refresh_tokens[token] = _RefreshToken(
                 tenant_id.lower(), client_id.lower(), user_id, mfa, expires_on
             )
@@ -289,7 +287,7 @@ class EntraStandIn(StandInService[EntraConfig]):
         v2: bool,
     ) -> Response:
         presented = form.get("refresh_token", "")
-        with self._refresh_lock:
+        with self._lock:
             grant = self._refresh_tokens.get(presented)
             if (
                 grant is None

@@ -425,11 +425,15 @@ class KeyVaultStandIn(StandInService[KeyVaultConfig]):
 
     def _control_deny(self, request: Request, _params: dict[str, str]) -> Response:
         self.deny(control_object(request).get("name"))
-        return Response.json(200, {"denied": sorted(str(name) for name in self._denied)})
+        with self._lock:
+            denied = sorted("*" if name is None else name for name in self._denied)
+        return Response.json(200, {"denied": denied})
 
     def _control_grant(self, request: Request, _params: dict[str, str]) -> Response:
         self.grant_access(control_object(request)["clientId"])
-        return Response.json(200, {"granted": sorted(self._granted)})
+        with self._lock:
+            granted = sorted(self._granted)
+        return Response.json(200, {"granted": granted})
 
 
 def _check_name(name: str) -> None:

@@ -9,6 +9,7 @@ wraps the real handling.
 from __future__ import annotations
 
 import copy
+import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -125,7 +126,7 @@ class StandInService(ABC, Generic[ConfigT]):
 
     # Lifecycle -------------------------------------------------------------------------------
 
-    def listen(self, tls_context: Any, *, port: int = 0) -> None:
+    def listen(self, tls_context: ssl.SSLContext, *, port: int = 0) -> None:
         self._server = StandInServer(self, tls_context, port=port)
 
     def stop(self) -> None:

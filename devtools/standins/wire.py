@@ -111,6 +111,3 @@ class Router:
             if params is not None:
                 return route, params
         return None
-
-    def path_exists(self, path: str) -> bool:
-        return any(route.match(route.method, path) is not None for route in self._routes)
