@@ -3,13 +3,11 @@ import uuid
 import pytest
 
 from devtools.standins import Domain, PartnerSeed, StandInStack
-from devtools.standins import fixtures as standin_fixtures
 
 from .helpers import partner_center_token
 
-# The project's own fixtures, under the names the brief gives them.
-standin_stack = standin_fixtures.standin_stack
-standins = standin_fixtures.standins
+# standin_stack and standins come from tests/conftest.py. Defining them again here would make
+# a second session fixture: two stacks in one session, fighting over REQUESTS_CA_BUNDLE.
 
 
 @pytest.fixture
