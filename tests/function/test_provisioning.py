@@ -69,15 +69,15 @@ def test_the_create_call_carries_the_documented_headers(harness: FunctionHarness
 
     harness.invoke(event)
 
-    (create,) = [r for r in harness.stack.partner_center.requests if r["method"] == "POST"]
-    headers = {k.lower(): v for k, v in create["headers"].items()}
+    (create,) = [r for r in harness.stack.partner_center.requests if r.method == "POST"]
+    headers = create.headers
     assert headers["authorization"].startswith("Bearer ")
     assert headers["accept"] == "application/json"
     assert headers["ms-contract-version"] == "v1"
     assert headers["ms-requestid"] == HireEvent.model_validate(event).request_id
     assert headers["ms-correlationid"] == event["correlationId"]
-    assert create["json"]["attributes"] == {"objectType": "CustomerUser"}
-    assert create["json"]["passwordProfile"]["forceChangePassword"] is True
+    assert create.json["attributes"] == {"objectType": "CustomerUser"}
+    assert create.json["passwordProfile"]["forceChangePassword"] is True
 
 
 @pytest.mark.parametrize("success_status", [200, 201])
