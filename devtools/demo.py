@@ -40,7 +40,9 @@ DEMO_HOST_OPTIONS = {"visibilityTimeout": "00:00:01", "maxPollingInterval": "00:
 console = Console()
 
 
-def _event(number: int, customer: str, domain: str, first: str, last: str, **extra: Any) -> dict[str, Any]:
+def _event(
+    number: int, customer: str, domain: str, first: str, last: str, **extra: Any
+) -> dict[str, Any]:
     return {
         "schemaVersion": "1.0",
         "eventId": f"hr-2026-{number:06d}",
@@ -119,7 +121,9 @@ def outcome_table(outcomes: list[dict[str, Any] | str]) -> Table:
     for column in ("eventId", "status", "category", "userPrincipalName", "attempts", "what to do"):
         table.add_column(column, overflow="fold")
     style = {"created": "green", "already_exists": "cyan", "rejected": "red", "failed": "yellow"}
-    for outcome in sorted(outcomes, key=lambda o: str(o.get("eventId")) if isinstance(o, dict) else ""):
+    for outcome in sorted(
+        outcomes, key=lambda o: str(o.get("eventId")) if isinstance(o, dict) else ""
+    ):
         if not isinstance(outcome, dict):
             continue
         error = outcome.get("error") or {}
@@ -210,7 +214,9 @@ def run_demo(*, verbose: bool = False) -> int:
         host.stop()
 
         results = QueueClient.from_connection_string(
-            azurite.connection_string, RESULT_QUEUE, message_decode_policy=BinaryBase64DecodePolicy()
+            azurite.connection_string,
+            RESULT_QUEUE,
+            message_decode_policy=BinaryBase64DecodePolicy(),
         )
         poison = QueueClient.from_connection_string(
             azurite.connection_string,
@@ -232,7 +238,9 @@ def run_demo(*, verbose: bool = False) -> int:
         if missing:
             console.print(f"[red]expected every status, missing {sorted(missing)}[/]")
             return 1
-        console.print("[green]Demo finished: every event has an outcome, failures are in poison.[/]")
+        console.print(
+            "[green]Demo finished: every event has an outcome, failures are in poison.[/]"
+        )
         return 0
 
 

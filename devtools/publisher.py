@@ -12,6 +12,7 @@ it to the request queue.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from shared.events import InvalidEvent, parse_event
@@ -41,7 +43,11 @@ class HirePublisher:
 
     @classmethod
     def from_connection_string(
-        cls, connection_string: str, queue_name: str = DEFAULT_REQUEST_QUEUE, *, validate: bool = True
+        cls,
+        connection_string: str,
+        queue_name: str = DEFAULT_REQUEST_QUEUE,
+        *,
+        validate: bool = True,
     ) -> HirePublisher:
         client = QueueClient.from_connection_string(
             connection_string, queue_name, message_encode_policy=TextBase64EncodePolicy()
@@ -49,7 +55,7 @@ class HirePublisher:
         return cls(client, validate=validate)
 
     def ensure_queue(self) -> None:
-        if not self._client.exists():
+        with contextlib.suppress(ResourceExistsError):
             self._client.create_queue()
 
     def publish(self, event: dict[str, Any]) -> Published:

@@ -31,7 +31,9 @@ FEDERATED_DOMAIN = "fabrikam.com"
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, budget=3.0, max_deliveries=5)
 
 
-def hire_event(number: int = 1, *, customer: str = CUSTOMER, domain: str = DOMAIN) -> dict[str, Any]:
+def hire_event(
+    number: int = 1, *, customer: str = CUSTOMER, domain: str = DOMAIN
+) -> dict[str, Any]:
     return {
         "schemaVersion": "1.0",
         "eventId": f"hr-2026-{number:06d}",
@@ -122,7 +124,9 @@ def harness(
     standins.partner_center.add_customer(
         CUSTOMER, [Domain(DOMAIN), Domain(FEDERATED_DOMAIN, federated=True)], gdap=True
     )
-    standins.partner_center.add_customer(NO_GDAP_CUSTOMER, [Domain("northwind.onmicrosoft.com")], gdap=False)
+    standins.partner_center.add_customer(
+        NO_GDAP_CUSTOMER, [Domain("northwind.onmicrosoft.com")], gdap=False
+    )
     queue = f"req{uuid.uuid4().hex[:12]}"
     settings = {
         **standins.function_settings(partner_tenant_id),
@@ -141,7 +145,9 @@ def harness(
         )
     )
     poison = QueueClient.from_connection_string(
-        azurite.connection_string, f"{queue}-poison", message_decode_policy=BinaryBase64DecodePolicy()
+        azurite.connection_string,
+        f"{queue}-poison",
+        message_decode_policy=BinaryBase64DecodePolicy(),
     )
     poison.create_queue()
     try:

@@ -24,7 +24,9 @@ class FakeClock:
         return self.now
 
 
-def make_credentials(stack: StandInStack, **options: object) -> tuple[PartnerCenterCredentials, str]:
+def make_credentials(
+    stack: StandInStack, **options: object
+) -> tuple[PartnerCenterCredentials, str]:
     partner_tenant_id = str(uuid.uuid4())
     stack.seed_partner(partner_tenant_id)
     vault_credential = ClientSecretCredential(

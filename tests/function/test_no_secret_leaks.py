@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 
@@ -73,10 +74,8 @@ def test_no_secret_reaches_logs_outcomes_poison_messages_or_exceptions(
     }
     for event in events:
         name = secret_name_for(event["eventId"])
-        try:
+        with contextlib.suppress(KeyError):
             secrets[f"password of {event['eventId']}"] = stack.key_vault.get_secret_value(name)
-        except KeyError:
-            pass
     for request in stack.partner_center.requests:
         authorization = request.headers.get("authorization")
         if authorization:

@@ -81,13 +81,17 @@ def test_the_create_call_carries_the_documented_headers(harness: FunctionHarness
 
 
 @pytest.mark.parametrize("success_status", [200, 201])
-def test_both_success_statuses_count_as_created(harness: FunctionHarness, success_status: int) -> None:
+def test_both_success_statuses_count_as_created(
+    harness: FunctionHarness, success_status: int
+) -> None:
     harness.stack.partner_center.config.success_status = success_status
 
     assert harness.invoke(hire_event(4))["status"] == "created"
 
 
-def test_replaying_the_same_event_gives_already_exists_and_one_user(harness: FunctionHarness) -> None:
+def test_replaying_the_same_event_gives_already_exists_and_one_user(
+    harness: FunctionHarness,
+) -> None:
     event = hire_event(5)
     first = harness.invoke(event)
 
@@ -101,7 +105,9 @@ def test_replaying_the_same_event_gives_already_exists_and_one_user(harness: Fun
     assert len(harness.users()) == 1
 
 
-def test_a_new_event_for_the_same_immutable_id_gives_already_exists(harness: FunctionHarness) -> None:
+def test_a_new_event_for_the_same_immutable_id_gives_already_exists(
+    harness: FunctionHarness,
+) -> None:
     first = harness.invoke(hire_event(6))
     republished = hire_event(6)
     republished["eventId"] = "hr-2026-republished"
@@ -275,7 +281,9 @@ def test_a_dropped_connection_after_the_create_leaves_one_user(harness: Function
     assert len(harness.users()) == 1
 
 
-def test_transient_failures_raise_for_redelivery_without_an_outcome(harness: FunctionHarness) -> None:
+def test_transient_failures_raise_for_redelivery_without_an_outcome(
+    harness: FunctionHarness,
+) -> None:
     harness.stack.partner_center.faults.add(Fault.status(503), match=CREATE, times=10)
 
     with pytest.raises(RedeliveryRequested) as raised:
@@ -346,9 +354,15 @@ def test_bodies_that_are_not_json_objects_are_poisoned_unchanged(
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        (lambda e: e["user"].update(passwordProfile={"password": "Secr3t!x"}), "user.passwordProfile"),
+        (
+            lambda e: e["user"].update(passwordProfile={"password": "Secr3t!x"}),
+            "user.passwordProfile",
+        ),
         (lambda e: e.update(customerTenantId="not-a-guid"), "customerTenantId"),
-        (lambda e: e["user"].update(userPrincipalName="jane doe@contoso.com"), "user.userPrincipalName"),
+        (
+            lambda e: e["user"].update(userPrincipalName="jane doe@contoso.com"),
+            "user.userPrincipalName",
+        ),
         (lambda e: e["user"].update(usageLocation="ZZ"), "user.usageLocation"),
         (lambda e: e["user"].update(displayName="Jane\x07Doe"), "user.displayName"),
         (lambda e: e["user"].update(lastName="x" * 65), "user.lastName"),
@@ -405,7 +419,11 @@ def test_two_hundred_events_cost_one_token_request_and_one_read_per_credential(
     assert len(harness.users()) == 200
     assert harness.stack.entra.counters["token_requests"].get("refresh_token", 0) == 1
     reads = harness.stack.key_vault.counters["secret_reads"]
-    for name in ("partner-center-app-id", "partner-center-app-secret", "partner-center-refresh-token"):
+    for name in (
+        "partner-center-app-id",
+        "partner-center-app-secret",
+        "partner-center-refresh-token",
+    ):
         assert reads[name] == 1
 
 
