@@ -279,7 +279,7 @@ def _error_details(response: requests.Response, redact: str) -> tuple[int | str 
         description = str(body.get("description") or body.get("message") or "")
     if redact:
         description = description.replace(redact, "***")
-    return code, " ".join(description.split())[:300]
+    return code, " ".join(description.split())[:300].rstrip(".")
 
 
 def _retry_after(response: requests.Response) -> float | None:
