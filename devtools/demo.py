@@ -25,16 +25,13 @@ from rich.table import Table
 from devtools.azurite import start_azurite_queue
 from devtools.funchost import LocalFunctionsHost
 from devtools.publisher import HirePublisher
-from devtools.standins import Domain, Fault, StandInStack
+from devtools.standins import Fault, StandInStack
+from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, seed_demo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REQUEST_QUEUE = "user-create-requests"
 RESULT_QUEUE = "user-create-results"
-PARTNER_TENANT = "2f8e7a4c-5b1d-4e36-9c0a-7d1e2f3a4b5c"
-CONTOSO = "4b10bf41-ab11-40e3-8c53-cd67849b50de"
-FABRIKAM = "9c6e2d0b-3f41-4a7e-b5d2-1e8f7a6c5b40"
-NORTHWIND = "d2a7c3e1-8b4f-4c6d-9e0a-5f1b2c3d4e5f"  # the partner holds no GDAP role here
-TAILSPIN = "61f0e9d8-c7b6-4a59-8e4d-3c2b1a0f9e8d"  # its Partner Center calls keep failing
+CONTOSO, FABRIKAM, NORTHWIND, TAILSPIN = (c.tenant_id for c in DEMO_CUSTOMERS[:4])
 # Demo-speed retries: the real host.json backs off 30 s between deliveries.
 DEMO_HOST_OPTIONS = {"visibilityTimeout": "00:00:01", "maxPollingInterval": "00:00:00.500"}
 
@@ -65,42 +62,25 @@ def _event(
 def hire_batch() -> list[dict[str, Any]]:
     return [
         _event(101, CONTOSO, "contoso.onmicrosoft.com", "Jane", "Doe"),
-        _event(102, CONTOSO, "contoso.onmicrosoft.com", "Ravi", "Patel"),
+        _event(102, CONTOSO, "contoso.com", "Ravi", "Patel"),
         _event(103, CONTOSO, "contoso.onmicrosoft.com", "Mei", "Chen"),  # throttled once
-        _event(104, FABRIKAM, "fabrikam.onmicrosoft.com", "Lukas", "Schmidt", usageLocation="DE"),
-        _event(105, FABRIKAM, "fabrikam.onmicrosoft.com", "Amelie", "Dubois", usageLocation="FR"),
-        _event(106, CONTOSO, "contoso.onmicrosoft.com", "Alex", "Taken"),  # UPN held by another
-        _event(107, NORTHWIND, "northwind.onmicrosoft.com", "Sam", "Lee"),  # no GDAP role
-        _event(108, FABRIKAM, "fabrikam.com", "Nora", "Federated"),  # federated domain
-        _event(109, TAILSPIN, "tailspin.onmicrosoft.com", "Omar", "Haddad"),  # outage
+        _event(104, NORTHWIND, "northwind.onmicrosoft.com", "Lukas", "Schmidt", usageLocation="DE"),
+        _event(105, NORTHWIND, "northwind.onmicrosoft.com", "Amelie", "Dubois", usageLocation="FR"),
+        _event(106, CONTOSO, "contoso.onmicrosoft.com", "Existing", "User"),  # UPN held by another
+        _event(107, TAILSPIN, "tailspin.onmicrosoft.com", "Sam", "Lee"),  # no GDAP role
+        _event(108, NORTHWIND, "northwindtraders.com", "Nora", "Federated"),  # federated domain
+        _event(109, FABRIKAM, "fabrikam.onmicrosoft.com", "Omar", "Haddad"),  # outage
     ]
 
 
 def seed(stack: StandInStack) -> None:
-    stack.seed_partner(PARTNER_TENANT)
-    stack.partner_center.add_customer(CONTOSO, [Domain("contoso.onmicrosoft.com")])
-    stack.partner_center.add_customer(
-        FABRIKAM,
-        [Domain("fabrikam.onmicrosoft.com"), Domain("fabrikam.com", federated=True)],
-    )
-    stack.partner_center.add_customer(NORTHWIND, [Domain("northwind.onmicrosoft.com")], gdap=False)
-    stack.partner_center.add_customer(TAILSPIN, [Domain("tailspin.onmicrosoft.com")])
-    stack.partner_center.add_user(
-        CONTOSO,
-        {
-            "userPrincipalName": "alex.taken@contoso.onmicrosoft.com",
-            "firstName": "Alexandra",
-            "lastName": "Taken",
-            "displayName": "Alexandra Taken",
-            "usageLocation": "US",
-            "immutableId": "E99999",
-        },
-    )
+    seed_demo(stack)
     stack.partner_center.faults.add(
         Fault.status(429, retry_after=1), match="POST /v1/customers/*/users", times=1
     )
+    # Fabrikam's create calls keep failing, so that event outlasts every delivery.
     stack.partner_center.faults.add(
-        Fault.status(503), match=f"POST /v1/customers/{TAILSPIN}/users", times=1000
+        Fault.status(503), match=f"POST /v1/customers/{FABRIKAM}/users", times=None
     )
 
 
@@ -178,7 +158,7 @@ def run_demo(*, verbose: bool = False) -> int:
         )
         seed(stack)
         settings = {
-            **stack.function_settings(PARTNER_TENANT),
+            **stack.function_settings(DEMO_PARTNER_TENANT_ID),
             "AzureWebJobsStorage": azurite.connection_string,
             "REQUEST_QUEUE_NAME": REQUEST_QUEUE,
             "RESULT_QUEUE_NAME": RESULT_QUEUE,
@@ -230,11 +210,12 @@ def run_demo(*, verbose: bool = False) -> int:
         console.rule("[bold]Results")
         console.print(outcome_table(outcomes))
         console.print(poison_table(read_queue(poison)))
-        created = sum(len(stack.partner_center.users(c)) for c in (CONTOSO, FABRIKAM))
+        users = sum(len(stack.partner_center.users(c.tenant_id)) for c in DEMO_CUSTOMERS)
         console.print(
-            f"Users in customer tenants: {created} (one was there before); "
-            f"Partner Center calls: {stack.partner_center.counters['calls']}; "
-            f"token requests: {stack.entra.counters['token_requests']}"
+            f"Users in customer tenants: {users} (one was there before); "
+            f"Partner Center calls: {dict(stack.partner_center.counters['calls'])}, "
+            f"faults injected: {dict(stack.partner_center.counters['faults_injected'])}; "
+            f"token requests: {dict(stack.entra.counters['token_requests'])}"
         )
         statuses = {o.get("status") for o in outcomes if isinstance(o, dict)}
         missing = {"created", "already_exists", "rejected", "failed"} - statuses

@@ -230,9 +230,12 @@ def test_a_replayed_poison_message_is_processed_again(
     code = poison_queue(
         [
             "replay",
-            "--connection-string", pipeline.azurite.connection_string,
-            "--queue", pipeline.request_queue,
-            "--category", "permission",
+            "--connection-string",
+            pipeline.azurite.connection_string,
+            "--queue",
+            pipeline.request_queue,
+            "--category",
+            "permission",
             "--yes",
         ]
     )
