@@ -99,8 +99,10 @@ def start_azurite_queue(
     log_path = location / "azurite.log"
     args = [
         str(AZURITE_QUEUE_BIN),
-        "--queueHost", host,
-        "--queuePort", str(chosen_port),
+        "--queueHost",
+        host,
+        "--queuePort",
+        str(chosen_port),
         # The Python SDK speaks a newer storage API version than Azurite accepts.
         "--skipApiVersionCheck",
         "--disableTelemetry",
@@ -111,8 +113,12 @@ def start_azurite_queue(
     args += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ}, start_new_session=True,
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ},
+            start_new_session=True,
         )
     azurite = AzuriteQueue(host, chosen_port, process, log_path, workspace)
     deadline = time.monotonic() + startup_timeout
