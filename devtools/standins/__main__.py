@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the CA PEM files go (kept); default: a temporary directory removed on exit",
     )
     parser.add_argument(
+        "--local-settings",
+        type=Path,
+        help="merge the first seeded partner's function settings into this local.settings.json "
+        "(mode 0600, kept on exit) so the local host or `func start` can use the stand-ins",
+    )
+    parser.add_argument(
         "--state-file",
         type=Path,
         help="write URLs, CA paths, credentials and function settings here as JSON (mode 0600)",
@@ -197,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     stack = StandInStack.start(
-        cert_dir=arguments.cert_dir,
+        cert_dir=arguments.cert_dir.resolve() if arguments.cert_dir else None,
         partner_center_port=arguments.partner_center_port,
         entra_port=arguments.entra_port,
         key_vault_port=arguments.key_vault_port,
@@ -206,6 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         partners = configure(stack, arguments)
         if arguments.state_file:
             write_private_json(arguments.state_file, state_document(stack, partners))
+        if arguments.local_settings and partners:
+            write_private_json(
+                arguments.local_settings,
+                local_settings_document(arguments.local_settings, stack, partners[0]),
+            )
         announce(stack, arguments, partners)
         while not stop_requested.wait(0.5):
             pass
@@ -218,6 +229,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             arguments.state_file.unlink(missing_ok=True)
     print("standins: stopped", flush=True)
     return 0
+
+
+def local_settings_document(
+    path: Path, stack: StandInStack, partner: PartnerSeed
+) -> dict[str, Any]:
+    """An existing local.settings.json with the values that point the app at this stack."""
+    document: dict[str, Any] = {"IsEncrypted": False, "Values": {}}
+    if path.exists():
+        document = json.loads(path.read_text(encoding="utf-8"))
+    values = document.setdefault("Values", {})
+    values.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")
+    values.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    values.setdefault("REQUEST_QUEUE_NAME", "user-create-requests")
+    values.setdefault("RESULT_QUEUE_NAME", "user-create-results")
+    values.update(stack.function_settings(partner.tenant_id))
+    return document
 
 
 def configure(stack: StandInStack, arguments: argparse.Namespace) -> list[PartnerSeed]:
@@ -248,6 +275,8 @@ def announce(
     ]
     if arguments.state_file:
         lines.append(f"state file      {arguments.state_file}")
+    if arguments.local_settings and partners:
+        lines.append(f"app settings    {arguments.local_settings}")
     lines += [f"partner tenant  {seed.tenant_id} (credentials in the vault)" for seed in partners]
     if arguments.seed_demo:
         lines += [f"demo customer   {c.tenant_id}  {c.name}" for c in DEMO_CUSTOMERS]
