@@ -40,6 +40,7 @@ logger = logging.getLogger("devtools.funchost")
 LOCAL_SETTINGS_FILE = "local.settings.json"
 EXIT_OK = 0
 EXIT_DRAIN_TIMEOUT = 1
+SIGNAL_CHECK_INTERVAL = 0.2
 
 _State = Literal["new", "loaded", "running", "stopped"]
 NotifyCallback = Callable[[], None]
@@ -341,6 +342,7 @@ class LocalFunctionsHost:
             if remaining <= 0:
                 return False
             if interrupt is not None:
+                # Bounded by interval (at most 1 s), so signal handlers still get to run.
                 if interrupt.wait(min(interval, remaining)):
                     return False
             else:
@@ -384,7 +386,10 @@ class LocalFunctionsHost:
                     logger.error("Queues not drained within %ss", drain_timeout)
                     exit_code = EXIT_DRAIN_TIMEOUT
             else:
-                self._stop_requested.wait()
+                # Short waits, not one long one: the kernel may deliver the signal to any
+                # thread, and Python runs its handler only when the main thread next runs.
+                while not self._stop_requested.wait(SIGNAL_CHECK_INTERVAL):
+                    pass
             logger.info("Stopping: no new messages; waiting for in-flight invocations")
             self.stop(stop_timeout)
             return exit_code

@@ -29,6 +29,8 @@ from devtools.funchost.worker import InvocationContext, InvocationScope, OutputV
 
 logger = logging.getLogger("devtools.funchost")
 
+WAIT_SLICE = 0.2
+
 
 class OutputBindingError(Exception):
     """A value set on an output binding cannot be written as queue messages."""
@@ -149,14 +151,19 @@ class QueueListener:
     def wait_idle(self, timeout: float) -> bool:
         """Wait for the poller to exit and in-flight messages to finish."""
         deadline = time.monotonic() + timeout
-        self._poller.join(timeout=max(0.0, timeout))
+        # Waits are sliced so that, on the main thread, a second Ctrl-C is handled promptly.
+        while self._poller.is_alive():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._poller.join(timeout=min(WAIT_SLICE, remaining))
         with self._state:
             while self._in_flight:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._state.wait(remaining)
-        return not self._poller.is_alive()
+                self._state.wait(min(WAIT_SLICE, remaining))
+        return True
 
     def close(self, *, wait: bool) -> None:
         self._dispatch.shutdown(wait=wait, cancel_futures=not wait)

@@ -1,4 +1,5 @@
-"""Echoes each message to an output queue; "many:a,b" writes one message per item."""
+"""Echoes each message to an output queue; "many:a,b" writes one message per item and
+"stop" writes nothing (so a test can chain the app into itself without looping)."""
 
 import logging
 import os
@@ -23,6 +24,8 @@ def echo(msg: func.QueueMessage, out: func.Out[str]) -> None:
         received.append((msg.id or "", body, msg.dequeue_count or 0))
     text = body.decode("utf-8")
     logging.info("echo received %r", text)
+    if text == "stop":
+        return
     if text.startswith("many:"):
         out.set(text.removeprefix("many:").split(","))
     elif text == "greeting":
