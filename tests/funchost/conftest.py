@@ -105,7 +105,10 @@ def make_host(funchost_azurite: AzuriteQueue) -> Iterator[HostFactory]:
             **(settings or {}),
         }
         host = LocalFunctionsHost(
-            app_dir, settings=merged, host_options=host_options, **kwargs  # type: ignore[arg-type]
+            app_dir,
+            settings=merged,
+            host_options=host_options,
+            **kwargs,  # type: ignore[arg-type]
         )
         hosts.append(host)
         return host

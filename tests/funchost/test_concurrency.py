@@ -8,7 +8,10 @@ from tests.funchost.conftest import HostFactory, Queues, unique_queue, wait_for
 
 
 def _slow_queues() -> dict[str, str]:
-    return {"SLOW_INPUT_QUEUE": unique_queue("slow-in"), "SLOW_OUTPUT_QUEUE": unique_queue("slow-out")}
+    return {
+        "SLOW_INPUT_QUEUE": unique_queue("slow-in"),
+        "SLOW_OUTPUT_QUEUE": unique_queue("slow-out"),
+    }
 
 
 def test_in_flight_never_exceeds_batch_size_plus_new_batch_threshold(
@@ -16,7 +19,9 @@ def test_in_flight_never_exceeds_batch_size_plus_new_batch_threshold(
 ):
     names = _slow_queues()
     settings = {**names, "PYTHON_THREADPOOL_THREAD_COUNT": "16"}
-    host = make_host("slow", settings=settings, host_options={"batchSize": 2, "newBatchThreshold": 1})
+    host = make_host(
+        "slow", settings=settings, host_options={"batchSize": 2, "newBatchThreshold": 1}
+    )
     # Uneven durations: a batch that all ends together would never show the overlap.
     for index in range(10):
         queues.send(names["SLOW_INPUT_QUEUE"], f"{0.2 + 0.15 * (index % 3):.2f}:{index}")

@@ -20,7 +20,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _slow_queues() -> dict[str, str]:
-    return {"SLOW_INPUT_QUEUE": unique_queue("slow-in"), "SLOW_OUTPUT_QUEUE": unique_queue("slow-out")}
+    return {
+        "SLOW_INPUT_QUEUE": unique_queue("slow-in"),
+        "SLOW_OUTPUT_QUEUE": unique_queue("slow-out"),
+    }
 
 
 def test_graceful_stop_finishes_in_flight_work_and_takes_no_more(
@@ -52,7 +55,10 @@ def test_stop_reports_invocations_that_outlast_its_timeout(make_host: HostFactor
 
 
 def test_run_with_drain_returns_once_the_queues_are_empty(make_host: HostFactory, queues: Queues):
-    names = {"ECHO_INPUT_QUEUE": unique_queue("echo-in"), "ECHO_OUTPUT_QUEUE": unique_queue("echo-out")}
+    names = {
+        "ECHO_INPUT_QUEUE": unique_queue("echo-in"),
+        "ECHO_OUTPUT_QUEUE": unique_queue("echo-out"),
+    }
     host = make_host("echo", settings=names)
     for index in range(5):
         queues.send(names["ECHO_INPUT_QUEUE"], f"m{index}")
@@ -144,11 +150,22 @@ def _cli_environment(azurite: AzuriteQueue, queues: dict[str, str]) -> dict[str,
 def test_cli_drain_runs_the_app_and_shows_its_logging(
     funchost_azurite: AzuriteQueue, queues: Queues
 ):
-    names = {"ECHO_INPUT_QUEUE": unique_queue("cli-in"), "ECHO_OUTPUT_QUEUE": unique_queue("cli-out")}
+    names = {
+        "ECHO_INPUT_QUEUE": unique_queue("cli-in"),
+        "ECHO_OUTPUT_QUEUE": unique_queue("cli-out"),
+    }
     queues.send(names["ECHO_INPUT_QUEUE"], "via-cli")
     completed = subprocess.run(
-        [sys.executable, "-m", "devtools.funchost", "--app-dir", str(APPS / "echo"),
-         "--drain", "--drain-timeout", "30"],
+        [
+            sys.executable,
+            "-m",
+            "devtools.funchost",
+            "--app-dir",
+            str(APPS / "echo"),
+            "--drain",
+            "--drain-timeout",
+            "30",
+        ],
         env=_cli_environment(funchost_azurite, names),
         cwd=PROJECT_ROOT,
         capture_output=True,

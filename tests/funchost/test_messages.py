@@ -10,7 +10,10 @@ from tests.funchost.conftest import HostFactory, Queues, unique_queue
 
 
 def _echo_queues() -> dict[str, str]:
-    return {"ECHO_INPUT_QUEUE": unique_queue("echo-in"), "ECHO_OUTPUT_QUEUE": unique_queue("echo-out")}
+    return {
+        "ECHO_INPUT_QUEUE": unique_queue("echo-in"),
+        "ECHO_OUTPUT_QUEUE": unique_queue("echo-out"),
+    }
 
 
 def _flaky_queues() -> dict[str, str]:
@@ -39,7 +42,9 @@ def test_success_deletes_the_message_and_writes_each_output(make_host: HostFacto
     assert received == (first, b"hello", 1)
 
 
-def test_failures_are_retried_with_increasing_dequeue_counts(make_host: HostFactory, queues: Queues):
+def test_failures_are_retried_with_increasing_dequeue_counts(
+    make_host: HostFactory, queues: Queues
+):
     names = _flaky_queues()
     with make_host("flaky", settings=names, host_options={"maxDequeueCount": 5}) as host:
         message_id = queues.send(

@@ -16,8 +16,12 @@ received: list[tuple[str, bytes, int]] = []
 _lock = threading.Lock()
 
 
-@app.queue_trigger(arg_name="msg", queue_name="%ECHO_INPUT_QUEUE%", connection="AzureWebJobsStorage")
-@app.queue_output(arg_name="out", queue_name="%ECHO_OUTPUT_QUEUE%", connection="AzureWebJobsStorage")
+@app.queue_trigger(
+    arg_name="msg", queue_name="%ECHO_INPUT_QUEUE%", connection="AzureWebJobsStorage"
+)
+@app.queue_output(
+    arg_name="out", queue_name="%ECHO_OUTPUT_QUEUE%", connection="AzureWebJobsStorage"
+)
 def echo(msg: func.QueueMessage, out: func.Out[str]) -> None:
     body = msg.get_body()
     with _lock:

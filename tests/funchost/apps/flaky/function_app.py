@@ -15,8 +15,12 @@ attempts: list[dict[str, object]] = []
 _lock = threading.Lock()
 
 
-@app.queue_trigger(arg_name="msg", queue_name="%FLAKY_INPUT_QUEUE%", connection="AzureWebJobsStorage")
-@app.queue_output(arg_name="out", queue_name="%FLAKY_OUTPUT_QUEUE%", connection="AzureWebJobsStorage")
+@app.queue_trigger(
+    arg_name="msg", queue_name="%FLAKY_INPUT_QUEUE%", connection="AzureWebJobsStorage"
+)
+@app.queue_output(
+    arg_name="out", queue_name="%FLAKY_OUTPUT_QUEUE%", connection="AzureWebJobsStorage"
+)
 def flaky(msg: func.QueueMessage, out: func.Out[str]) -> None:
     attempt: dict[str, object] = {
         "id": msg.id,

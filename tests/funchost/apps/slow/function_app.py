@@ -14,8 +14,12 @@ started: list[str] = []
 finished: list[str] = []
 
 
-@app.queue_trigger(arg_name="msg", queue_name="%SLOW_INPUT_QUEUE%", connection="AzureWebJobsStorage")
-@app.queue_output(arg_name="done", queue_name="%SLOW_OUTPUT_QUEUE%", connection="AzureWebJobsStorage")
+@app.queue_trigger(
+    arg_name="msg", queue_name="%SLOW_INPUT_QUEUE%", connection="AzureWebJobsStorage"
+)
+@app.queue_output(
+    arg_name="done", queue_name="%SLOW_OUTPUT_QUEUE%", connection="AzureWebJobsStorage"
+)
 def slow(msg: func.QueueMessage, done: func.Out[str]) -> None:
     global running, max_running
     text = msg.get_body().decode()
