@@ -186,9 +186,13 @@ def _check_parameters(
             (inner,) = typing.get_args(hint) or (str,)
             check = azf_queue.QueueMessageOutConverter.check_output_type_annotation
             if not check(inner):
+                hint = ""
+                if typing.get_origin(inner) is list:
+                    # The library's check only recognises typing.List, not list[...] (PEP 585).
+                    hint = "; write typing.List[str], which the worker's check accepts"
                 raise FunctionHostError(
                     f"function {name!r}: func.Out[{inner!r}] is not a type the queue output "
-                    "binding accepts (str, bytes, or a list of str)"
+                    f"binding accepts (str, bytes, or a list of str){hint}"
                 )
     return context_arg
 

@@ -242,6 +242,11 @@ def test_indexing_resolves_names_and_skips_what_is_not_emulated(tmp_path: Path):
         ),
         (_TRIGGER.replace("%IN%", "Bad_Name") + "def f(msg) -> None: ...\n", "valid queue name"),
         ("other = func.FunctionApp()\n", "more than one FunctionApp"),
+        (
+            _TRIGGER + "@app.queue_output(arg_name='out', queue_name='outq', connection='C')\n"
+            "def f(msg: func.QueueMessage, out: func.Out[list[str]]) -> None: ...\n",
+            "typing.List",
+        ),
     ],
 )
 def test_indexing_refuses_what_the_worker_refuses(tmp_path: Path, body: str, message: str):

@@ -4,6 +4,7 @@
 import logging
 import os
 import threading
+import typing
 
 import azure.functions as func
 
@@ -16,13 +17,14 @@ received: list[tuple[str, bytes, int]] = []
 _lock = threading.Lock()
 
 
+# Out[typing.List[str]], not Out[list[str]]: the worker's annotation check only knows the former.
 @app.queue_trigger(
     arg_name="msg", queue_name="%ECHO_INPUT_QUEUE%", connection="AzureWebJobsStorage"
 )
 @app.queue_output(
     arg_name="out", queue_name="%ECHO_OUTPUT_QUEUE%", connection="AzureWebJobsStorage"
 )
-def echo(msg: func.QueueMessage, out: func.Out[str]) -> None:
+def echo(msg: func.QueueMessage, out: func.Out[typing.List[str]]) -> None:  # noqa: UP006
     body = msg.get_body()
     with _lock:
         received.append((msg.id or "", body, msg.dequeue_count or 0))
@@ -33,9 +35,9 @@ def echo(msg: func.QueueMessage, out: func.Out[str]) -> None:
     if text.startswith("many:"):
         out.set(text.removeprefix("many:").split(","))
     elif text == "greeting":
-        out.set(f"{os.environ.get('GREETING')}|{GREETING_AT_IMPORT}")
+        out.set([f"{os.environ.get('GREETING')}|{GREETING_AT_IMPORT}"])
     else:
-        out.set(f"echo:{text}")
+        out.set([f"echo:{text}"])
 
 
 @app.route(route="health")
