@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urljoin
 
@@ -17,6 +17,7 @@ import requests
 
 from shared.errors import ProvisioningError
 from shared.outcomes import Category
+from shared.passwords import fingerprint
 
 PARTNER_CENTER_API_VERSION = "v1"
 LIST_PAGE_SIZE = 100
@@ -41,9 +42,14 @@ class CustomerUser:
     last_name: str | None = None
     immutable_id: str | None = None
     state: str | None = None
+    # A digest of the password Partner Center says the user has (it echoes the password on
+    # create): tells whether this call's password won when two deliveries raced.
+    password_fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_response(cls, body: dict[str, Any]) -> CustomerUser:
+    def from_response(
+        cls, body: dict[str, Any], *, password_fingerprint: str | None = None
+    ) -> CustomerUser:
         return cls(
             id=str(body.get("id", "")),
             user_principal_name=str(body.get("userPrincipalName", "")),
@@ -52,6 +58,7 @@ class CustomerUser:
             last_name=body.get("lastName"),
             immutable_id=body.get("immutableId"),
             state=body.get("state"),
+            password_fingerprint=password_fingerprint,
         )
 
 
@@ -128,7 +135,8 @@ class PartnerCenterClient:
         )
         body = _json_object(response)
         # The service echoes the initial password: drop it before anything else sees the body.
-        body.pop("passwordProfile", None)
+        echoed = body.pop("passwordProfile", None)
+        echoed_password = echoed.get("password") if isinstance(echoed, dict) else None
         if not body.get("id"):
             raise PartnerCenterError(
                 Category.UNAVAILABLE,
@@ -137,7 +145,12 @@ class PartnerCenterClient:
                 http_status=response.status_code,
                 doubtful=True,
             )
-        return CustomerUser.from_response(body)
+        return CustomerUser.from_response(
+            body,
+            password_fingerprint=(
+                fingerprint(echoed_password) if isinstance(echoed_password, str) else None
+            ),
+        )
 
     def find_user_by_upn(
         self,

@@ -32,6 +32,11 @@ def generate_password(length: int = PASSWORD_LENGTH) -> str:
     return "".join(characters)
 
 
+def fingerprint(password: str) -> str:
+    """A one-way digest, to compare passwords without keeping or passing them around."""
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
 def secret_name_for(event_id: str) -> str:
     """Key Vault names allow only letters, digits and dashes: derive one from the event id."""
     return SECRET_NAME_PREFIX + hashlib.sha256(event_id.encode("utf-8")).hexdigest()[:48]
@@ -79,6 +84,28 @@ class InitialPasswords:
             },
         )
         return InitialPassword(secret_id=stored.id, value=stored.value, from_earlier_attempt=False)
+
+    def adopt(self, event: HireEvent, password_fingerprint: str) -> InitialPassword | None:
+        """Make the stored version with this password the latest again, and return it.
+
+        Two deliveries of one event racing can each store a password; Partner Center keeps the
+        first create (same MS-RequestId) and the loser learns which password won from the
+        echo. The winner's value becomes the latest version, so later replays point at it.
+        """
+        name = secret_name_for(event.event_id)
+        for version in self._store.versions(name):
+            if version.value and fingerprint(version.value) == password_fingerprint:
+                stored = self._store.set(
+                    name,
+                    version.value,
+                    expires_on=version.expires_on or self._now() + self._ttl,
+                    content_type="initial-password",
+                    tags=version.tags,
+                )
+                return InitialPassword(
+                    secret_id=stored.id, value=stored.value, from_earlier_attempt=True
+                )
+        return None
 
     def _expired(self, expires_on: datetime | None) -> bool:
         return expires_on is not None and expires_on <= self._now()

@@ -18,7 +18,7 @@ from shared.errors import ProvisioningError, RedeliveryRequested
 from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
 from shared.outcomes import Category, Failure, Outcome, Status, utc_now_text
 from shared.partner_center import CustomerUser, PartnerCenterError
-from shared.passwords import InitialPassword
+from shared.passwords import InitialPassword, fingerprint
 from shared.poison import PoisonSink, poisoned_event
 
 logger = logging.getLogger("hire_provisioning")
@@ -41,6 +41,8 @@ class PartnerCenter(Protocol):
 
 class PasswordVault(Protocol):
     def for_event(self, event: HireEvent) -> InitialPassword: ...
+
+    def adopt(self, event: HireEvent, password_fingerprint: str) -> InitialPassword | None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +187,16 @@ class Provisioner:
             if error.duplicate_upn:
                 raise self._taken_but_not_listed(event, error, attempt) from None
             raise
+        if user.password_fingerprint and user.password_fingerprint != fingerprint(password.value):
+            # Partner Center answered with the first create of this MS-RequestId: another
+            # delivery of this event created the user, with the password it stored.
+            return self._success(
+                event,
+                Status.ALREADY_EXISTS,
+                user,
+                self._passwords.adopt(event, user.password_fingerprint),
+                attempts,
+            )
         return self._success(event, Status.CREATED, user, password, attempts)
 
     def _find(

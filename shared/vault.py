@@ -14,7 +14,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.keyvault.secrets import SecretClient
+from azure.keyvault.secrets import KeyVaultSecret, SecretClient
 
 from shared.errors import CredentialsError, ProvisioningError, ServiceUnavailableError
 
@@ -46,6 +46,10 @@ class SecretStore(Protocol):
         """Store a new version."""
         ...
 
+    def versions(self, name: str) -> list[StoredSecret]:
+        """Every enabled version, with its value; [] when the secret does not exist."""
+        ...
+
 
 class KeyVaultSecretStore:
     """``SecretStore`` over ``azure.keyvault.secrets.SecretClient``."""
@@ -58,20 +62,30 @@ class KeyVaultSecretStore:
         return str(self._client.vault_url)
 
     def get(self, name: str) -> StoredSecret | None:
+        return self._get(name)
+
+    def versions(self, name: str) -> list[StoredSecret]:
         try:
-            secret = self._client.get_secret(name)
+            listed = [
+                properties.version
+                for properties in self._client.list_properties_of_secret_versions(name)
+                if properties.enabled is not False and properties.version
+            ]
+        except ResourceNotFoundError:
+            return []
+        except Exception as error:
+            raise self._classify(error, action="read", name=name) from None
+        found = (self._get(name, version) for version in listed)
+        return [secret for secret in found if secret is not None]
+
+    def _get(self, name: str, version: str | None = None) -> StoredSecret | None:
+        try:
+            secret = self._client.get_secret(name, version)
         except ResourceNotFoundError:
             return None
         except Exception as error:
             raise self._classify(error, action="read", name=name) from None
-        return StoredSecret(
-            name=name,
-            value=secret.value or "",
-            id=str(secret.id),
-            updated_on=secret.properties.updated_on,
-            expires_on=secret.properties.expires_on,
-            tags=dict(secret.properties.tags or {}),
-        )
+        return _stored(name, secret)
 
     def set(
         self,
@@ -92,14 +106,7 @@ class KeyVaultSecretStore:
             )
         except Exception as error:
             raise self._classify(error, action="write", name=name) from None
-        return StoredSecret(
-            name=name,
-            value=value,
-            id=str(secret.id),
-            updated_on=secret.properties.updated_on,
-            expires_on=secret.properties.expires_on,
-            tags=dict(secret.properties.tags or {}),
-        )
+        return _stored(name, secret, value=value)
 
     def _classify(self, error: Exception, *, action: str, name: str) -> ProvisioningError:
         where = f"secret '{name}' in Key Vault {self.vault_url}"
@@ -146,3 +153,14 @@ class KeyVaultSecretStore:
         return ServiceUnavailableError(
             f"unexpected failure to {action} {where} ({type(error).__name__}); the function retries"
         )
+
+
+def _stored(name: str, secret: KeyVaultSecret, *, value: str | None = None) -> StoredSecret:
+    return StoredSecret(
+        name=name,
+        value=value if value is not None else secret.value or "",
+        id=str(secret.id),
+        updated_on=secret.properties.updated_on,
+        expires_on=secret.properties.expires_on,
+        tags=dict(secret.properties.tags or {}),
+    )

@@ -10,6 +10,8 @@ choice is a config field so tests can try every plausible variant.
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -85,6 +87,9 @@ class _Customer:
     users: list[dict[str, Any]] = field(default_factory=list)
     # First answer per MS-RequestId, replayed verbatim to a retry.
     answers_by_request_id: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    # A digest of each created user's password, so tests can check the user could sign in
+    # with the password a caller claims it set (the password itself is never kept).
+    password_digests: dict[str, str] = field(default_factory=dict)
 
     def active_user_with_upn(self, upn: str) -> dict[str, Any] | None:
         wanted = upn.lower()
@@ -139,6 +144,12 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
         """Every user of the customer, oldest first, without passwords."""
         with self._lock:
             return copy.deepcopy(self._customer(tenant_id).users)
+
+    def user_has_password(self, tenant_id: str, user_id: str, password: str) -> bool:
+        """Whether the user was created with this password (as a sign-in would tell)."""
+        with self._lock:
+            digest = self._customer(tenant_id).password_digests.get(user_id)
+        return digest is not None and hmac.compare_digest(digest, _digest(password))
 
     def add_user(self, tenant_id: str, user: dict[str, Any]) -> dict[str, Any]:
         """Seed an existing user (e.g. someone who already has a UPN). Only
@@ -201,6 +212,9 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                 response = self._refusal(request, refusal)
             else:
                 customer.users.append(_user_record(created))
+                customer.password_digests[created["id"]] = _digest(
+                    created["passwordProfile"]["password"]
+                )
                 self.count("users_created")
                 response = Response.json(
                     self.config.success_status, created, self._answer_headers(request)
@@ -448,6 +462,10 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
 
     def _control_add_user(self, request: Request, params: dict[str, str]) -> Response:
         return Response.json(200, self.add_user(params["id"], control_object(request)))
+
+
+def _digest(password: str) -> str:
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
 
 
 def _user_record(user: dict[str, Any]) -> dict[str, Any]:

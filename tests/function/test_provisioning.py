@@ -62,6 +62,7 @@ def test_the_initial_password_is_generated_stored_with_expiry_and_never_returned
     assert version["attributes"]["exp"] > datetime.now(UTC).timestamp() + 6 * 86400
     assert version["tags"]["eventId"] == event["eventId"]
     assert password not in str(outcome)
+    assert harness.stack.partner_center.user_has_password(CUSTOMER, outcome["userId"], password)
 
 
 def test_the_create_call_carries_the_documented_headers(harness: FunctionHarness) -> None:
@@ -444,3 +445,31 @@ def test_a_persistent_401_is_rejected_as_credentials(harness: FunctionHarness) -
 
     assert outcome["error"]["category"] == "credentials"
     assert outcome["error"]["httpStatus"] == 401
+
+
+def test_two_deliveries_racing_both_point_at_the_password_the_user_has(
+    harness: FunctionHarness,
+) -> None:
+    harness.invoke(hire_event(41))  # credentials cached, so both deliveries start together
+    event = hire_event(40)
+    # Both deliveries look for the event's password before either has stored one (the stand-in
+    # pauses before it handles a request, so a slow store keeps the second lookup empty).
+    for method in ("GET", "PUT"):
+        harness.stack.key_vault.faults.add(
+            Fault.latency(0.4), match=f"{method} /secrets/initial-password-*", times=2
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(lambda _: harness.invoke(event), range(2)))
+
+    upn = event["user"]["userPrincipalName"]
+    (user,) = [u for u in harness.users() if u["userPrincipalName"] == upn]
+    assert sorted(o["status"] for o in outcomes) == ["already_exists", "created"]
+    versions = harness.stack.key_vault.versions(secret_name_for(event["eventId"]))
+    assert len(versions) == 3, "each delivery stored a password, the loser restored the winner's"
+    values = {version["id"]: version["value"] for version in versions}
+    for outcome in outcomes:
+        password = values[outcome["initialPasswordSecretId"]]
+        assert harness.stack.partner_center.user_has_password(CUSTOMER, user["id"], password)
+    latest = versions[-1]["value"]
+    assert harness.stack.partner_center.user_has_password(CUSTOMER, user["id"], latest)
