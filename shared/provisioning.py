@@ -183,7 +183,9 @@ class Provisioner:
                 attempt.may_have_created = True
             existing = self._find(event, attempt)
             if existing is not None:
-                return self._existing_user(event, existing, password, attempt, attempts)
+                return self._existing_user(
+                    event, existing, password, attempt, attempts, refusal=error
+                )
             if error.duplicate_upn:
                 raise self._taken_but_not_listed(event, error, attempt) from None
             raise
@@ -217,6 +219,7 @@ class Provisioner:
         password: InitialPassword,
         attempt: _Attempt,
         attempts: int,
+        refusal: PartnerCenterError | None = None,
     ) -> Outcome:
         wanted_id = (event.user.immutable_id or "").casefold()
         found_id = (user.immutable_id or "").casefold()
@@ -232,6 +235,8 @@ class Provisioner:
                 f"userPrincipalName {event.user.user_principal_name} already belongs to another "
                 f"user (id {user.id}) in customer {event.customer_tenant_id}: correct the HR "
                 "record (another UPN, or the right immutableId) and republish",
+                http_status=refusal.failure.http_status if refusal else None,
+                code=refusal.failure.code if refusal else None,
             )
         return self._success(
             event,

@@ -142,6 +142,7 @@ def test_a_upn_taken_by_another_person_is_rejected_as_conflict(
 
     assert outcome["status"] == "rejected"
     assert outcome["error"]["category"] == "conflict"
+    assert outcome["error"]["httpStatus"] == duplicate_status
     assert event["user"]["userPrincipalName"] in outcome["error"]["message"]
     assert len(harness.users()) == 1
     (poisoned,) = harness.poison_messages()
