@@ -474,3 +474,19 @@ def test_two_deliveries_racing_both_point_at_the_password_the_user_has(
         assert harness.stack.partner_center.user_has_password(CUSTOMER, user["id"], password)
     latest = versions[-1]["value"]
     assert harness.stack.partner_center.user_has_password(CUSTOMER, user["id"], latest)
+
+
+def test_the_lookup_pages_through_large_tenants(harness: FunctionHarness) -> None:
+    for number in range(230):
+        harness.stack.partner_center.add_user(
+            CUSTOMER, {"userPrincipalName": f"staff{number}@contoso.onmicrosoft.com"}
+        )
+    event = hire_event(50)
+    first = harness.invoke(event)
+
+    again = harness.invoke(event)
+
+    assert (first["status"], again["status"]) == ("created", "already_exists")
+    assert again["userId"] == first["userId"]
+    lists = harness.stack.partner_center.counters["calls"]["GET /v1/customers/{id}/users"]
+    assert lists == 3
