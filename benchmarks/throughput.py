@@ -1,7 +1,7 @@
 """Throughput and memory of the whole pipeline on the local stack; prints numbers, asserts nothing.
 
     .venv/bin/python -m benchmarks.throughput --events 500
-    .venv/bin/python -m benchmarks.throughput --events 500 --latency 0.05   # a slower Partner Center
+    .venv/bin/python -m benchmarks.throughput --events 500 --latency 0.05  # slow Partner Center
 
 Publishes N hire events to Azurite, runs the real function_app.py on the local host until the
 queues are drained, and reports events per second, per-invocation latency percentiles, the
