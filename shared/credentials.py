@@ -73,14 +73,13 @@ class MsalTokenExchange:
             )
         except requests.RequestException as error:
             raise ServiceUnavailableError(
-                f"the Entra token endpoint could not be reached ({type(error).__name__}); "
-                "the function retries"
+                f"the Entra token endpoint could not be reached ({type(error).__name__})"
             ) from None
         except ValueError as error:
             # msal raises ValueError when the authority's metadata cannot be read.
             raise ServiceUnavailableError(
                 f"the Entra authority {self._authority} did not answer as expected "
-                f"({type(error).__name__}); the function retries"
+                f"({type(error).__name__})"
             ) from None
         return result
 
@@ -232,7 +231,7 @@ class PartnerCenterCredentials:
                 code=detail or error,
             )
         return ServiceUnavailableError(
-            f"the Entra token endpoint failed ({said}); the function retries",
+            f"the Entra token endpoint failed ({said})",
             throttled="429" in description or error == "throttled",
             code=detail or error,
         )

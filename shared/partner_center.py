@@ -312,8 +312,7 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pa
         wait = _retry_after(response)
         return PartnerCenterError(
             Category.THROTTLED,
-            f"{said}. Throttled; the function retries after Retry-After"
-            + (f" ({wait:g}s)" if wait is not None else ""),
+            f"{said}. Throttled after Retry-After" + (f" ({wait:g}s)" if wait is not None else ""),
             http_status=status,
             code=code,
             retry_after=wait,
@@ -321,7 +320,7 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pa
     if status >= 500 or status == 408:
         return PartnerCenterError(
             Category.UNAVAILABLE,
-            f"{said}. A transient service error; the function retries",
+            f"{said}. A transient service error",
             http_status=status,
             code=code,
             retry_after=_retry_after(response),

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from shared.errors import ProvisioningError, RedeliveryRequested
@@ -127,11 +127,18 @@ class Provisioner:
             if error.is_transient and attempts < self._retry.max_deliveries:
                 self._log_redelivery(event, error, started, attempt, attempts, delivery.message_id)
                 raise RedeliveryRequested(
-                    f"event {event.event_id}: {error.failure.message} "
-                    f"(delivery {attempts} of {self._retry.max_deliveries})"
+                    f"event {event.event_id}: {error.failure.message} (delivery {attempts} of "
+                    f"{self._retry.max_deliveries}; the host delivers it again)"
                 ) from None
+            failure = error.failure
+            if failure.is_transient:
+                failure = replace(
+                    failure,
+                    message=f"{failure.message}. Gave up after {attempts} deliveries: once the "
+                    "service has recovered, replay the event from the poison queue",
+                )
             outcome = self._give_up(
-                document, error.failure, attempts=attempts, event_id=event.event_id, event=event
+                document, failure, attempts=attempts, event_id=event.event_id, event=event
             )
         self._log(
             outcome,
@@ -262,7 +269,7 @@ class Provisioner:
         return ProvisioningError(
             Category.UNAVAILABLE,
             f"Partner Center says userPrincipalName {event.user.user_principal_name} is taken "
-            "but does not list the user yet; the function retries",
+            "but does not list the user yet",
             http_status=error.failure.http_status,
             code=error.failure.code,
         )

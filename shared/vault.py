@@ -134,7 +134,7 @@ class KeyVaultSecretStore:
                 )
             if status == 429 or status >= 500 or status == 408:
                 return ServiceUnavailableError(
-                    f"Key Vault answered {status} to a {action} of {where}; the function retries",
+                    f"Key Vault answered {status} to a {action} of {where}",
                     throttled=status == 429,
                     http_status=status,
                     code=code,
@@ -147,11 +147,10 @@ class KeyVaultSecretStore:
             )
         if isinstance(error, (ServiceRequestError, ServiceResponseError)):
             return ServiceUnavailableError(
-                f"Key Vault could not be reached to {action} {where} ({type(error).__name__}); "
-                "the function retries"
+                f"Key Vault could not be reached to {action} {where} ({type(error).__name__})"
             )
         return ServiceUnavailableError(
-            f"unexpected failure to {action} {where} ({type(error).__name__}); the function retries"
+            f"unexpected failure to {action} {where} ({type(error).__name__})"
         )
 
 

@@ -323,6 +323,7 @@ def test_the_last_delivery_writes_failed_and_a_poison_copy_instead_of_raising(
 
     assert outcome["status"] == "failed"
     assert outcome["error"]["category"] == category
+    assert "replay the event from the poison queue" in outcome["error"]["message"]
     assert outcome["attempts"] == 5
     (poisoned,) = harness.poison_messages()
     assert isinstance(poisoned, dict)
