@@ -246,3 +246,28 @@ def test_a_replayed_poison_message_is_processed_again(
     assert outcome["status"] in {"created", "already_exists"}
     assert len(pipeline.stack.partner_center.users(NO_GDAP_CUSTOMER)) == 1
     assert pipeline.poison() == []
+
+
+def test_a_host_poisoned_event_is_replayed_and_processed(pipeline: Pipeline) -> None:
+    event = hire_event(60)
+    # What the Functions host leaves after maxDequeueCount failures: the body only, base64.
+    poison_client = QueueClient.from_connection_string(
+        pipeline.azurite.connection_string, f"{pipeline.request_queue}-poison"
+    )
+    poison_client.create_queue()
+    poison_client.send_message(base64.b64encode(json.dumps(event).encode()).decode())
+
+    code = poison_queue(
+        [
+            "replay",
+            "--connection-string", pipeline.azurite.connection_string,
+            "--queue", pipeline.request_queue,
+            "--category", "host-poisoned",
+            "--yes",
+        ]
+    )
+    pipeline.run_until_drained()
+
+    assert code == 0
+    assert pipeline.outcomes()[event["eventId"]]["status"] == "created"
+    assert pipeline.poison() == []
