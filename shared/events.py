@@ -26,6 +26,7 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _UPN_LOCAL = re.compile(r"^[A-Za-z0-9'\-_!#^~]+(\.[A-Za-z0-9'\-_!#^~]+)*$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _SCHEMA_VERSION = re.compile(r"^1\.\d+$")
+_INFORMATIONAL_MEMBERS = ("lastFailure", "replay")
 _PASSWORD_KEY = re.compile(r"pass(word|wd)|pwd", re.IGNORECASE)
 
 
@@ -60,7 +61,7 @@ def _not_blank(value: str) -> str:
 
 
 def _guid(value: str) -> str:
-    if not _GUID.match(value):
+    if not _GUID.fullmatch(value):
         raise ValueError("must be a GUID like 4b10bf41-ab11-40e3-8c53-cd67849b50de")
     return value.lower()
 
@@ -77,13 +78,13 @@ def _user_principal_name(value: str) -> str:
         raise ValueError("must be local@domain")
     if len(local) > 64:
         raise ValueError("the part before @ must be at most 64 characters")
-    if not _UPN_LOCAL.match(local):
+    if not _UPN_LOCAL.fullmatch(local):
         raise ValueError(
             "the part before @ may contain only letters, digits and ' . - _ ! # ^ ~, "
             "and must not start or end with a period or hold two periods in a row"
         )
     labels = domain.split(".")
-    if len(labels) < 2 or not all(_DNS_LABEL.match(label) for label in labels):
+    if len(labels) < 2 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
         raise ValueError("the part after @ must be a domain name such as contoso.onmicrosoft.com")
     if len(domain) > 253:
         raise ValueError("the domain must be at most 253 characters")
@@ -98,7 +99,7 @@ def _country_code(value: str) -> str:
 
 
 def _schema_version(value: str) -> str:
-    if not _SCHEMA_VERSION.match(value):
+    if not _SCHEMA_VERSION.fullmatch(value):
         raise ValueError("must be 1.x (this function understands schema version 1)")
     return value
 
@@ -157,13 +158,22 @@ class HireEvent(BaseModel):
 
     @property
     def request_id(self) -> str:
-        """The MS-RequestId for this hire: the same on every retry and redelivery."""
-        return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, f"create-user:{self.event_id}"))
+        """The MS-RequestId of this hire's first create: the same on every retry and redelivery."""
+        return self.request_id_for(0)
+
+    def request_id_for(self, generation: int) -> str:
+        """MS-RequestId for a generation of create calls.
+
+        Partner Center says to keep the id while retrying after a timeout and to use a new
+        one after a definite answer; the generation moves on after each definite refusal.
+        """
+        suffix = f":{generation}" if generation else ""
+        return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, f"create-user:{self.event_id}{suffix}"))
 
     @property
     def correlation_guid(self) -> str:
         """MS-CorrelationId must be a GUID; a non-GUID correlationId is mapped to a stable one."""
-        if self.correlation_id and _GUID.match(self.correlation_id):
+        if self.correlation_id and _GUID.fullmatch(self.correlation_id):
             return self.correlation_id.lower()
         seed = self.correlation_id or self.event_id
         return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, f"correlation:{seed}"))
@@ -193,7 +203,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
 
 def parse_event(document: dict[str, Any]) -> HireEvent:
     """Validate a decoded message against the contract; raise InvalidEvent naming field and rule."""
-    event_id = document.get("eventId") if isinstance(document.get("eventId"), str) else None
+    event_id = _usable_event_id(document.get("eventId"))
     password_path = _find_password(document)
     if password_path is not None:
         raise InvalidEvent(
@@ -217,18 +227,25 @@ def without_passwords(document: Any) -> Any:
         return {
             key: without_passwords(value)
             for key, value in document.items()
-            if key in ("lastFailure", "replay") or not _PASSWORD_KEY.search(str(key))
+            if not _PASSWORD_KEY.search(str(key))
         }
     if isinstance(document, list):
         return [without_passwords(item) for item in document]
     return document
 
 
+def _usable_event_id(value: object) -> str | None:
+    """The eventId to report for a rejected event, if it is one a consumer can key on."""
+    if isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable() and value.strip():
+        return value
+    return None
+
+
 def _find_password(document: Any, path: str = "") -> str | None:
     if isinstance(document, dict):
         for key, value in document.items():
-            if key in ("lastFailure", "replay"):
-                continue
+            if not path and key in _INFORMATIONAL_MEMBERS:
+                continue  # written by this function and the operator tool, never by HR
             child = f"{path}.{key}" if path else str(key)
             if _PASSWORD_KEY.search(str(key)):
                 return child

@@ -21,11 +21,9 @@ from shared.passwords import fingerprint
 
 PARTNER_CENTER_API_VERSION = "v1"
 LIST_PAGE_SIZE = 100
-_DUPLICATE_UPN_MARKERS = (
-    "already exists",
-    "objectconflict",
-    "same value for property userprincipalname",
-)
+MAX_LIST_PAGES = 500  # 50,000 users; a lookup must not outlast the message's lease
+TENANT_NOT_FOUND = 60003
+_UPN_MARKER = "userprincipalname"
 _INACTIVE_FILTER = json.dumps({"Field": "UserState", "Value": "Inactive", "Operator": "equals"})
 
 
@@ -152,6 +150,24 @@ class PartnerCenterClient:
             ),
         )
 
+    def get_user(
+        self, customer_tenant_id: str, user_id: str, *, correlation_id: str
+    ) -> CustomerUser | None:
+        """One user by id, or None when Partner Center does not know it."""
+        try:
+            response = self._send(
+                "GET",
+                f"{self._users_path(customer_tenant_id)}/{quote(user_id, safe='')}",
+                correlation_id=correlation_id,
+            )
+        except PartnerCenterError as error:
+            if error.failure.http_status == 404 and error.failure.code != TENANT_NOT_FOUND:
+                return None
+            raise
+        body = _json_object(response)
+        body.pop("passwordProfile", None)
+        return CustomerUser.from_response(body)
+
     def find_user_by_upn(
         self,
         customer_tenant_id: str,
@@ -177,7 +193,7 @@ class PartnerCenterClient:
         if inactive:
             path += f"&filter={quote(_INACTIVE_FILTER)}"
         continuation: str | None = None
-        for _ in range(10_000):
+        for _ in range(MAX_LIST_PAGES):
             extra_headers = {"MS-ContinuationToken": continuation} if continuation else {}
             response = self._send(
                 "GET", path, correlation_id=correlation_id, extra_headers=extra_headers
@@ -197,6 +213,11 @@ class PartnerCenterClient:
                 ),
                 None,
             )
+        raise PartnerCenterError(
+            Category.UNAVAILABLE,
+            f"the user list of customer {customer_tenant_id} has more than "
+            f"{MAX_LIST_PAGES * LIST_PAGE_SIZE} users; the lookup by UPN stopped there",
+        )
 
     def _users_path(self, customer_tenant_id: str) -> str:
         return f"/{PARTNER_CENTER_API_VERSION}/customers/{quote(customer_tenant_id, safe='')}/users"
@@ -312,7 +333,8 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pa
         wait = _retry_after(response)
         return PartnerCenterError(
             Category.THROTTLED,
-            f"{said}. Throttled after Retry-After" + (f" ({wait:g}s)" if wait is not None else ""),
+            f"{said}. Throttled"
+            + (f"; Partner Center asked to wait {wait:g}s" if wait is not None else ""),
             http_status=status,
             code=code,
             retry_after=wait,
@@ -326,12 +348,10 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pa
             retry_after=_retry_after(response),
             doubtful=creating,
         )
+    lowered = description.lower()
+    already_exists = "already exists" in lowered or "objectconflict" in lowered
     duplicate = creating and (
-        status == 409
-        or (
-            status == 400
-            and any(marker in description.lower() for marker in _DUPLICATE_UPN_MARKERS)
-        )
+        status == 409 or (status == 400 and already_exists and _UPN_MARKER in lowered)
     )
     if duplicate:
         return PartnerCenterError(
@@ -360,11 +380,29 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pa
             http_status=status,
             code=code,
         )
-    if status == 404:
+    if creating and status == 400 and already_exists:
+        # Another unique property (immutableId, a proxy address) is taken: a UPN lookup
+        # cannot settle it, a person must.
+        return PartnerCenterError(
+            Category.CONFLICT,
+            f"{said}. Another user already holds a unique value of this user (not the UPN): "
+            "correct the HR record and republish",
+            http_status=status,
+            code=code,
+        )
+    if status == 404 and code == TENANT_NOT_FOUND:
         return PartnerCenterError(
             Category.VALIDATION,
             f"{said}. The customer tenant is not a customer of this partner: correct "
             "customerTenantId in the HR record and republish",
+            http_status=status,
+            code=code,
+        )
+    if status == 404:
+        return PartnerCenterError(
+            Category.VALIDATION,
+            f"{said}. Partner Center does not know this resource: check customerTenantId "
+            "and the PARTNER_CENTER_BASE_URL setting",
             http_status=status,
             code=code,
         )

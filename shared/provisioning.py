@@ -10,21 +10,27 @@ import json
 import logging
 import random
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from shared.errors import ProvisioningError, RedeliveryRequested
 from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
 from shared.outcomes import Category, Failure, Outcome, Status, utc_now_text
 from shared.partner_center import CustomerUser, PartnerCenterError
-from shared.passwords import InitialPassword, fingerprint
+from shared.passwords import HireState, InitialPassword, fingerprint
 from shared.poison import PoisonSink, poisoned_event
 
 logger = logging.getLogger("hire_provisioning")
 
 
 class PartnerCenter(Protocol):
+    def get_user(
+        self, customer_tenant_id: str, user_id: str, *, correlation_id: str
+    ) -> CustomerUser | None: ...
+
     def create_user(
         self, customer_tenant_id: str, user: dict[str, Any], *, request_id: str, correlation_id: str
     ) -> CustomerUser: ...
@@ -43,6 +49,12 @@ class PasswordVault(Protocol):
     def for_event(self, event: HireEvent) -> InitialPassword: ...
 
     def adopt(self, event: HireEvent, password_fingerprint: str) -> InitialPassword | None: ...
+
+    def has_rival(self, event: HireEvent, password: InitialPassword) -> bool: ...
+
+    def mark_created(self, password: InitialPassword, user_id: str) -> None: ...
+
+    def mark_refused(self, password: InitialPassword) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +88,7 @@ class _Attempt:
         # password, or a create call of this one timed out or failed with a 5xx).
         self.may_have_created = False
         self.looked_up_before_create = False
+        self.request_id: str | None = None
 
 
 class Provisioner:
@@ -121,16 +134,25 @@ class Provisioner:
             return outcome
 
         attempt = _Attempt()
+        problem: ProvisioningError | None = None
         try:
             outcome = self._provision_with_retries(event, attempt, attempts)
         except ProvisioningError as error:
-            if error.is_transient and attempts < self._retry.max_deliveries:
-                self._log_redelivery(event, error, started, attempt, attempts, delivery.message_id)
+            problem = error
+        except Exception as error:  # the last delivery must still end in an outcome
+            problem = _unexpected(error)
+        if problem is not None:
+            # Raised here, outside the handlers, so nothing chains to the adapters' exceptions
+            # (a requests error still holds the request: headers with the token, the body).
+            if problem.is_transient and attempts < self._retry.max_deliveries:
+                self._log_redelivery(
+                    event, problem, started, attempt, attempts, delivery.message_id
+                )
                 raise RedeliveryRequested(
-                    f"event {event.event_id}: {error.failure.message} (delivery {attempts} of "
+                    f"event {event.event_id}: {problem.failure.message} (delivery {attempts} of "
                     f"{self._retry.max_deliveries}; the host delivers it again)"
-                ) from None
-            failure = error.failure
+                )
+            failure = problem.failure
             if failure.is_transient:
                 failure = replace(
                     failure,
@@ -143,7 +165,7 @@ class Provisioner:
         self._log(
             outcome,
             started,
-            request_id=event.request_id,
+            request_id=attempt.request_id,
             calls=attempt.calls,
             message_id=delivery.message_id,
         )
@@ -152,7 +174,7 @@ class Provisioner:
     def _provision_with_retries(
         self, event: HireEvent, attempt: _Attempt, attempts: int
     ) -> Outcome:
-        waited = 0.0
+        started = self._monotonic()
         for retry_number in range(self._retry.attempts):
             try:
                 return self._provision_once(event, attempt, attempts)
@@ -160,15 +182,20 @@ class Provisioner:
                 if not error.is_transient or retry_number + 1 >= self._retry.attempts:
                     raise
                 pause = self._retry.delay(retry_number, error.retry_after, self._jitter())
-                if waited + pause > self._retry.budget:
+                if self._monotonic() - started + pause > self._retry.budget:
                     raise
-                waited += pause
                 self._sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _provision_once(self, event: HireEvent, attempt: _Attempt, attempts: int) -> Outcome:
         password = self._passwords.for_event(event)
-        if password.from_earlier_attempt and not attempt.looked_up_before_create:
+        if password.state is HireState.CREATED and password.user_id:
+            return self._created_earlier(event, password, attempt, attempts)
+        if (
+            password.from_earlier_attempt
+            and password.state is HireState.PENDING
+            and not attempt.looked_up_before_create
+        ):
             # An earlier delivery got as far as the create call: the user may exist already.
             attempt.may_have_created = True
             attempt.looked_up_before_create = True
@@ -177,16 +204,20 @@ class Provisioner:
                 return self._existing_user(event, existing, password, attempt, attempts)
         try:
             attempt.calls += 1
+            attempt.request_id = event.request_id_for(password.generation)
             user = self._partner_center.create_user(
                 event.customer_tenant_id,
                 _create_user_body(event, password),
-                request_id=event.request_id,
+                request_id=attempt.request_id,
                 correlation_id=event.correlation_guid,
             )
         except PartnerCenterError as error:
             if not error.doubtful:
+                self._passwords.mark_refused(password)
                 raise
-            if not error.duplicate_upn:
+            if not error.duplicate_upn or self._passwords.has_rival(event, password):
+                # No answer, or a duplicate answer while another delivery of this event is
+                # creating it: this event's create may be the one that happened.
                 attempt.may_have_created = True
             existing = self._find(event, attempt)
             if existing is not None:
@@ -194,19 +225,37 @@ class Provisioner:
                     event, existing, password, attempt, attempts, refusal=error
                 )
             if error.duplicate_upn:
-                raise self._taken_but_not_listed(event, error, attempt) from None
+                problem = self._taken_but_not_listed(event, error, attempt)
+                if not problem.is_transient:
+                    self._passwords.mark_refused(password)
+                raise problem from None
             raise
         if user.password_fingerprint and user.password_fingerprint != fingerprint(password.value):
             # Partner Center answered with the first create of this MS-RequestId: another
             # delivery of this event created the user, with the password it stored.
-            return self._success(
-                event,
-                Status.ALREADY_EXISTS,
-                user,
-                self._passwords.adopt(event, user.password_fingerprint),
-                attempts,
-            )
+            winner = self._passwords.adopt(event, user.password_fingerprint)
+            if winner is not None:
+                self._passwords.mark_created(winner, user.id)
+                return self._success(event, Status.ALREADY_EXISTS, user, winner, attempts)
+        self._passwords.mark_created(password, user.id)
         return self._success(event, Status.CREATED, user, password, attempts)
+
+    def _created_earlier(
+        self, event: HireEvent, password: InitialPassword, attempt: _Attempt, attempts: int
+    ) -> Outcome:
+        """This event created a user before: answer from that user, whatever the event says now."""
+        attempt.calls += 1
+        user = self._partner_center.get_user(
+            event.customer_tenant_id, str(password.user_id), correlation_id=event.correlation_guid
+        )
+        if user is None or (user.state or "active").lower() != "active":
+            raise ProvisioningError(
+                Category.CONFLICT,
+                f"this event already created user {password.user_id} in customer "
+                f"{event.customer_tenant_id}, which no longer exists or was deleted: restore "
+                "that user and replay, or publish the hire under a new eventId",
+            )
+        return self._success(event, Status.ALREADY_EXISTS, user, password, attempts)
 
     def _find(
         self, event: HireEvent, attempt: _Attempt, *, inactive: bool = False
@@ -237,6 +286,7 @@ class Provisioner:
             # been applied and the names agree; a duplicate answer to a first create is not.
             same_person = attempt.may_have_created and _same_names(event, user)
         if not same_person:
+            self._passwords.mark_refused(password)
             raise ProvisioningError(
                 Category.CONFLICT,
                 f"userPrincipalName {event.user.user_principal_name} already belongs to another "
@@ -245,6 +295,8 @@ class Provisioner:
                 http_status=refusal.failure.http_status if refusal else None,
                 code=refusal.failure.code if refusal else None,
             )
+        if attempt.may_have_created:
+            self._passwords.mark_created(password, user.id)
         return self._success(
             event,
             Status.ALREADY_EXISTS,
@@ -286,7 +338,7 @@ class Provisioner:
             event_id=event.event_id,
             status=status,
             customer_tenant_id=event.customer_tenant_id,
-            user_principal_name=event.user.user_principal_name,
+            user_principal_name=user.user_principal_name or event.user.user_principal_name,
             correlation_id=event.correlation_id,
             attempts=attempts,
             user_id=user.id,
@@ -377,7 +429,7 @@ class Provisioner:
         fields = {
             "eventId": event.event_id,
             "correlationId": event.correlation_id,
-            "requestId": event.request_id,
+            "requestId": attempt.request_id,
             "messageId": message_id,
             "customer": event.customer_tenant_id,
             "status": "retrying",
@@ -410,7 +462,7 @@ def _create_user_body(event: HireEvent, password: InitialPassword) -> dict[str, 
 
 def _same_names(event: HireEvent, user: CustomerUser) -> bool:
     def same(wanted: str, found: str | None) -> bool:
-        return found is None or wanted.strip().casefold() == found.strip().casefold()
+        return found is not None and wanted.strip().casefold() == found.strip().casefold()
 
     return (
         same(event.user.display_name, user.display_name)
@@ -428,3 +480,14 @@ def _invalid_event_message(error: InvalidEvent) -> str:
 
 def _text(value: object) -> str | None:
     return value[:256] if isinstance(value, str) else None
+
+
+def _unexpected(error: Exception) -> ProvisioningError:
+    """A failure no adapter classified: treated as transient, located but not quoted."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    logger.error("unexpected %s%s while provisioning", type(error).__name__, where)
+    return ProvisioningError(
+        Category.UNAVAILABLE,
+        f"unexpected {type(error).__name__}{where} while provisioning; see the function's logs",
+    )

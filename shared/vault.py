@@ -28,6 +28,10 @@ class StoredSecret:
     expires_on: datetime | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def version(self) -> str:
+        return self.id.rstrip("/").rsplit("/", 1)[-1]
+
 
 class SecretStore(Protocol):
     def get(self, name: str) -> StoredSecret | None:
@@ -48,6 +52,10 @@ class SecretStore(Protocol):
 
     def versions(self, name: str) -> list[StoredSecret]:
         """Every enabled version, with its value; [] when the secret does not exist."""
+        ...
+
+    def update_tags(self, secret: StoredSecret, tags: Mapping[str, str]) -> None:
+        """Replace the tags of that version (no new version)."""
         ...
 
 
@@ -77,6 +85,15 @@ class KeyVaultSecretStore:
             raise self._classify(error, action="read", name=name) from None
         found = (self._get(name, version) for version in listed)
         return [secret for secret in found if secret is not None]
+
+    def update_tags(self, secret: StoredSecret, tags: Mapping[str, str]) -> None:
+        try:
+            self._client.update_secret_properties(secret.name, secret.version, tags=dict(tags))
+        except Exception as error:
+            problem = self._classify(error, action="write", name=secret.name)
+        else:
+            return
+        raise problem
 
     def _get(self, name: str, version: str | None = None) -> StoredSecret | None:
         try:

@@ -482,12 +482,90 @@ def test_the_lookup_pages_through_large_tenants(harness: FunctionHarness) -> Non
         harness.stack.partner_center.add_user(
             CUSTOMER, {"userPrincipalName": f"staff{number}@contoso.onmicrosoft.com"}
         )
-    event = hire_event(50)
+    # The create happens but its answer is lost: the function must find the user.
+    harness.stack.partner_center.faults.add(Fault.apply_then_hang(3.0), match=CREATE, times=1)
+
+    outcome = harness.invoke(hire_event(50))
+
+    assert outcome["status"] in {"created", "already_exists"}
+    (user,) = [u for u in harness.users() if u["userPrincipalName"].startswith("user50@")]
+    assert outcome["userId"] == user["id"]
+    lists = harness.stack.partner_center.counters["calls"]["GET /v1/customers/{id}/users"]
+    assert lists == 3
+
+
+def test_a_replayed_conflict_stays_a_conflict_even_with_matching_names(
+    harness: FunctionHarness,
+) -> None:
+    event = hire_event(60)
+    del event["user"]["immutableId"]
+    namesake = {
+        "userPrincipalName": event["user"]["userPrincipalName"],
+        "firstName": event["user"]["firstName"],
+        "lastName": event["user"]["lastName"],
+        "displayName": event["user"]["displayName"],
+        "usageLocation": "US",
+    }
+    harness.stack.partner_center.add_user(CUSTOMER, namesake)
     first = harness.invoke(event)
+
+    replayed = harness.invoke(event, dequeue_count=1)
+
+    assert first["error"]["category"] == replayed["error"]["category"] == "conflict"
+    assert replayed["userId"] is None
+
+
+def test_a_corrected_event_republished_under_the_same_event_id_is_created(
+    harness: FunctionHarness,
+) -> None:
+    event = hire_event(61, domain=FEDERATED_DOMAIN)
+    refused = harness.invoke(event)
+    event["user"]["userPrincipalName"] = "user61@contoso.onmicrosoft.com"
+
+    corrected = harness.invoke(event)
+
+    assert refused["error"]["category"] == "validation"
+    assert corrected["status"] == "created"
+    creates = [r for r in harness.stack.partner_center.requests if r.method == "POST"]
+    assert creates[0].headers["MS-RequestId"] != creates[1].headers["MS-RequestId"]
+
+
+def test_an_event_id_that_created_a_user_never_creates_another(harness: FunctionHarness) -> None:
+    event = hire_event(62)
+    first = harness.invoke(event)
+    event["user"]["userPrincipalName"] = "renamed62@contoso.onmicrosoft.com"
 
     again = harness.invoke(event)
 
     assert (first["status"], again["status"]) == ("created", "already_exists")
     assert again["userId"] == first["userId"]
-    lists = harness.stack.partner_center.counters["calls"]["GET /v1/customers/{id}/users"]
-    assert lists == 3
+    assert again["userPrincipalName"] == "user62@contoso.onmicrosoft.com"
+    assert len(harness.users()) == 1
+
+
+def test_the_redelivery_exception_carries_no_chained_exception(harness: FunctionHarness) -> None:
+    harness.stack.partner_center.faults.add(Fault.hang(3.0), match=CREATE, times=10)
+
+    with pytest.raises(RedeliveryRequested) as raised:
+        harness.invoke(hire_event(63))
+
+    assert raised.value.__context__ is None
+    assert raised.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda e: e["user"].update(lastFailure={"password": "Secr3t!x"}),
+        lambda e: e.update(customerTenantId=CUSTOMER + "\n"),
+        lambda e: e.update(schemaVersion="1.0\n"),
+    ],
+)
+def test_tricky_invalid_events_are_rejected(harness: FunctionHarness, mutate) -> None:
+    event = hire_event(64)
+    mutate(event)
+
+    outcome = harness.invoke(event)
+
+    assert outcome["error"]["category"] == "invalid_event"
+    assert harness.stack.partner_center.counters["calls"] == {}
