@@ -24,16 +24,9 @@ from shared.errors import CredentialsError, ProvisioningError, ServiceUnavailabl
 from shared.vault import SecretStore
 
 PARTNER_CENTER_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
-# Entra answers these when only a person can fix things (consent again, new secret).
-_NEEDS_A_PERSON = frozenset(
-    {
-        "invalid_grant",
-        "interaction_required",
-        "consent_required",
-        "invalid_client",
-        "unauthorized_client",
-    }
-)
+# The OAuth errors a retry can fix; every other one needs a person (consent again, a new
+# secret, a corrected tenant or scope).
+_TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
 _AADSTS = re.compile(r"AADSTS\d+")
 
 logger = logging.getLogger("hire_provisioning.credentials")
@@ -54,9 +47,32 @@ class MsalTokenExchange:
         self._apps: dict[tuple[str, str], msal.ConfidentialClientApplication] = {}
 
     def __call__(self, *, client_id: str, client_secret: str, refresh_token: str) -> dict[str, Any]:
+        try:
+            app = self._app(client_id, client_secret)
+            result: dict[str, Any] = app.acquire_token_by_refresh_token(
+                refresh_token, scopes=[PARTNER_CENTER_SCOPE]
+            )
+        except (requests.RequestException, msal.exceptions.MsalServiceError) as error:
+            problem: ProvisioningError = ServiceUnavailableError(
+                f"the Entra token endpoint could not be reached or failed ({type(error).__name__})"
+            )
+        except ValueError as error:
+            # msal raises ValueError when the authority's metadata is refused: a tenant or
+            # authority host that does not exist.
+            problem = CredentialsError(
+                f"the Entra authority {self._authority} refused its metadata request "
+                f"({type(error).__name__}): check the PARTNER_TENANT_ID and ENTRA_AUTHORITY_HOST "
+                "settings, then replay from the poison queue"
+            )
+        else:
+            return result
+        raise problem
+
+    def _app(self, client_id: str, client_secret: str) -> msal.ConfidentialClientApplication:
         key = (client_id, client_secret)
         app = self._apps.get(key)
         if app is None:
+            # The constructor reads the authority's metadata over the network.
             app = msal.ConfidentialClientApplication(
                 client_id,
                 client_credential=client_secret,
@@ -67,21 +83,7 @@ class MsalTokenExchange:
                 timeout=self._timeout,
             )
             self._apps = {key: app}
-        try:
-            result: dict[str, Any] = app.acquire_token_by_refresh_token(
-                refresh_token, scopes=[PARTNER_CENTER_SCOPE]
-            )
-        except requests.RequestException as error:
-            raise ServiceUnavailableError(
-                f"the Entra token endpoint could not be reached ({type(error).__name__})"
-            ) from None
-        except ValueError as error:
-            # msal raises ValueError when the authority's metadata cannot be read.
-            raise ServiceUnavailableError(
-                f"the Entra authority {self._authority} did not answer as expected "
-                f"({type(error).__name__})"
-            ) from None
-        return result
+        return app
 
 
 @dataclass(kw_only=True)
@@ -125,25 +127,35 @@ class PartnerCenterCredentials:
         self._stored: _StoredCredentials | None = None
         self._token: str | None = None
         self._token_expires_at = 0.0
-        self._refusal: tuple[float, CredentialsError] | None = None
+        self._refusal: tuple[float, ProvisioningError] | None = None
+        self._last_failure: tuple[float, ProvisioningError] | None = None
 
     def access_token(self, *, force_refresh: bool = False) -> str:
         token = self._token
         if token and not force_refresh and self._clock() < self._token_expires_at:
             return token
+        asked_at = self._clock()
         with self._lock:
             if self._token and self._token != token:
                 return self._token  # another thread refreshed while this one waited
             if self._token and not force_refresh and self._clock() < self._token_expires_at:
                 return self._token
-            return self._refresh()
+            if self._last_failure and self._last_failure[0] >= asked_at:
+                # The refresh this thread waited for failed: share that answer instead of
+                # queueing one more exchange (and its timeouts) behind the lock.
+                raise _copy(self._last_failure[1])
+            try:
+                return self._refresh()
+            except ProvisioningError as error:
+                self._last_failure = (self._clock(), error)
+                raise
 
     def _refresh(self) -> str:
         now = self._clock()
         if self._refusal and now - self._refusal[0] < self._refusal_memory:
             # Entra refused these credentials moments ago; only a person can fix that, so do
             # not send every message of a burst to Entra and Key Vault again.
-            raise self._refusal[1]
+            raise _copy(self._refusal[1])
         stored = self._stored or self._load()
         result = self._exchange(
             client_id=stored.app_id,
@@ -160,10 +172,11 @@ class PartnerCenterCredentials:
             )
         if "access_token" not in result:
             error = self._refused(result)
-            if isinstance(error, CredentialsError):
+            if not error.is_transient:
                 self._refusal = (self._clock(), error)
             raise error
         self._refusal = None
+        self._last_failure = None
         self._token = str(result["access_token"])
         lifetime = float(result.get("expires_in") or 3600)
         self._token_expires_at = self._clock() + max(lifetime - self._refresh_margin, lifetime / 2)
@@ -222,7 +235,7 @@ class PartnerCenterCredentials:
         aadsts = _AADSTS.search(description)
         detail = aadsts.group(0) if aadsts else (f"AADSTS{codes[0]}" if codes else "")
         said = f"{error}{' ' + detail if detail else ''}"
-        if error in _NEEDS_A_PERSON:
+        if error not in _TRANSIENT_OAUTH_ERRORS:
             return CredentialsError(
                 f"Entra refused the Partner Center credentials ({said}). A partner admin with "
                 f"MFA must consent again (secure application model) and store the new refresh "
@@ -235,3 +248,15 @@ class PartnerCenterCredentials:
             throttled="429" in description or error == "throttled",
             code=detail or error,
         )
+
+
+def _copy(error: ProvisioningError) -> ProvisioningError:
+    """A new exception with the same failure, so threads never share one traceback."""
+    failure = error.failure
+    return ProvisioningError(
+        failure.category,
+        failure.message,
+        http_status=failure.http_status,
+        code=failure.code,
+        retry_after=error.retry_after,
+    )

@@ -128,10 +128,18 @@ class KeyVaultSecretStore:
     def _classify(self, error: Exception, *, action: str, name: str) -> ProvisioningError:
         where = f"secret '{name}' in Key Vault {self.vault_url}"
         role = "Key Vault Secrets User" if action == "read" else "Key Vault Secrets Officer"
-        if (
-            isinstance(error, ClientAuthenticationError)
-            and getattr(error, "status_code", None) != 403
+        auth_status = getattr(error, "status_code", None)
+        if isinstance(error, ClientAuthenticationError) and (
+            auth_status is None or auth_status >= 500 or auth_status == 429
         ):
+            # The identity could not get a token (a managed identity endpoint or Entra
+            # hiccup, as often as not): worth another try.
+            return ServiceUnavailableError(
+                f"the function's identity could not get a token to {action} {where} "
+                f"({type(error).__name__}); if this lasts, check its managed identity or the "
+                "KEY_VAULT_CREDENTIAL settings"
+            )
+        if isinstance(error, ClientAuthenticationError) and auth_status != 403:
             return CredentialsError(
                 f"the function could not authenticate to Key Vault to {action} {where} "
                 f"({type(error).__name__}); check its managed identity or KEY_VAULT_CREDENTIAL "
@@ -141,6 +149,14 @@ class KeyVaultSecretStore:
         if isinstance(error, HttpResponseError) and error.status_code is not None:
             status = int(error.status_code)
             code = getattr(error.error, "code", None) if error.error else None
+            if status == 403 and code not in (None, "Forbidden", "AccessDenied"):
+                return CredentialsError(
+                    f"Key Vault refused to {action} {where} (403 {code}): the secret may be "
+                    "disabled or expired; enable it or remove it, then replay from the poison "
+                    "queue",
+                    http_status=status,
+                    code=code,
+                )
             if status == 403:
                 return CredentialsError(
                     f"the function's identity may not {action} {where} "

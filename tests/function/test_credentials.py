@@ -6,11 +6,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
-from devtools.standins import StandInStack
+from devtools.standins import Fault, StandInStack
 from shared.credentials import MsalTokenExchange, PartnerCenterCredentials
+from shared.errors import ProvisioningError
 from shared.vault import KeyVaultSecretStore
 
 REFRESH_TOKEN_SECRET = "partner-center-refresh-token"
@@ -100,3 +102,36 @@ def test_a_fresh_refresh_token_is_not_written_back_more_than_once_a_day(
 
     assert len(standins.key_vault.versions(REFRESH_TOKEN_SECRET)) == 1
     assert refresh_grants(standins) == 3
+
+
+def test_threads_waiting_on_a_failed_refresh_share_its_failure(standins: StandInStack) -> None:
+    credentials, partner_tenant_id = make_credentials(standins)
+    standins.entra.faults.add(
+        Fault.status(503), match=f"POST /{partner_tenant_id}/oauth2/v2.0/token", times=None
+    )
+
+    def ask(_: int) -> str:
+        try:
+            return credentials.access_token()
+        except ProvisioningError as error:
+            assert error.is_transient
+            return "failed"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(ask, range(8)))
+
+    assert answers == ["failed"] * 8
+    assert standins.entra.counters["calls"]["POST /{tenant}/oauth2/v2.0/token"] <= 2
+
+
+def test_a_tenant_entra_does_not_know_needs_a_person(standins: StandInStack) -> None:
+    credentials, _ = make_credentials(standins)
+    credentials._exchange = MsalTokenExchange(  # type: ignore[attr-defined]
+        authority_host=standins.entra.authority_host, tenant_id="not-a-tenant"
+    )
+
+    with pytest.raises(ProvisioningError) as raised:
+        credentials.access_token()
+
+    assert not raised.value.is_transient
+    assert raised.value.failure.category == "credentials"

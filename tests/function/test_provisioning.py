@@ -569,3 +569,18 @@ def test_tricky_invalid_events_are_rejected(harness: FunctionHarness, mutate) ->
 
     assert outcome["error"]["category"] == "invalid_event"
     assert harness.stack.partner_center.counters["calls"] == {}
+
+
+def test_an_identity_hiccup_getting_a_vault_token_is_retried_not_rejected(
+    harness: FunctionHarness,
+) -> None:
+    vault_tenant = harness.stack.key_vault.vault_tenant_id
+    harness.stack.entra.faults.add(
+        Fault.status(503), match=f"POST /{vault_tenant}/oauth2/v2.0/token", times=None
+    )
+
+    with pytest.raises(RedeliveryRequested):
+        harness.invoke(hire_event(65))
+    last = harness.invoke(hire_event(65), dequeue_count=5)
+
+    assert (last["status"], last["error"]["category"]) == ("failed", "unavailable")
