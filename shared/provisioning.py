@@ -64,7 +64,7 @@ class RetryPolicy:
     attempts: int = 3
     base_delay: float = 0.5
     max_delay: float = 8.0
-    budget: float = 30.0  # seconds of waiting per invocation; beyond that, let the host redeliver
+    budget: float = 60.0  # seconds an invocation may spend retrying; then the host redelivers
     max_deliveries: int = 5  # host.json maxDequeueCount: the last delivery must not raise
 
     def delay(self, retry_number: int, retry_after: float | None, jitter: float) -> float:
