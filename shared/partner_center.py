@@ -311,8 +311,9 @@ def _error_details(response: requests.Response, redact: str) -> tuple[int | str 
         elif isinstance(raw_code, (int, str)) and not isinstance(raw_code, bool):
             code = raw_code
         description = str(body.get("description") or body.get("message") or "")
-    if redact:
-        description = description.replace(redact, "***")
+    if redact and (redact in description or "password" in description.lower()):
+        # The service may quote what it was sent, possibly encoded: keep none of it.
+        description = "(the description mentions the password and is not kept)"
     return code, " ".join(description.split())[:300].rstrip(".")
 
 

@@ -17,13 +17,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shared.errors import ProvisioningError, RedeliveryRequested
-from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
+from shared.events import (
+    HireEvent,
+    InvalidEvent,
+    NotAnEvent,
+    decode_body,
+    parse_event,
+    without_passwords,
+)
 from shared.outcomes import Category, Failure, Outcome, Status, utc_now_text
 from shared.partner_center import CustomerUser, PartnerCenterError
 from shared.passwords import HireState, InitialPassword, fingerprint
 from shared.poison import PoisonSink, poisoned_event
 
 logger = logging.getLogger("hire_provisioning")
+# A queue message holds 64 KiB once base64-encoded.
+MAX_POISON_BYTES = 48 * 1024
 
 
 class PartnerCenter(Protocol):
@@ -357,7 +366,11 @@ class Provisioner:
     ) -> Outcome:
         # The poison copy goes first: if it cannot be written, the error propagates and the
         # host delivers the message again, so nothing is lost.
-        self._poison.send(poisoned_event(document, failure, attempts=attempts))
+        copy = poisoned_event(document, failure, attempts=attempts)
+        if len(copy) > MAX_POISON_BYTES:
+            # With lastFailure it would not fit in a queue message: keep the event itself.
+            copy = json.dumps(without_passwords(document), ensure_ascii=False).encode("utf-8")
+        self._poison.send(copy)
         user = document.get("user")
         user = user if isinstance(user, dict) else {}
         return Outcome(
