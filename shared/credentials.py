@@ -157,19 +157,11 @@ class PartnerCenterCredentials:
             # not send every message of a burst to Entra and Key Vault again.
             raise _copy(self._refusal[1])
         stored = self._stored or self._load()
-        result = self._exchange(
-            client_id=stored.app_id,
-            client_secret=stored.app_secret,
-            refresh_token=stored.refresh_token,
-        )
+        result = self._exchange_with(stored)
         if "access_token" not in result and self._stored is stored and now - stored.loaded_at > 1:
             # The refresh token may have been renewed in the vault since it was read.
             stored = self._load()
-            result = self._exchange(
-                client_id=stored.app_id,
-                client_secret=stored.app_secret,
-                refresh_token=stored.refresh_token,
-            )
+            result = self._exchange_with(stored)
         if "access_token" not in result:
             error = self._refused(result)
             if not error.is_transient:
@@ -185,6 +177,13 @@ class PartnerCenterCredentials:
             stored.refresh_token = rotated
             self._maybe_write_back(stored)
         return self._token
+
+    def _exchange_with(self, stored: _StoredCredentials) -> dict[str, Any]:
+        return self._exchange(
+            client_id=stored.app_id,
+            client_secret=stored.app_secret,
+            refresh_token=stored.refresh_token,
+        )
 
     def _load(self) -> _StoredCredentials:
         values = {}

@@ -411,23 +411,17 @@ class Provisioner:
         calls: int,
         message_id: str | None,
     ) -> None:
-        fields = {
-            "eventId": outcome.event_id,
-            "correlationId": outcome.correlation_id,
-            "requestId": request_id,
-            "messageId": message_id,
-            "customer": outcome.customer_tenant_id,
-            "status": outcome.status.value,
-            "category": outcome.failure.category.value if outcome.failure else None,
-            "attempts": outcome.attempts,
-            "calls": calls,
-            "durationMs": round((self._monotonic() - started) * 1000),
-        }
-        if outcome.failure:
-            fields["error"] = outcome.failure.message
-        level = logging.INFO if outcome.failure is None else logging.WARNING
-        logger.log(
-            level, "decision %s", json.dumps(fields, ensure_ascii=False), extra={"decision": fields}
+        self._log_decision(
+            status=outcome.status.value,
+            failure=outcome.failure,
+            event_id=outcome.event_id,
+            correlation_id=outcome.correlation_id,
+            customer=outcome.customer_tenant_id,
+            attempts=outcome.attempts,
+            started=started,
+            request_id=request_id,
+            calls=calls,
+            message_id=message_id,
         )
 
     def _log_redelivery(
@@ -439,21 +433,53 @@ class Provisioner:
         attempts: int,
         message_id: str | None,
     ) -> None:
-        fields = {
-            "eventId": event.event_id,
-            "correlationId": event.correlation_id,
-            "requestId": attempt.request_id,
+        self._log_decision(
+            status="retrying",
+            failure=error.failure,
+            event_id=event.event_id,
+            correlation_id=event.correlation_id,
+            customer=event.customer_tenant_id,
+            attempts=attempts,
+            started=started,
+            request_id=attempt.request_id,
+            calls=attempt.calls,
+            message_id=message_id,
+        )
+
+    def _log_decision(
+        self,
+        *,
+        status: str,
+        failure: Failure | None,
+        event_id: str | None,
+        correlation_id: str | None,
+        customer: str | None,
+        attempts: int,
+        started: float,
+        request_id: str | None,
+        calls: int,
+        message_id: str | None,
+    ) -> None:
+        """The one structured line per decision (retries included); never a secret in it."""
+        fields: dict[str, object] = {
+            "eventId": event_id,
+            "correlationId": correlation_id,
+            "requestId": request_id,
             "messageId": message_id,
-            "customer": event.customer_tenant_id,
-            "status": "retrying",
-            "category": error.failure.category.value,
+            "customer": customer,
+            "status": status,
+            "category": failure.category.value if failure else None,
             "attempts": attempts,
-            "calls": attempt.calls,
+            "calls": calls,
             "durationMs": round((self._monotonic() - started) * 1000),
-            "error": error.failure.message,
         }
-        logger.warning(
-            "decision %s", json.dumps(fields, ensure_ascii=False), extra={"decision": fields}
+        if failure:
+            fields["error"] = failure.message
+        logger.log(
+            logging.INFO if failure is None else logging.WARNING,
+            "decision %s",
+            json.dumps(fields, ensure_ascii=False),
+            extra={"decision": fields},
         )
 
 
