@@ -1,4 +1,4 @@
-"""Start and stop a local Azurite queue service (development only, never deployed).
+"""Start and stop a local Azurite: queues and tables (development only, never deployed).
 
 Used by the test suite, the demo and anyone running the pipeline by hand. Azurite comes from
 the project's pinned npm packages (``scripts/bootstrap`` installs them).
@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-AZURITE_QUEUE_BIN = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-queue"
+# The all-in-one launcher: queues for the trigger and outputs, tables for the hire ledger
+# (and blobs, which nothing uses yet but which cannot be switched off).
+AZURITE_BIN = PROJECT_ROOT / "node_modules" / ".bin" / "azurite"
 
 # The well-known development storage account (public, documented by Microsoft; not a secret).
 DEV_ACCOUNT_NAME = "devstoreaccount1"
@@ -25,13 +27,16 @@ DEV_ACCOUNT_KEY = (
 )
 
 
-def connection_string(host: str, port: int) -> str:
-    """Connection string for the development account on an Azurite queue endpoint."""
-    return (
+def connection_string(host: str, port: int, table_port: int | None = None) -> str:
+    """Connection string for the development account on Azurite's queue (and table) endpoint."""
+    text = (
         "DefaultEndpointsProtocol=http;"
         f"AccountName={DEV_ACCOUNT_NAME};AccountKey={DEV_ACCOUNT_KEY};"
         f"QueueEndpoint=http://{host}:{port}/{DEV_ACCOUNT_NAME};"
     )
+    if table_port is not None:
+        text += f"TableEndpoint=http://{host}:{table_port}/{DEV_ACCOUNT_NAME};"
+    return text
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -42,17 +47,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass
 class AzuriteQueue:
-    """A running ``azurite-queue`` process."""
+    """A running Azurite process: ``port`` serves queues, ``table_port`` tables."""
 
     host: str
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    table_port: int
     _workspace: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
     @property
     def connection_string(self) -> str:
-        return connection_string(self.host, self.port)
+        return connection_string(self.host, self.port, self.table_port)
 
     def stop(self, *, timeout: float = 10.0) -> None:
         if self.process.poll() is None:
@@ -81,16 +87,18 @@ def start_azurite_queue(
     in_memory: bool = True,
     startup_timeout: float = 30.0,
 ) -> AzuriteQueue:
-    """Start Azurite's queue service and wait until it accepts connections.
+    """Start Azurite's queue and table services and wait until both accept connections.
 
     ``port=None`` picks a free port, so parallel runs never collide with each other or with an
     Azurite the user already has on 10001.
     """
-    if not AZURITE_QUEUE_BIN.exists():
+    if not AZURITE_BIN.exists():
         raise RuntimeError(
-            f"Azurite is not installed at {AZURITE_QUEUE_BIN}; run scripts/bootstrap first"
+            f"Azurite is not installed at {AZURITE_BIN}; run scripts/bootstrap first"
         )
     chosen_port = port if port is not None else free_port(host)
+    table_port = free_port(host) if port is None else port + 1
+    blob_port = free_port(host) if port is None else port - 1
     workspace: tempfile.TemporaryDirectory[str] | None = None
     if location is None:
         workspace = tempfile.TemporaryDirectory(prefix="azurite-")
@@ -98,11 +106,19 @@ def start_azurite_queue(
     location.mkdir(parents=True, exist_ok=True)
     log_path = location / "azurite.log"
     args = [
-        str(AZURITE_QUEUE_BIN),
+        str(AZURITE_BIN),
         "--queueHost",
         host,
         "--queuePort",
         str(chosen_port),
+        "--tableHost",
+        host,
+        "--tablePort",
+        str(table_port),
+        "--blobHost",
+        host,
+        "--blobPort",
+        str(blob_port),
         # The Python SDK speaks a newer storage API version than Azurite accepts.
         "--skipApiVersionCheck",
         "--disableTelemetry",
@@ -120,7 +136,7 @@ def start_azurite_queue(
             env={**os.environ},
             start_new_session=True,
         )
-    azurite = AzuriteQueue(host, chosen_port, process, log_path, workspace)
+    azurite = AzuriteQueue(host, chosen_port, process, log_path, table_port, workspace)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -129,8 +145,14 @@ def start_azurite_queue(
             raise RuntimeError(
                 f"Azurite exited during start-up (code {process.returncode}): {output}"
             )
-        with contextlib.suppress(OSError), socket.create_connection((host, chosen_port), 0.5):
+        if all(_listening(host, each) for each in (chosen_port, table_port)):
             return azurite
         time.sleep(0.1)
     azurite.stop()
     raise RuntimeError(f"Azurite did not listen on {host}:{chosen_port} within {startup_timeout}s")
+
+
+def _listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+        return True
+    return False
