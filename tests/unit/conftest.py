@@ -175,7 +175,7 @@ class _Paused:
         def run() -> None:
             try:
                 self.result = bench.deliver(body, **kwargs)
-            except BaseException as error:  # noqa: BLE001 - reported to the test
+            except BaseException as error:  # reported to the test
                 self.result = error
             finally:
                 bench.gate.paused.set()
