@@ -414,8 +414,8 @@ class Provisioner:
             invocation,
             Refused(
                 Category.CONFLICT,
-                f"userPrincipalName {found.user_principal_name or record.user_principal_name} "
-                f"already belongs to another user (id {found.id}) in customer "
+                f"userPrincipalName {record.user_principal_name or event.user.user_principal_name}"
+                " already belongs to another user (id {found.id}) in customer "
                 f"{event.customer_tenant_id}: correct the HR record (another UPN, or the right "
                 "immutableId) and republish",
                 http_status=said.failure.http_status if said else None,

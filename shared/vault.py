@@ -188,7 +188,11 @@ class KeyVaultPasswordVault:
             password,
             expires_on=expires_on,
             content_type=PASSWORD_CONTENT_TYPE,
-            tags={"purpose": "initial password of a user created by hire-provisioning"},
+            # Labels for a person browsing the vault; the hire's state lives in the ledger.
+            tags={
+                "eventId": event_id[:256],
+                "purpose": "initial password of a user created by hire-provisioning",
+            },
         )
         return SecretRef(id=stored.id, expires_on=stored.expires_on or expires_on)
 
