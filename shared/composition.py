@@ -91,6 +91,7 @@ def build_provisioner(
         retry=retry or RetryPolicy(max_deliveries=host_config.max_dequeue_count),
         password_ttl=timedelta(days=settings.initial_password_ttl_days),
         claim_ttl=timedelta(seconds=settings.claim_seconds),
+        upn_template=settings.upn_template,
     )
 
 

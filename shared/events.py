@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 MAX_BODY_BYTES = 64 * 1024  # a storage queue message is at most 64 KiB
@@ -26,6 +27,8 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _UPN_LOCAL = re.compile(r"^[A-Za-z0-9'\-_!#^~]+(\.[A-Za-z0-9'\-_!#^~]+)*$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _SCHEMA_VERSION = re.compile(r"^1\.\d+$")
+_TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+MAX_LICENSES = 20
 _INFORMATIONAL_MEMBERS = ("lastFailure", "replay")
 _PASSWORD_KEY = re.compile(r"pass(word|wd)|pwd", re.IGNORECASE)
 
@@ -91,6 +94,20 @@ def _user_principal_name(value: str) -> str:
     return value
 
 
+def _domain_name(value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_DNS_LABEL.fullmatch(x) for x in labels):
+        raise ValueError("must be a domain name such as contoso.onmicrosoft.com")
+    return value.lower()
+
+
+def _traceparent(value: str) -> str:
+    # W3C Trace Context version 00; all-zero ids are invalid by that specification.
+    if not _TRACEPARENT.fullmatch(value) or value[3:35] == "0" * 32 or value[36:52] == "0" * 16:
+        raise ValueError("must be a W3C traceparent such as 00-<32 hex>-<16 hex>-<2 hex>")
+    return value
+
+
 def _country_code(value: str) -> str:
     code = value.upper()
     if len(code) != 2 or not code.isalpha() or pycountry.countries.get(alpha_2=code) is None:
@@ -116,12 +133,15 @@ Name256 = Annotated[str, StringConstraints(min_length=1, max_length=256), *_Name
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
 
-    user_principal_name: Annotated[
-        str,
-        StringConstraints(min_length=3, max_length=113),
-        AfterValidator(_no_control_characters),
-        AfterValidator(_user_principal_name),
-    ] = Field(alias="userPrincipalName")
+    user_principal_name: (
+        Annotated[
+            str,
+            StringConstraints(min_length=3, max_length=113),
+            AfterValidator(_no_control_characters),
+            AfterValidator(_user_principal_name),
+        ]
+        | None
+    ) = Field(default=None, alias="userPrincipalName")
     first_name: Name64 = Field(alias="firstName")
     last_name: Name64 = Field(alias="lastName")
     display_name: Name256 = Field(alias="displayName")
@@ -129,10 +149,41 @@ class NewUser(BaseModel):
         str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country_code)
     ] = Field(alias="usageLocation")
     immutable_id: Name128 | None = Field(default=None, alias="immutableId")
+    # Schema 1.1: the function generates the UPN in this domain when HR gives none.
+    upn_domain: (
+        Annotated[
+            str, StringConstraints(min_length=3, max_length=253), AfterValidator(_domain_name)
+        ]
+        | None
+    ) = Field(default=None, alias="upnDomain")
+
+    @model_validator(mode="after")
+    def _upn_or_domain(self) -> NewUser:
+        if self.user_principal_name is None and self.upn_domain is None:
+            raise ValueError(
+                "userPrincipalName is required unless upnDomain is given (then the function "
+                "generates the UPN)"
+            )
+        return self
 
     @property
     def domain(self) -> str:
+        if self.user_principal_name is None:
+            return str(self.upn_domain)
         return self.user_principal_name.rpartition("@")[2].lower()
+
+
+class LicenseRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
+
+    sku_id: Annotated[str, AfterValidator(_guid)] = Field(alias="skuId")
+
+
+def _distinct_skus(value: list[LicenseRequest]) -> list[LicenseRequest]:
+    ids = [item.sku_id for item in value]
+    if len(set(ids)) != len(ids):
+        raise ValueError("must not name a skuId twice")
+    return value
 
 
 class HireEvent(BaseModel):
@@ -155,6 +206,18 @@ class HireEvent(BaseModel):
         ]
         | None
     ) = Field(default=None, alias="correlationId")
+    licenses: Annotated[
+        list[LicenseRequest],
+        Field(max_length=MAX_LICENSES),
+        AfterValidator(_distinct_skus),
+    ] = Field(default_factory=list, alias="licenses")
+    traceparent: (
+        Annotated[str, StringConstraints(max_length=55), AfterValidator(_traceparent)] | None
+    ) = Field(default=None, alias="traceparent")
+
+    @property
+    def sku_ids(self) -> tuple[str, ...]:
+        return tuple(item.sku_id for item in self.licenses)
 
     @property
     def request_id(self) -> str:
@@ -262,7 +325,7 @@ def _find_password(document: Any, path: str = "") -> str | None:
 
 _FIELD_NAMES = {
     name: field.alias or name
-    for model in (HireEvent, NewUser)
+    for model in (HireEvent, NewUser, LicenseRequest)
     for name, field in model.model_fields.items()
 }
 
@@ -282,6 +345,10 @@ def _rule_text(error: Any) -> str:
         return f"must be at least {context.get('min_length')} characters"
     if kind == "string_too_long":
         return f"must be at most {context.get('max_length')} characters"
+    if kind == "too_long":
+        return f"must hold at most {context.get('max_length')} items"
+    if kind == "list_type":
+        return "must be a JSON array"
     if kind == "value_error":
         return str(context.get("error", error["msg"]))
     return str(error["msg"])

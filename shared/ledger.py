@@ -224,12 +224,13 @@ _FIELDS: dict[str, str] = {
     "create_calls": "CreateCalls",
     "claim_owner": "ClaimOwner",
     "claim_expires_at": "ClaimExpiresAt",
+    "licenses_assigned": "LicensesAssigned",
     "last_failure": "LastFailure",
     "last_outcome": "LastOutcome",
     "created_at": "CreatedAt",
     "updated_at": "UpdatedAt",
 }
-_JSON_FIELDS = frozenset({"last_failure", "last_outcome"})
+_JSON_FIELDS = frozenset({"last_failure", "last_outcome", "licenses_assigned"})
 
 
 def to_entity(record: HireRecord) -> dict[str, Any]:
@@ -239,10 +240,12 @@ def to_entity(record: HireRecord) -> dict[str, Any]:
     }
     for attribute, name in _FIELDS.items():
         value = getattr(record, attribute)
-        if value is None:
+        if value is None or (attribute == "licenses_assigned" and not value):
             continue  # a REPLACE drops what is not written
         if attribute in _JSON_FIELDS:
-            value = json.dumps(value, ensure_ascii=False)
+            value = json.dumps(
+                list(value) if isinstance(value, tuple) else value, ensure_ascii=False
+            )
         elif isinstance(value, HireState):
             value = value.value
         entity[name] = value
@@ -260,6 +263,10 @@ def to_record(entity: Any) -> HireRecord:
                 value = json.loads(value)
             except (TypeError, ValueError):
                 continue
+            if attribute == "licenses_assigned":
+                if not isinstance(value, list):
+                    continue
+                value = tuple(str(item) for item in value)
         elif attribute == "state":
             try:
                 value = HireState(value)

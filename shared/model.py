@@ -61,9 +61,25 @@ class HireState(StrEnum):
     CREATED = "created"  # this hire's create made ``user_id``
     EXISTING = "existing"  # the user existed before this hire (same immutableId)
     REJECTED = "rejected"  # the last try was refused for good; a replay starts a new generation
+    # A rehire: the password is recorded and a restore and reset of the deleted ``user_id``
+    # may have been sent; the next delivery finishes both (each is harmless to repeat).
+    RESTORING = "restoring"
+    RESTORED = "restored"  # ``user_id`` was restored and holds the recorded password
 
 
-SUCCESS_STATES = frozenset({HireState.CREATED, HireState.EXISTING})
+SUCCESS_STATES = frozenset({HireState.CREATED, HireState.EXISTING, HireState.RESTORED})
+# States whose recorded secret holds the user's password.
+PASSWORD_STATES = frozenset({HireState.CREATED, HireState.RESTORED})
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscribedSku:
+    """One product the customer subscribes to (Partner Center ``subscribedskus``)."""
+
+    sku_id: str
+    license_group_id: str
+    available_units: int
+    name: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +108,8 @@ class HireRecord:
     create_calls: int = 0
     claim_owner: str | None = None
     claim_expires_at: datetime | None = None
+    # SKU ids assigned to ``user_id`` by this hire; a replay assigns only the others.
+    licenses_assigned: tuple[str, ...] = ()
     last_failure: dict[str, Any] | None = None
     last_outcome: dict[str, Any] | None = None
     created_at: datetime | None = None

@@ -60,6 +60,38 @@ class Failure:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LicenseFailure:
+    """A requested licence that could not be assigned, and what an operator should do."""
+
+    sku_id: str
+    category: Category
+    message: str
+    code: int | str | None = None
+
+    def as_message(self) -> dict[str, Any]:
+        return {
+            "skuId": self.sku_id,
+            "category": self.category.value,
+            "message": self.message,
+            "code": self.code,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class LicenseReport:
+    """The outcome's ``licenses``: present only when the event asked for licences."""
+
+    assigned: tuple[str, ...] = ()
+    failed: tuple[LicenseFailure, ...] = ()
+
+    def as_message(self) -> dict[str, Any]:
+        return {
+            "assigned": list(self.assigned),
+            "failed": [failure.as_message() for failure in self.failed],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class Outcome:
     event_id: str | None
     status: Status
@@ -71,9 +103,11 @@ class Outcome:
     initial_password_secret_id: str | None = None
     failure: Failure | None = None
     completed_at: str = ""
+    licenses: LicenseReport | None = None
+    traceparent: str | None = None
 
     def as_message(self) -> dict[str, Any]:
-        return {
+        message: dict[str, Any] = {
             "schemaVersion": SCHEMA_VERSION,
             "eventId": self.event_id,
             "status": self.status.value,
@@ -86,6 +120,11 @@ class Outcome:
             "correlationId": self.correlation_id,
             "completedAt": self.completed_at or utc_now_text(),
         }
+        if self.licenses is not None:
+            message["licenses"] = self.licenses.as_message()
+        if self.traceparent is not None:
+            message["traceparent"] = self.traceparent
+        return message
 
     def to_json(self) -> str:
         return json.dumps(self.as_message(), ensure_ascii=False)
@@ -116,6 +155,24 @@ def outcome_from_message(message: dict[str, Any]) -> Outcome | None:
             initial_password_secret_id=message.get("initialPasswordSecretId"),
             failure=failure,
             completed_at=str(message.get("completedAt") or ""),
+            licenses=_license_report(message.get("licenses")),
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _license_report(value: object) -> LicenseReport | None:
+    if not isinstance(value, dict):
+        return None
+    failed = tuple(
+        LicenseFailure(
+            sku_id=str(item["skuId"]),
+            category=Category(item["category"]),
+            message=str(item.get("message", "")),
+            code=item.get("code"),
+        )
+        for item in value.get("failed") or []
+    )
+    return LicenseReport(
+        assigned=tuple(str(item) for item in value.get("assigned") or []), failed=failed
+    )

@@ -1,4 +1,5 @@
-"""Partner Center REST client: create a customer user, find one by UPN or id.
+"""Partner Center REST client: create a customer user, find one by UPN or id, restore a
+deleted one, reset a password, list the customer's products and assign licences.
 
 Only what the provisioning decision needs, per reference/partner-center.md. This adapter owns
 the wire format (it builds the JSON from the decision's ``NewUser``) and raises the kinds of
@@ -25,7 +26,7 @@ from shared.errors import (
     ServiceUnavailableError,
     UpnTaken,
 )
-from shared.model import FoundUser, NewUser
+from shared.model import FoundUser, NewUser, SubscribedSku
 from shared.outcomes import Category
 from shared.passwords import fingerprint
 
@@ -34,6 +35,8 @@ LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 500  # 50,000 users; a lookup must not outlast the message's lease
 TENANT_NOT_FOUND = 60003
 _UPN_MARKER = "userprincipalname"
+# Where a password reset goes: Microsoft's pages show both (reference, "Beyond the first create").
+RESET_PATHS = ("user", "resetpassword")
 _INACTIVE_FILTER = json.dumps({"Field": "UserState", "Value": "Inactive", "Operator": "equals"})
 
 
@@ -90,7 +93,12 @@ class PartnerCenterClient:
         session: requests.Session | None = None,
         timeouts: Timeouts | None = None,
         locale: str = "en-US",
+        reset_password_path: str = "user",  # noqa: S107 (a URL path, not a password)
     ) -> None:
+        if reset_password_path not in RESET_PATHS:
+            raise ValueError(f"reset_password_path must be one of {RESET_PATHS}")
+        # The path that worked last in this process is tried first next time.
+        self._reset_path = reset_password_path
         self._base_url = base_url.rstrip("/")
         self._tokens = tokens
         self._session = session or requests.Session()
@@ -203,6 +211,84 @@ class PartnerCenterClient:
             f"{MAX_LIST_PAGES * LIST_PAGE_SIZE} users; the lookup by UPN stopped there",
         )
 
+    def restore_user(
+        self, customer_tenant_id: str, user_id: str, *, correlation_id: str
+    ) -> FoundUser:
+        """PATCH the deleted user back to active; restoring an active user changes nothing."""
+        response = self._send(
+            "PATCH",
+            self._user_path(customer_tenant_id, user_id),
+            json_body={"state": "active", "attributes": {"objectType": "CustomerUser"}},
+            correlation_id=correlation_id,
+            upn_unique=True,
+        )
+        body = _json_object(response)
+        body.pop("passwordProfile", None)
+        return _found_user(body)
+
+    def reset_password(
+        self, customer_tenant_id: str, user_id: str, password: str, *, correlation_id: str
+    ) -> None:
+        """Set the user's password (changed at first sign-in), on whichever path answers."""
+        body = {
+            "passwordProfile": {"password": password, "forceChangePassword": True},
+            "attributes": {"objectType": "CustomerUser"},
+        }
+        first = self._reset_path
+        paths = [first] + [path for path in RESET_PATHS if path != first]
+        for index, path in enumerate(paths):
+            suffix = "/resetpassword" if path == "resetpassword" else ""
+            try:
+                response = self._send(
+                    "PATCH",
+                    self._user_path(customer_tenant_id, user_id) + suffix,
+                    json_body=body,
+                    correlation_id=correlation_id,
+                    redact=password,
+                )
+            except Refused as refusal:
+                # 404/405: this service takes resets on the other path (or the user is
+                # unknown, which the other path says too).
+                if refusal.failure.http_status in (404, 405) and index + 1 < len(paths):
+                    continue
+                raise
+            # The answer may echo the new password: read nothing from it.
+            response.close()
+            self._reset_path = path
+            return
+
+    def subscribed_skus(
+        self, customer_tenant_id: str, *, correlation_id: str
+    ) -> list[SubscribedSku]:
+        response = self._send(
+            "GET",
+            f"/{PARTNER_CENTER_API_VERSION}/customers/"
+            f"{quote(customer_tenant_id, safe='')}/subscribedskus",
+            correlation_id=correlation_id,
+        )
+        found: list[SubscribedSku] = []
+        for item in _json_object(response).get("items") or []:
+            sku = _subscribed_sku(item)
+            if sku is not None:
+                found.append(sku)
+        return found
+
+    def assign_licenses(
+        self, customer_tenant_id: str, user_id: str, sku_ids: list[str], *, correlation_id: str
+    ) -> None:
+        self._send(
+            "POST",
+            self._user_path(customer_tenant_id, user_id) + "/licenseupdates",
+            json_body={
+                "licensesToAssign": [{"skuId": sku, "excludedPlans": None} for sku in sku_ids],
+                "attributes": {"objectType": "LicenseUpdate"},
+            },
+            correlation_id=correlation_id,
+        ).close()
+
+    def _user_path(self, customer_tenant_id: str, user_id: str) -> str:
+        return f"{self._users_path(customer_tenant_id)}/{quote(user_id, safe='')}"
+
     def _users_path(self, customer_tenant_id: str) -> str:
         return f"/{PARTNER_CENTER_API_VERSION}/customers/{quote(customer_tenant_id, safe='')}/users"
 
@@ -216,6 +302,7 @@ class PartnerCenterClient:
         json_body: dict[str, Any] | None = None,
         extra_headers: dict[str, str] | None = None,
         creating: bool = False,
+        upn_unique: bool = False,
         redact: str = "",
     ) -> requests.Response:
         url = urljoin(self._base_url + "/", path.lstrip("/"))
@@ -257,7 +344,7 @@ class PartnerCenterClient:
                 continue
             if response.status_code < 400:
                 return response
-            raise _classify(response, creating=creating, redact=redact)
+            raise _classify(response, creating=creating, upn_unique=upn_unique, redact=redact)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -303,7 +390,30 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _classify(response: requests.Response, *, creating: bool, redact: str) -> ProvisioningError:
+def _subscribed_sku(item: object) -> SubscribedSku | None:
+    if not isinstance(item, dict):
+        return None
+    raw_product = item.get("productSku")
+    product: dict[str, Any] = raw_product if isinstance(raw_product, dict) else {}
+    sku_id = product.get("id")
+    group = item.get("licenseGroupId") or product.get("licenseGroupId") or ""
+    units = item.get("availableUnits")
+    if isinstance(units, str) and units.strip().lstrip("-").isdigit():
+        units = int(units)
+    if not isinstance(sku_id, str) or not isinstance(units, int) or isinstance(units, bool):
+        return None
+    name = product.get("name")
+    return SubscribedSku(
+        sku_id=sku_id.lower(),
+        license_group_id=str(group),
+        available_units=units,
+        name=name if isinstance(name, str) else None,
+    )
+
+
+def _classify(
+    response: requests.Response, *, creating: bool, redact: str, upn_unique: bool = False
+) -> ProvisioningError:
     status = response.status_code
     code, description = _error_details(response, redact)
     said = f"Partner Center answered {status}" + (f" (code {code})" if code is not None else "")
@@ -328,7 +438,7 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pr
         )
     lowered = description.lower()
     already_exists = "already exists" in lowered or "objectconflict" in lowered
-    if creating and (
+    if (creating or upn_unique) and (
         status == 409 or (status == 400 and already_exists and _UPN_MARKER in lowered)
     ):
         return UpnTaken(

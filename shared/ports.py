@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.model import FoundUser, HireRecord, HireState, NewUser, SecretRef
+from shared.model import FoundUser, HireRecord, HireState, NewUser, SecretRef, SubscribedSku
 from shared.outcomes import Failure
 
 
@@ -34,6 +34,30 @@ class PartnerCenter(Protocol):
         correlation_id: str,
         inactive: bool = False,
     ) -> FoundUser | None: ...
+
+    def restore_user(
+        self, customer_tenant_id: str, user_id: str, *, correlation_id: str
+    ) -> FoundUser:
+        """Bring a deleted user back (harmless to repeat). ``UpnTaken`` when an active user
+        holds its UPN meanwhile, ``Refused`` otherwise, or a transient error."""
+        ...
+
+    def reset_password(
+        self, customer_tenant_id: str, user_id: str, password: str, *, correlation_id: str
+    ) -> None:
+        """Give the user ``password`` (to change at first sign-in); harmless to repeat."""
+        ...
+
+    def subscribed_skus(
+        self, customer_tenant_id: str, *, correlation_id: str
+    ) -> list[SubscribedSku]: ...
+
+    def assign_licenses(
+        self, customer_tenant_id: str, user_id: str, sku_ids: list[str], *, correlation_id: str
+    ) -> None:
+        """One request; every SKU of one licence group. ``Refused`` (code 60012: no units
+        left) assigns none of them; a repeat of a success changes nothing."""
+        ...
 
 
 class PasswordVault(Protocol):

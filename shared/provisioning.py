@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from shared.errors import (
     AnswerLost,
@@ -39,11 +39,38 @@ from shared.errors import (
     UpnTaken,
 )
 from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
-from shared.model import SUCCESS_STATES, FoundUser, HireRecord, HireState, NewUser
-from shared.outcomes import Category, Failure, Outcome, Status, outcome_from_message, utc_now_text
+from shared.model import (
+    PASSWORD_STATES,
+    SUCCESS_STATES,
+    FoundUser,
+    HireRecord,
+    HireState,
+    NewUser,
+)
+from shared.outcomes import (
+    Category,
+    Failure,
+    LicenseFailure,
+    LicenseReport,
+    Outcome,
+    Status,
+    outcome_from_message,
+    utc_now_text,
+)
 from shared.passwords import fingerprint, generate_password
+from shared.planning import (
+    SHORTFALL_CODE,
+    UpnChoice,
+    UpnVerdict,
+    choose_upn,
+    exhausted_message,
+    generation_failure_message,
+    plan_licenses,
+    shortfall,
+)
 from shared.ports import HireLedger, PartnerCenter, PasswordVault, PoisonSink
 from shared.retry import RetryPolicy
+from shared.upn import DEFAULT_TEMPLATE, UpnGenerationError
 
 __all__ = ["Delivery", "Provisioner", "RetryPolicy"]
 
@@ -53,6 +80,14 @@ logger = logging.getLogger("hire_provisioning")
 PASSWORD_FRESHNESS = timedelta(hours=1)
 # A hire's record is re-read at most this many times in one step when others write it.
 MAX_LEDGER_RACES = 5
+# How often one step may pass a generated UPN that someone else took after it was checked.
+MAX_UPN_MOVES = 5
+_USER_EXISTS = frozenset({Status.CREATED, Status.RESTORED, Status.ALREADY_EXISTS})
+_STATE_OF = {
+    Status.CREATED: HireState.CREATED,
+    Status.RESTORED: HireState.RESTORED,
+    Status.ALREADY_EXISTS: HireState.EXISTING,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +110,12 @@ class _Invocation:
         # Set when this invocation found another delivery at work on the hire.
         self.waited_for_other = False
         self.counted = False
+        # The user's outcome once the user exists; licences are assigned after it.
+        self.user_outcome: Outcome | None = None
+
+
+class _DecideAgain(Exception):
+    """The record was moved on (a generated UPN turned out to be someone else's): decide anew."""
 
 
 class _Busy(Exception):
@@ -97,6 +138,7 @@ class Provisioner:
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         new_password: Callable[[], str] = generate_password,
+        upn_template: str = DEFAULT_TEMPLATE,
     ) -> None:
         self._partner_center = partner_center
         self._passwords = passwords
@@ -110,6 +152,7 @@ class Provisioner:
         self._monotonic = monotonic
         self._jitter = jitter
         self._new_password = new_password
+        self._upn_template = upn_template
 
     # ------------------------------------------------------------------ entry point
 
@@ -141,7 +184,9 @@ class Provisioner:
             return self._give_up(document, failure, attempts, event_id=error.event_id)
 
         try:
-            return self._provision_with_retries(event, invocation)
+            outcome = self._provision_with_retries(event, invocation)
+            self._poison_license_failures(document, outcome, attempts)
+            return replace(outcome, traceparent=event.traceparent)
         except _Busy:
             problem: ProvisioningError = ServiceUnavailableError(
                 "another delivery of this hire is at work on it"
@@ -150,6 +195,13 @@ class Provisioner:
             problem = error
         except Exception as error:  # unclassified: transient, located, not quoted
             problem = _unexpected(error)
+        if invocation.user_outcome is not None and (
+            not problem.is_transient or self._retry.is_last(attempts)
+        ):
+            # The user exists: it stays created; only the licences still missing failed.
+            outcome = self._licenses_given_up(event, invocation.user_outcome, problem.failure)
+            self._poison_license_failures(document, outcome, attempts)
+            return replace(outcome, traceparent=event.traceparent)
         if problem.is_transient and not self._retry.is_last(attempts):
             self._release_claim(event, invocation)
             self._log_redelivery(event, problem, invocation, delivery.message_id)
@@ -167,7 +219,7 @@ class Provisioner:
             )
         outcome = self._give_up(document, failure, attempts, event_id=event.event_id, event=event)
         self._record_end(event, invocation, outcome)
-        return outcome
+        return replace(outcome, traceparent=event.traceparent)
 
     # ------------------------------------------------------------------ the hire
 
@@ -187,10 +239,14 @@ class Provisioner:
                 retry_number += 1
 
     def _step(self, event: HireEvent, invocation: _Invocation) -> Outcome:
-        for _ in range(MAX_LEDGER_RACES):
+        for _ in range(MAX_LEDGER_RACES + MAX_UPN_MOVES):
             try:
-                return self._step_once(event, invocation)
-            except LedgerConflict:
+                if invocation.user_outcome is None:
+                    invocation.user_outcome = self._step_once(event, invocation)
+                if not event.licenses or invocation.user_outcome.status not in _USER_EXISTS:
+                    return invocation.user_outcome
+                return self._assign_licenses(event, invocation.user_outcome, invocation)
+            except (LedgerConflict, _DecideAgain):
                 continue  # someone wrote the record since we read it: decide again from it
         raise ServiceUnavailableError(
             "the hire's ledger record kept changing under this delivery; it is delivered again"
@@ -212,6 +268,8 @@ class Provisioner:
         record = self._claim(record, invocation)
         if record.state is HireState.CREATING:
             return self._resume_create(event, record, invocation)
+        if record.state is HireState.RESTORING:
+            return self._resume_restore(event, record, invocation)
         return self._first_create(event, record, invocation)
 
     def _open_record(self, event: HireEvent, invocation: _Invocation) -> HireRecord:
@@ -291,13 +349,21 @@ class Provisioner:
     def _first_create(
         self, event: HireEvent, record: HireRecord, invocation: _Invocation
     ) -> Outcome:
-        """No create of this generation was sent yet: check the UPN, then create."""
-        upn = event.user.user_principal_name
-        holder = self._find(event, upn, invocation)
-        if holder is not None:
+        """No create of this generation was sent yet: choose and check the UPN, then create
+        (or restore the deleted user of a rehire)."""
+        choice = self._choose_upn(event, record, invocation)
+        upn = choice.upn
+        if choice.verdict in (UpnVerdict.THIS_HIRES, UpnVerdict.HELD):
+            assert choice.holder is not None
             return self._settle_found(
-                event, record.evolve(user_principal_name=upn), holder, invocation, sends=0
+                event, record.evolve(user_principal_name=upn), choice.holder, invocation, sends=0
             )
+        if choice.verdict is UpnVerdict.HELD_DELETED:
+            assert choice.holder is not None
+            raise self._refuse(event, record, invocation, _deleted_conflict(event, choice))
+        if choice.verdict is UpnVerdict.REHIRE:
+            assert choice.holder is not None
+            return self._start_restore(event, record, choice, invocation)
         password, record = self._fresh_password(event, record, invocation)
         record = self._write(
             record,
@@ -314,7 +380,7 @@ class Provisioner:
         self, event: HireEvent, record: HireRecord, invocation: _Invocation
     ) -> Outcome:
         """A create of this generation may have been applied: look before creating again."""
-        upn = record.user_principal_name or event.user.user_principal_name
+        upn = _upn_of(event, record)
         found = self._find(event, upn, invocation)
         if found is not None:
             return self._settle_found(event, record, found, invocation, sends=record.create_calls)
@@ -328,7 +394,7 @@ class Provisioner:
     def _send_create(
         self, event: HireEvent, record: HireRecord, password: str, invocation: _Invocation
     ) -> Outcome:
-        upn = record.user_principal_name or event.user.user_principal_name
+        upn = _upn_of(event, record)
         invocation.calls += 1
         invocation.request_id = event.request_id_for(record.generation)
         try:
@@ -349,18 +415,24 @@ class Provisioner:
                 )
             deleted = self._find(event, upn, invocation, inactive=True)
             if deleted is not None:
+                choice = UpnChoice(
+                    upn=upn,
+                    verdict=UpnVerdict.REHIRE
+                    if _same_person(event, deleted)
+                    else UpnVerdict.HELD_DELETED,
+                    holder=deleted,
+                    generated=event.user.user_principal_name is None,
+                )
+                if choice.verdict is UpnVerdict.REHIRE:
+                    # Refused, so nothing was created: this generation is over; restore.
+                    record = self._write(
+                        record, invocation, generation=record.generation + 1, create_calls=0
+                    )
+                    return self._start_restore(event, record, choice, invocation)
+                if choice.generated:
+                    self._move_to_next_upn(record, invocation)
                 raise self._refuse(
-                    event,
-                    record,
-                    invocation,
-                    Refused(
-                        Category.CONFLICT,
-                        f"userPrincipalName {upn} belongs to a deleted user (id {deleted.id}) "
-                        f"in customer {event.customer_tenant_id}: restore that user or delete "
-                        "it permanently, then replay from the poison queue",
-                        http_status=taken.failure.http_status,
-                        code=taken.failure.code,
-                    ),
+                    event, record, invocation, _deleted_conflict(event, choice, said=taken)
                 ) from None
             raise ServiceUnavailableError(
                 f"Partner Center says userPrincipalName {upn} is taken but does not list the "
@@ -408,19 +480,260 @@ class Provisioner:
             return self._succeed(event, record, invocation, Status.CREATED, found)
         if same_person:
             return self._succeed(event, record, invocation, Status.ALREADY_EXISTS, found)
+        if event.user.user_principal_name is None:
+            # A generated UPN someone else took meanwhile: unique UPNs mean no create of this
+            # hire made that user, so the next candidate is safe (with a new MS-RequestId).
+            self._move_to_next_upn(record, invocation)
         raise self._refuse(
             event,
             record,
             invocation,
             Refused(
                 Category.CONFLICT,
-                f"userPrincipalName {record.user_principal_name or event.user.user_principal_name}"
-                " already belongs to another user (id {found.id}) in customer "
+                f"userPrincipalName {_upn_of(event, record)} already belongs to another user "
+                f"(id {found.id}) in customer "
                 f"{event.customer_tenant_id}: correct the HR record (another UPN, or the right "
                 "immutableId) and republish",
                 http_status=said.failure.http_status if said else None,
                 code=said.failure.code if said else None,
             ),
+        )
+
+    # ------------------------------------------------------------------ generated UPNs
+
+    def _choose_upn(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> UpnChoice:
+        generated = event.user.user_principal_name is None
+        try:
+            choice = choose_upn(
+                event,
+                self._upn_template,
+                lambda upn, inactive: self._find(event, upn, invocation, inactive=inactive),
+                recorded=record.user_principal_name if generated else None,
+            )
+        except UpnGenerationError as error:
+            raise self._refuse(
+                event,
+                record,
+                invocation,
+                Refused(Category.INVALID_EVENT, generation_failure_message(error)),
+            ) from None
+        if choice.verdict is UpnVerdict.EXHAUSTED:
+            raise self._refuse(
+                event,
+                record,
+                invocation,
+                Refused(Category.CONFLICT, exhausted_message(event, choice)),
+            )
+        return choice
+
+    def _move_to_next_upn(self, record: HireRecord, invocation: _Invocation) -> NoReturn:
+        """Forget a generated UPN someone else holds; the next step chooses another."""
+        self._write(
+            record,
+            invocation,
+            state=HireState.NEW,
+            user_principal_name=None,
+            user_id=None,
+            generation=record.generation + 1,
+            create_calls=0,
+            upn_checked=False,
+            upn_holder_before=None,
+        )
+        raise _DecideAgain()
+
+    # ------------------------------------------------------------------ rehires
+
+    def _start_restore(
+        self, event: HireEvent, record: HireRecord, choice: UpnChoice, invocation: _Invocation
+    ) -> Outcome:
+        """A deleted user with this immutableId holds the UPN: bring it back.
+
+        The new password is stored and the record says RESTORING before the restore and reset
+        are sent, so a lost answer is finished by the next delivery.
+        """
+        assert choice.holder is not None
+        password, record = self._fresh_password(event, record, invocation)
+        record = self._write(
+            record,
+            invocation,
+            state=HireState.RESTORING,
+            user_principal_name=choice.upn,
+            user_id=choice.holder.id,
+        )
+        return self._finish_restore(event, record, password, invocation, known_inactive=True)
+
+    def _resume_restore(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> Outcome:
+        if not record.password_secret_id or not record.user_id:  # written together; repaired
+            self._write(record, invocation, state=HireState.NEW, user_id=None)
+            raise _DecideAgain()
+        password = self._passwords.read(record.password_secret_id)
+        return self._finish_restore(event, record, password, invocation, known_inactive=False)
+
+    def _finish_restore(
+        self,
+        event: HireEvent,
+        record: HireRecord,
+        password: str,
+        invocation: _Invocation,
+        *,
+        known_inactive: bool,
+    ) -> Outcome:
+        user_id = str(record.user_id)
+        customer = event.customer_tenant_id
+        correlation = event.correlation_guid
+        user: FoundUser | None = None
+        if not known_inactive:
+            invocation.calls += 1
+            user = self._partner_center.get_user(customer, user_id, correlation_id=correlation)
+            if user is None:
+                raise self._refuse(
+                    event,
+                    record.evolve(user_id=None),
+                    invocation,
+                    Refused(
+                        Category.CONFLICT,
+                        f"the deleted user {user_id} this rehire restores is gone from customer "
+                        f"{customer} (purged, or deleted permanently): replay the event to "
+                        "create the user anew",
+                    ),
+                )
+        if user is None or not user.active:
+            invocation.calls += 1
+            try:
+                user = self._partner_center.restore_user(
+                    customer, user_id, correlation_id=correlation
+                )
+            except UpnTaken as taken:
+                raise self._refuse(
+                    event,
+                    record.evolve(user_id=None),
+                    invocation,
+                    Refused(
+                        Category.CONFLICT,
+                        f"the deleted user {user_id} cannot be restored: another active user "
+                        f"holds userPrincipalName {record.user_principal_name} in customer "
+                        f"{customer}; correct the HR record and republish",
+                        http_status=taken.failure.http_status,
+                        code=taken.failure.code,
+                    ),
+                ) from None
+            except Refused as refusal:
+                raise self._refuse(event, record, invocation, refusal) from None
+        invocation.calls += 1
+        try:
+            # Resetting with the same password again is harmless: a repeat changes nothing.
+            self._partner_center.reset_password(
+                customer, user_id, password, correlation_id=correlation
+            )
+        except Refused as refusal:
+            raise self._refuse(event, record, invocation, refusal) from None
+        return self._succeed(event, record, invocation, Status.RESTORED, user)
+
+    # ------------------------------------------------------------------ licences
+
+    def _assign_licenses(
+        self, event: HireEvent, user_outcome: Outcome, invocation: _Invocation
+    ) -> Outcome:
+        """Assign the requested licences the ledger does not list yet (a replay's only work)."""
+        record = self._ledger.get(event.event_id)
+        if record is None:
+            raise LedgerConflict("the hire's record disappeared")
+        assigned = list(record.licenses_assigned)
+        wanted = list(event.sku_ids)
+        failed: list[LicenseFailure] = []
+        customer = event.customer_tenant_id
+        user_id = str(user_outcome.user_id)
+        if any(sku not in assigned for sku in wanted):
+            invocation.calls += 1
+            skus = self._partner_center.subscribed_skus(
+                customer, correlation_id=event.correlation_guid
+            )
+            plan = plan_licenses(customer, wanted, assigned, skus)
+            # A SKU the list shows without units is tried alone: the user may hold it already
+            # (that takes no unit), and it must not sink the rest of its licence group.
+            requests = [list(ids) for _, ids in plan.groups]
+            requests += [[f.sku_id] for f in plan.failed if f.code == SHORTFALL_CODE]
+            failed += [f for f in plan.failed if f.code != SHORTFALL_CODE]
+            while requests:
+                ids = requests.pop(0)
+                invocation.calls += 1
+                try:
+                    self._partner_center.assign_licenses(
+                        customer, user_id, ids, correlation_id=event.correlation_guid
+                    )
+                except Refused as refusal:
+                    if refusal.failure.code == SHORTFALL_CODE and len(ids) > 1:
+                        requests += [[sku] for sku in ids]  # which one is short? one by one
+                        continue
+                    failed += [_license_refused(customer, sku, refusal) for sku in ids]
+                    continue
+                assigned += [sku for sku in ids if sku not in assigned]
+                record = self._ledger.update(
+                    record.evolve(licenses_assigned=tuple(assigned), updated_at=self._now())
+                )
+        order = {sku: index for index, sku in enumerate(wanted)}
+        outcome = replace(
+            user_outcome,
+            licenses=LicenseReport(
+                assigned=tuple(sku for sku in wanted if sku in assigned),
+                failed=tuple(sorted(failed, key=lambda f: order.get(f.sku_id, 0))),
+            ),
+        )
+        self._ledger.update(
+            record.evolve(last_outcome=outcome.as_message(), updated_at=self._now())
+        )
+        return outcome
+
+    def _licenses_given_up(
+        self, event: HireEvent, user_outcome: Outcome, failure: Failure
+    ) -> Outcome:
+        """The user exists but the licence step kept failing: report what is missing."""
+        assigned: tuple[str, ...] = ()
+        try:
+            record = self._ledger.get(event.event_id)
+            assigned = record.licenses_assigned if record else ()
+        except Exception as error:  # the ledger may be what failed; assume nothing assigned
+            logger.info("could not read the licences of %s (%s)", event.event_id, type(error))
+        return replace(
+            user_outcome,
+            licenses=LicenseReport(
+                assigned=tuple(sku for sku in event.sku_ids if sku in assigned),
+                failed=tuple(
+                    LicenseFailure(
+                        sku_id=sku,
+                        category=failure.category,
+                        message=f"not assigned: {failure.message}; replay from the poison queue",
+                        code=failure.code,
+                    )
+                    for sku in event.sku_ids
+                    if sku not in assigned
+                ),
+            ),
+        )
+
+    def _poison_license_failures(
+        self, document: dict[str, Any], outcome: Outcome, attempts: int
+    ) -> None:
+        """A poison copy for licences that failed, so a replay assigns them (and creates
+        nothing); written before the outcome, like every poison copy."""
+        if outcome.licenses is None or not outcome.licenses.failed:
+            return
+        first = outcome.licenses.failed[0]
+        details = "; ".join(f"{f.sku_id}: {f.message}" for f in outcome.licenses.failed)
+        self._poison.poison_event(
+            document,
+            Failure(
+                category=first.category,
+                message=f"user {outcome.user_id} ({outcome.user_principal_name}) is "
+                f"{outcome.status.value} but lacks {len(outcome.licenses.failed)} licence(s): "
+                f"{details}",
+                code=first.code,
+            ),
+            attempts=attempts,
         )
 
     def _fresh_password(
@@ -454,7 +767,7 @@ class Provisioner:
         status: Status,
         user: FoundUser,
     ) -> Outcome:
-        created = status is Status.CREATED
+        created = status in (Status.CREATED, Status.RESTORED)
         outcome = Outcome(
             event_id=event.event_id,
             status=status,
@@ -469,7 +782,7 @@ class Provisioner:
         self._write(
             record,
             invocation,
-            state=HireState.CREATED if created else HireState.EXISTING,
+            state=_STATE_OF[status],
             user_id=user.id,
             user_principal_name=outcome.user_principal_name,
             password_secret_id=record.password_secret_id if created else None,
@@ -498,7 +811,7 @@ class Provisioner:
             attempts=invocation.delivery_number,
             user_id=record.user_id,
             initial_password_secret_id=(
-                record.password_secret_id if record.state is HireState.CREATED else None
+                record.password_secret_id if record.state in PASSWORD_STATES else None
             ),
             completed_at=utc_now_text(),
         )
@@ -692,6 +1005,55 @@ class Provisioner:
             json.dumps(fields, ensure_ascii=False),
             extra={"decision": fields},
         )
+
+
+def _upn_of(event: HireEvent, record: HireRecord) -> str:
+    """The UPN this hire uses: the recorded one, else the event's (checked before use)."""
+    upn = record.user_principal_name or event.user.user_principal_name
+    if upn is None:  # a generated UPN is recorded before anything uses it
+        raise ServiceUnavailableError("the hire's generated userPrincipalName is not recorded")
+    return upn
+
+
+def _same_person(event: HireEvent, user: FoundUser) -> bool:
+    return event.user.immutable_id is not None and user.immutable_id == event.user.immutable_id
+
+
+def _deleted_conflict(
+    event: HireEvent, choice: UpnChoice, *, said: ProvisioningError | None = None
+) -> Refused:
+    holder = choice.holder
+    assert holder is not None
+    return Refused(
+        Category.CONFLICT,
+        f"userPrincipalName {choice.upn} belongs to a deleted user (id {holder.id}) in "
+        f"customer {event.customer_tenant_id} who is someone else (another immutableId): "
+        "delete that user permanently or give this hire another UPN, then replay from the "
+        "poison queue",
+        http_status=said.failure.http_status if said else None,
+        code=said.failure.code if said else None,
+    )
+
+
+def _license_refused(customer: str, sku_id: str, refusal: ProvisioningError) -> LicenseFailure:
+    failure = refusal.failure
+    if failure.code == SHORTFALL_CODE:
+        return shortfall(customer, sku_id)
+    if failure.category is Category.PERMISSION:
+        return LicenseFailure(
+            sku_id=sku_id,
+            category=Category.PERMISSION,
+            message=f"the partner user may not assign licences in customer {customer}: grant a "
+            "GDAP role License Administrator, User Administrator or Directory Writers, then "
+            "replay from the poison queue",
+            code=failure.code,
+        )
+    return LicenseFailure(
+        sku_id=sku_id,
+        category=failure.category,
+        message=f"Partner Center refused SKU {sku_id}: {failure.message}",
+        code=failure.code,
+    )
 
 
 def _new_user(event: HireEvent, upn: str, password: str) -> NewUser:

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.upn import UpnTemplateError, validate_template
+
 DEFAULT_REQUEST_QUEUE = "user-create-requests"
 DEFAULT_RESULT_QUEUE = "user-create-results"
 DEFAULT_PARTNER_CENTER_BASE_URL = "https://api.partnercenter.microsoft.com"
@@ -95,6 +97,11 @@ class Settings:
         claim_text = optional("HIRE_CLAIM_SECONDS", str(DEFAULT_CLAIM_SECONDS))
         if not (claim_text.isascii() and claim_text.isdigit()) or not 5 <= int(claim_text) <= 540:
             raise SettingsError("app setting HIRE_CLAIM_SECONDS must be a whole number, 5 to 540")
+        upn_template = optional("UPN_TEMPLATE", DEFAULT_UPN_TEMPLATE)
+        try:
+            validate_template(upn_template)
+        except UpnTemplateError as error:
+            raise SettingsError(str(error)) from None
         return cls(
             request_queue=optional("REQUEST_QUEUE_NAME", DEFAULT_REQUEST_QUEUE),
             result_queue=optional("RESULT_QUEUE_NAME", DEFAULT_RESULT_QUEUE),
@@ -120,6 +127,6 @@ class Settings:
             storage_queue_service_uri=queue_service_uri or None,
             storage_table_service_uri=table_service_uri or None,
             ledger_table=ledger_table,
-            upn_template=optional("UPN_TEMPLATE", DEFAULT_UPN_TEMPLATE),
+            upn_template=upn_template,
             claim_seconds=int(claim_text),
         )

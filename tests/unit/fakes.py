@@ -21,7 +21,7 @@ from shared.errors import (
     ServiceUnavailableError,
     UpnTaken,
 )
-from shared.model import FoundUser, HireRecord, NewUser, SecretRef
+from shared.model import FoundUser, HireRecord, NewUser, SecretRef, SubscribedSku
 from shared.outcomes import Category, Failure
 from shared.passwords import fingerprint
 from shared.ports import LedgerQuery
@@ -126,6 +126,7 @@ class _PCUser:
     password_digest: str
     state: str = "active"
     names: tuple[str, str, str] = ("", "", "")
+    licenses: list[str] = field(default_factory=list)
 
 
 Fault = Callable[[], None]
@@ -138,7 +139,24 @@ class FakePartnerCenter:
     remembers_request_ids: bool = True
     users: list[_PCUser] = field(default_factory=list)
     answers: dict[str, _PCUser] = field(default_factory=dict)
-    calls: dict[str, int] = field(default_factory=lambda: {"create": 0, "find": 0, "get": 0})
+    calls: dict[str, int] = field(
+        default_factory=lambda: {
+            "create": 0,
+            "find": 0,
+            "get": 0,
+            "restore": 0,
+            "reset": 0,
+            "skus": 0,
+            "assign": 0,
+        }
+    )
+    # sku id -> [licence group, available units]
+    skus: dict[str, list[Any]] = field(default_factory=dict)
+    # Scripts for the calls after a create, consumed in order: "lost-after" (applied, answer
+    # lost), "unavailable", "permission", "refuse".
+    restore_script: list[str] = field(default_factory=list)
+    reset_script: list[str] = field(default_factory=list)
+    assign_script: list[str] = field(default_factory=list)
     # Scripted behaviour per call, consumed in order: "lost-after" (applied, answer lost),
     # "lost-before" (not applied, no answer), "throttle", "unavailable", "refuse", "permission".
     create_script: list[str] = field(default_factory=list)
@@ -151,6 +169,9 @@ class FakePartnerCenter:
         user = _PCUser(str(uuid.uuid4()), upn, immutable_id, "unknown", state)
         self.users.append(user)
         return user
+
+    def user(self, user_id: str) -> _PCUser:
+        return next(user for user in self.users if user.id == user_id)
 
     def holders(self, upn: str) -> list[_PCUser]:
         return [user for user in self.users if user.upn.lower() == upn.lower()]
@@ -200,7 +221,8 @@ class FakePartnerCenter:
         inactive: bool = False,
     ) -> FoundUser | None:
         self.calls["find"] += 1
-        action = self.find_script.pop(0) if self.find_script else "ok"
+        # The script is for look-ups of active users (the deleted ones are looked up too).
+        action = self.find_script.pop(0) if self.find_script and not inactive else "ok"
         if action == "unavailable":
             raise ServiceUnavailableError("503", http_status=503)
         wanted = "inactive" if inactive else "active"
@@ -218,6 +240,66 @@ class FakePartnerCenter:
                 return self._found(user)
         return None
 
+    def restore_user(
+        self, customer_tenant_id: str, user_id: str, *, correlation_id: str
+    ) -> FoundUser:
+        self.calls["restore"] += 1
+        action = self.restore_script.pop(0) if self.restore_script else "ok"
+        _scripted_failure(action)
+        with self.lock:
+            user = self.user(user_id)
+            if user.state != "active":
+                if any(u.state == "active" for u in self.holders(user.upn)):
+                    raise UpnTaken("duplicate", http_status=400, code=3000)
+                user.state = "active"
+        if action == "lost-after":
+            raise ServiceUnavailableError("timeout after apply")
+        return self._found(user)
+
+    def reset_password(
+        self, customer_tenant_id: str, user_id: str, password: str, *, correlation_id: str
+    ) -> None:
+        self.calls["reset"] += 1
+        action = self.reset_script.pop(0) if self.reset_script else "ok"
+        _scripted_failure(action)
+        with self.lock:
+            user = self.user(user_id)
+            if user.state != "active":
+                raise Refused(Category.VALIDATION, "404", http_status=404, code=404)
+            user.password_digest = fingerprint(password)
+        if action == "lost-after":
+            raise ServiceUnavailableError("timeout after apply")
+
+    def subscribed_skus(
+        self, customer_tenant_id: str, *, correlation_id: str
+    ) -> list[SubscribedSku]:
+        self.calls["skus"] += 1
+        return [
+            SubscribedSku(sku_id=sku, license_group_id=group, available_units=units)
+            for sku, (group, units) in self.skus.items()
+        ]
+
+    def assign_licenses(
+        self, customer_tenant_id: str, user_id: str, sku_ids: list[str], *, correlation_id: str
+    ) -> None:
+        self.calls["assign"] += 1
+        action = self.assign_script.pop(0) if self.assign_script else "ok"
+        _scripted_failure(action)
+        with self.lock:
+            user = self.user(user_id)
+            if any(sku not in self.skus for sku in sku_ids):
+                raise Refused(Category.VALIDATION, "400", http_status=400, code=400056)
+            if len({self.skus[sku][0] for sku in sku_ids}) > 1:
+                raise Refused(Category.VALIDATION, "400", http_status=400, code=400056)
+            needed = [sku for sku in sku_ids if sku not in user.licenses]
+            if any(self.skus[sku][1] <= 0 for sku in needed):
+                raise Refused(Category.VALIDATION, "400", http_status=400, code=60012)
+            for sku in needed:
+                self.skus[sku][1] -= 1
+                user.licenses.append(sku)
+        if action == "lost-after":
+            raise ServiceUnavailableError("timeout after apply")
+
     @staticmethod
     def _found(user: _PCUser, *, with_password: bool = False) -> FoundUser:
         return FoundUser(
@@ -230,6 +312,15 @@ class FakePartnerCenter:
             display_name=user.names[2] or None,
             password_fingerprint=user.password_digest if with_password else None,
         )
+
+
+def _scripted_failure(action: str) -> None:
+    if action == "unavailable":
+        raise ServiceUnavailableError("503", http_status=503)
+    if action == "permission":
+        raise Refused(Category.PERMISSION, "403", http_status=403, code=900150)
+    if action == "refuse":
+        raise Refused(Category.VALIDATION, "400", http_status=400, code=3000)
 
 
 @dataclass
