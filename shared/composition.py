@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
 from shared.credentials import CredentialSecretNames, MsalTokenExchange, PartnerCenterCredentials
+from shared.errors import CredentialsError
 from shared.hostconfig import QueueHostConfig
 from shared.ledger import TableHireLedger
 from shared.partner_center import PartnerCenterClient, Timeouts
@@ -23,7 +25,7 @@ from shared.poison import StoragePoisonQueue, encode_policy
 from shared.provisioning import Provisioner
 from shared.retry import RetryPolicy
 from shared.settings import Settings, SettingsError
-from shared.vault import KeyVaultPasswordVault, KeyVaultSecretStore
+from shared.vault import KeyVaultPasswordVault, KeyVaultSecretStore, SecretStore, StoredSecret
 
 _lock = threading.Lock()
 _provisioner: Provisioner | None = None
@@ -95,7 +97,51 @@ def build_provisioner(
     )
 
 
-def build_ledger(settings: Settings) -> TableHireLedger:
+def build_read_only_partner_center(settings: Settings) -> PartnerCenterClient:
+    """A Partner Center client for the operators' preview: it reads the credentials and never
+    writes the rotated refresh token back (the preview writes nothing anywhere)."""
+    credential_store = _ReadOnlySecrets(
+        _secret_store(settings.key_vault_url, _vault_credential(settings))
+    )
+    tokens = PartnerCenterCredentials(
+        credential_store,
+        MsalTokenExchange(
+            authority_host=settings.entra_authority_host, tenant_id=settings.partner_tenant_id
+        ),
+        names=CredentialSecretNames(
+            app_id=settings.app_id_secret_name,
+            app_secret=settings.app_secret_secret_name,
+            refresh_token=settings.refresh_token_secret_name,
+        ),
+        write_back_interval=timedelta.max,
+    )
+    session = requests.Session()
+    session.headers["User-Agent"] = "hire-provisioning-preview/0.1"
+    return PartnerCenterClient(settings.partner_center_base_url, tokens, session=session)
+
+
+class _ReadOnlySecrets:
+    """A secret store that refuses every write (the rotated refresh token stays in memory)."""
+
+    def __init__(self, inner: SecretStore) -> None:
+        self._inner = inner
+
+    def get(self, name: str, version: str | None = None) -> StoredSecret | None:
+        return self._inner.get(name, version)
+
+    def set(
+        self,
+        name: str,
+        value: str,
+        *,
+        expires_on: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> StoredSecret:
+        raise CredentialsError(f"the preview writes nothing: secret '{name}' was not written")
+
+
+def build_ledger(settings: Settings, *, read_only: bool = False) -> TableHireLedger:
     """The hire ledger in the AzureWebJobsStorage account (also used by the operator tools)."""
     # The decision's RetryPolicy is the one that retries: the SDK's own would stack under it.
     options: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 10}
@@ -117,7 +163,7 @@ def build_ledger(settings: Settings) -> TableHireLedger:
             "app setting AzureWebJobsStorage (or AzureWebJobsStorage__tableServiceUri) is "
             "required for the hire ledger"
         )
-    return TableHireLedger(client)
+    return TableHireLedger(client, read_only=read_only)
 
 
 def _development_storage(connection_string: str) -> str:

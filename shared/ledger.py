@@ -47,11 +47,15 @@ def partition_key_for(event_id: str) -> str:
 
 
 class TableHireLedger:
-    """``HireLedger`` over a ``TableClient``; the table is created on first use."""
+    """``HireLedger`` over a ``TableClient``; the table is created on first use.
 
-    def __init__(self, client: TableClient) -> None:
+    ``read_only`` (the operators' preview) never creates the table: a missing one reads as empty.
+    """
+
+    def __init__(self, client: TableClient, *, read_only: bool = False) -> None:
         self._client = client
-        self._table_ready = False
+        self._read_only = read_only
+        self._table_ready = read_only
         self._lock = threading.Lock()
 
     @property
@@ -135,7 +139,7 @@ class TableHireLedger:
         except (ResourceExistsError, ResourceModifiedError):
             raise
         except ResourceNotFoundError as error:
-            if _table_missing(error):
+            if _table_missing(error) and not self._read_only:
                 # Deleted behind our back (or never made, under a read-only role): once more.
                 self._table_ready = False
                 self._ensure_table()
