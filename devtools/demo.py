@@ -26,7 +26,9 @@ from devtools.azurite import start_azurite_queue
 from devtools.funchost import LocalFunctionsHost
 from devtools.publisher import HirePublisher
 from devtools.standins import Fault, StandInStack
-from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, seed_demo
+from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, DEMO_SKUS, seed_demo
+from ops.preview import Verdict, preview_with_settings, render_table
+from shared.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REQUEST_QUEUE = "user-create-requests"
@@ -59,6 +61,28 @@ def _event(
     }
 
 
+def _generated(number: int, first: str, last: str, **extra: Any) -> dict[str, Any]:
+    """A schema 1.1 event: no UPN, the function generates one in ``upnDomain``."""
+    event = _event(number, CONTOSO, "contoso.onmicrosoft.com", first, last, **extra)
+    event["schemaVersion"] = "1.1"
+    del event["user"]["userPrincipalName"]
+    event["user"]["upnDomain"] = "contoso.onmicrosoft.com"
+    return event
+
+
+BUSINESS_PREMIUM, VISIO, MINECRAFT = (sku[0] for sku in DEMO_SKUS)
+# A person who left Contoso last week and comes back: the deleted account is restored.
+REHIRE = {
+    "userPrincipalName": "carlos.rivera@contoso.onmicrosoft.com",
+    "firstName": "Carlos",
+    "lastName": "Rivera",
+    "displayName": "Carlos Rivera",
+    "usageLocation": "US",
+    "immutableId": "E00113",
+    "state": "inactive",
+}
+
+
 def hire_batch() -> list[dict[str, Any]]:
     return [
         _event(101, CONTOSO, "contoso.onmicrosoft.com", "Jane", "Doe"),
@@ -70,11 +94,21 @@ def hire_batch() -> list[dict[str, Any]]:
         _event(107, TAILSPIN, "tailspin.onmicrosoft.com", "Sam", "Lee"),  # no GDAP role
         _event(108, NORTHWIND, "northwindtraders.com", "Nora", "Federated"),  # federated domain
         _event(109, FABRIKAM, "fabrikam.onmicrosoft.com", "Omar", "Haddad"),  # outage
+        _generated(111, "Zoë", "Ångström"),  # generated UPN: zoe.angstrom
+        _generated(112, "Existing", "User"),  # generated UPN held by another: existing.user2
+        _generated(113, "Carlos", "Rivera"),  # a rehire: restored
+        _generated(  # licences of two licence groups: two requests
+            114, "Priya", "Nair", licenses=[{"skuId": BUSINESS_PREMIUM}, {"skuId": MINECRAFT}]
+        ),
+        _generated(  # Visio has no unit left: created, plus a poison copy for the licence
+            115, "Tom", "Berg", licenses=[{"skuId": BUSINESS_PREMIUM}, {"skuId": VISIO}]
+        ),
     ]
 
 
 def seed(stack: StandInStack) -> None:
     seed_demo(stack)
+    stack.partner_center.add_user(CONTOSO, dict(REHIRE))
     stack.partner_center.faults.add(
         Fault.status(429, retry_after=1), match="POST /v1/customers/*/users", times=1
     )
@@ -98,9 +132,16 @@ def read_queue(client: QueueClient) -> list[dict[str, Any] | str]:
 
 def outcome_table(outcomes: list[dict[str, Any] | str]) -> Table:
     table = Table(title="Outcomes (result queue)", show_lines=False)
-    for column in ("eventId", "status", "category", "userPrincipalName", "attempts", "what to do"):
+    columns = ("eventId", "status", "category", "userPrincipalName", "licences", "attempts")
+    for column in (*columns, "what to do"):
         table.add_column(column, overflow="fold")
-    style = {"created": "green", "already_exists": "cyan", "rejected": "red", "failed": "yellow"}
+    style = {
+        "created": "green",
+        "restored": "green",
+        "already_exists": "cyan",
+        "rejected": "red",
+        "failed": "yellow",
+    }
     for outcome in sorted(
         outcomes, key=lambda o: str(o.get("eventId")) if isinstance(o, dict) else ""
     ):
@@ -112,10 +153,49 @@ def outcome_table(outcomes: list[dict[str, Any] | str]) -> Table:
             f"[{style.get(str(outcome['status']), 'white')}]{outcome['status']}[/]",
             str(error.get("category") or ""),
             str(outcome.get("userPrincipalName") or ""),
+            _licences(outcome.get("licenses")),
             str(outcome.get("attempts")),
             str(error.get("message") or outcome.get("initialPasswordSecretId") or ""),
         )
     return table
+
+
+def _licences(licenses: object) -> str:
+    if not isinstance(licenses, dict):
+        return ""
+    names = {sku_id: name for sku_id, name, _, _ in DEMO_SKUS}
+    assigned = [names.get(s, s) for s in licenses.get("assigned") or []]
+    failed = [names.get(f.get("skuId"), f.get("skuId")) for f in licenses.get("failed") or []]
+    return "; ".join(
+        part
+        for part in (
+            f"assigned: {', '.join(assigned)}" if assigned else "",
+            f"[red]failed: {', '.join(map(str, failed))}[/]" if failed else "",
+        )
+        if part
+    )
+
+
+def compare(verdicts: list[Verdict], outcomes: list[dict[str, Any] | str]) -> list[str]:
+    """Where the run differed from the preview (by eventId; the first outcome of each)."""
+    reported: dict[str, str] = {}
+    for outcome in outcomes:
+        if isinstance(outcome, dict) and outcome.get("eventId"):
+            reported.setdefault(str(outcome["eventId"]), str(outcome["status"]))
+    differences = []
+    for verdict in verdicts:
+        if verdict.event_id is None or verdict.event_id in _UNFORESEEABLE:
+            continue
+        ran = reported.get(verdict.event_id)
+        if verdict.expected_status != ran and not (
+            verdict.verdict == "exists" and ran in ("created", "restored")  # the repeat
+        ):
+            differences.append(f"{verdict.event_id}: preview {verdict.expected_status}, run {ran}")
+    return differences
+
+
+# Only a create call can reveal these: a federated domain, and an outage of the create calls.
+_UNFORESEEABLE = {"hr-2026-000108": "federated domain", "hr-2026-000109": "outage"}
 
 
 def poison_table(messages: list[dict[str, Any] | str]) -> Table:
@@ -169,12 +249,21 @@ def run_demo(*, verbose: bool = False) -> int:
         publisher = HirePublisher.from_connection_string(azurite.connection_string, REQUEST_QUEUE)
         publisher.ensure_queue()
         batch = hire_batch()
+        invalid = _event(110, CONTOSO, "contoso.onmicrosoft.com", "Bad", "Country")
+        invalid["user"]["usageLocation"] = "XX"
+        console.rule("[bold]An operator previews the batch (hire-preview; reads only)")
+        lines = [json.dumps(e) for e in (*batch, invalid)] + ["this is not JSON"]
+        verdicts = preview_with_settings(Settings.from_environment(), [*lines, lines[0]])
+        render_table(verdicts, console)
+        console.print(
+            "The preview cannot foresee what only a create reveals: "
+            + ", ".join(f"{k} ({v})" for k, v in _UNFORESEEABLE.items())
+        )
         console.rule("[bold]HR publishes hire events")
         for event in batch:
             publisher.publish(event)
-            console.print(f"  {event['eventId']}  {event['user']['userPrincipalName']}")
-        invalid = _event(110, CONTOSO, "contoso.onmicrosoft.com", "Bad", "Country")
-        invalid["user"]["usageLocation"] = "XX"
+            upn = event["user"].get("userPrincipalName") or "(generated in contoso.onmicrosoft.com)"
+            console.print(f"  {event['eventId']}  {upn}")
         HirePublisher.from_connection_string(
             azurite.connection_string, REQUEST_QUEUE, validate=False
         ).publish(invalid)
@@ -212,13 +301,19 @@ def run_demo(*, verbose: bool = False) -> int:
         console.print(poison_table(read_queue(poison)))
         users = sum(len(stack.partner_center.users(c.tenant_id)) for c in DEMO_CUSTOMERS)
         console.print(
-            f"Users in customer tenants: {users} (one was there before); "
+            f"Users in customer tenants: {users} (two were there before: one holds a UPN, "
+            "one was deleted); "
             f"Partner Center calls: {dict(stack.partner_center.counters['calls'])}, "
             f"faults injected: {dict(stack.partner_center.counters['faults_injected'])}; "
             f"token requests: {dict(stack.entra.counters['token_requests'])}"
         )
+        differences = compare(verdicts, outcomes)
+        if differences:
+            console.print(f"[red]the run differed from the preview: {differences}[/]")
+            return 1
+        console.print("The run produced the statuses the preview said (both unforeseeables aside).")
         statuses = {o.get("status") for o in outcomes if isinstance(o, dict)}
-        missing = {"created", "already_exists", "rejected", "failed"} - statuses
+        missing = {"created", "restored", "already_exists", "rejected", "failed"} - statuses
         if missing:
             console.print(f"[red]expected every status, missing {sorted(missing)}[/]")
             return 1
