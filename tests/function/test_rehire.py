@@ -221,3 +221,46 @@ def test_a_missing_licence_role_leaves_the_user_created_with_a_poison_copy(
     assert outcome["status"] == "created"
     assert outcome["licenses"]["failed"][0]["category"] == "permission"
     assert len(harness.poison_messages()) == 1
+
+
+def test_the_reset_path_that_worked_is_tried_first_for_the_next_rehire(
+    harness: FunctionHarness,
+) -> None:
+    pc = harness.stack.partner_center
+    pc.configure(password_reset_path="resetpassword")
+    for number in (10, 11):
+        event = hire_event(number)
+        pc.add_user(
+            CUSTOMER,
+            {
+                "userPrincipalName": event["user"]["userPrincipalName"],
+                "immutableId": event["user"]["immutableId"],
+                "state": "inactive",
+            },
+        )
+        outcome = harness.invoke(event)
+        assert outcome["status"] == "restored", outcome
+        harness.assert_secret_holds_users_password(outcome)
+    resets = [
+        r.path.rsplit("/", 1)[-1] == "resetpassword"
+        for r in pc.requests
+        if r.method == "PATCH" and r.json and "passwordProfile" in r.json
+    ]
+    assert resets == [False, True, True]  # the user path once (405), then straight to the other
+
+
+def test_a_rehire_when_deleted_users_do_not_hold_their_upn(harness: FunctionHarness) -> None:
+    pc = harness.stack.partner_center
+    pc.configure(deleted_users_hold_upn=False)
+    event = generated_event(12)
+    deleted = pc.add_user(
+        CUSTOMER,
+        {
+            "userPrincipalName": JANE,
+            "immutableId": event["user"]["immutableId"],
+            "state": "inactive",
+        },
+    )
+    outcome = harness.invoke(event)
+    assert outcome["status"] == "restored" and outcome["userId"] == deleted["id"]
+    assert pc.counters["users_created"] == 0
