@@ -949,6 +949,7 @@ class Provisioner:
             started=started,
             invocation=invocation,
             message_id=message_id,
+            licenses=outcome.licenses,
         )
 
     def _log_redelivery(
@@ -980,6 +981,7 @@ class Provisioner:
         started: float | None,
         invocation: _Invocation,
         message_id: str | None,
+        licenses: LicenseReport | None = None,
     ) -> None:
         """The one structured line per decision (retries included); never a secret in it."""
         fields: dict[str, object] = {
@@ -999,8 +1001,12 @@ class Provisioner:
             fields["durationMs"] = round((self._monotonic() - started) * 1000)
         if failure:
             fields["error"] = failure.message
+        if licenses is not None:
+            fields["licensesAssigned"] = len(licenses.assigned)
+            fields["licensesFailed"] = [f.sku_id for f in licenses.failed]
+        short = licenses is not None and bool(licenses.failed)
         logger.log(
-            logging.INFO if failure is None else logging.WARNING,
+            logging.INFO if failure is None and not short else logging.WARNING,
             "decision %s",
             json.dumps(fields, ensure_ascii=False),
             extra={"decision": fields},
