@@ -97,9 +97,12 @@ def generated_candidates(event: HireEvent, template: str) -> Iterator[str]:
 
 
 def _candidates(event: HireEvent, template: str, recorded: str | None) -> Iterator[str]:
-    if recorded:
+    candidates = list(generated_candidates(event, template))
+    # Only a UPN this event's template could have chosen: after a republish with another
+    # domain or other names, a recorded UPN of the old event is not this one's.
+    if recorded and recorded.casefold() in {upn.casefold() for upn in candidates}:
         yield recorded
-    yield from generated_candidates(event, template)
+    yield from candidates
 
 
 def _verdict(event: HireEvent, upn: str, lookup: Lookup, *, generated: bool) -> UpnChoice:

@@ -950,6 +950,7 @@ class Provisioner:
             invocation=invocation,
             message_id=message_id,
             licenses=outcome.licenses,
+            traceparent=outcome.traceparent,
         )
 
     def _log_redelivery(
@@ -982,6 +983,7 @@ class Provisioner:
         invocation: _Invocation,
         message_id: str | None,
         licenses: LicenseReport | None = None,
+        traceparent: str | None = None,
     ) -> None:
         """The one structured line per decision (retries included); never a secret in it."""
         fields: dict[str, object] = {
@@ -1001,6 +1003,9 @@ class Provisioner:
             fields["durationMs"] = round((self._monotonic() - started) * 1000)
         if failure:
             fields["error"] = failure.message
+        if traceparent is not None:
+            # The HR system's trace: its trace id ties this line to the publisher's logs.
+            fields["traceparent"] = traceparent
         if licenses is not None:
             fields["licensesAssigned"] = len(licenses.assigned)
             fields["licensesFailed"] = [f.sku_id for f in licenses.failed]

@@ -319,3 +319,14 @@ def test_a_rehire_gets_its_licences(bench: Bench) -> None:
     assert outcome.status is Status.RESTORED
     assert outcome.licenses is not None and outcome.licenses.assigned == (SKU_A,)
     assert deleted.licenses == [SKU_A]
+
+
+def test_a_republish_in_another_domain_does_not_reuse_the_recorded_upn(bench: Bench) -> None:
+    bench.partner_center.create_script = ["permission"]
+    assert bench.deliver(generated()).status is Status.REJECTED
+    assert bench.ledger.records["hr-1"].user_principal_name == JANE
+    republished = generated()
+    republished["user"]["upnDomain"] = "contoso.com"
+    outcome = bench.deliver(republished, message_id="republished")
+    assert outcome.status is Status.CREATED
+    assert outcome.user_principal_name == "jane.doe@contoso.com"
