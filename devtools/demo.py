@@ -106,6 +106,23 @@ def hire_batch() -> list[dict[str, Any]]:
     ]
 
 
+def invalid_event() -> dict[str, Any]:
+    """An event that breaks the contract (published without the publisher's validation)."""
+    invalid = _event(110, CONTOSO, "contoso.onmicrosoft.com", "Bad", "Country")
+    invalid["user"]["usageLocation"] = "XX"
+    return invalid
+
+
+NOT_JSON = "this is not JSON"
+
+
+def all_bodies() -> list[dict[str, Any] | str]:
+    """Everything the demo publishes, in order: the batch, the invalid event, a body that is
+    not JSON, and the first event once more (a duplicate delivery)."""
+    batch = hire_batch()
+    return [*batch, invalid_event(), NOT_JSON, batch[0]]
+
+
 def seed(stack: StandInStack) -> None:
     seed_demo(stack)
     stack.partner_center.add_user(CONTOSO, dict(REHIRE))
@@ -249,11 +266,10 @@ def run_demo(*, verbose: bool = False) -> int:
         publisher = HirePublisher.from_connection_string(azurite.connection_string, REQUEST_QUEUE)
         publisher.ensure_queue()
         batch = hire_batch()
-        invalid = _event(110, CONTOSO, "contoso.onmicrosoft.com", "Bad", "Country")
-        invalid["user"]["usageLocation"] = "XX"
+        invalid = invalid_event()
         console.rule("[bold]An operator previews the batch (hire-preview; reads only)")
-        lines = [json.dumps(e) for e in (*batch, invalid)] + ["this is not JSON"]
-        verdicts = preview_with_settings(Settings.from_environment(), [*lines, lines[0]])
+        lines = [b if isinstance(b, str) else json.dumps(b) for b in all_bodies()]
+        verdicts = preview_with_settings(Settings.from_environment(), lines)
         render_table(verdicts, console)
         console.print(
             "The preview cannot foresee what only a create reveals: "
@@ -268,7 +284,7 @@ def run_demo(*, verbose: bool = False) -> int:
             azurite.connection_string, REQUEST_QUEUE, validate=False
         ).publish(invalid)
         console.print(f"  {invalid['eventId']}  (invalid: usageLocation XX, sent unvalidated)")
-        publisher.publish_raw("this is not JSON")
+        publisher.publish_raw(NOT_JSON)
         console.print("  (a body that is not JSON)")
 
         console.rule("[bold]The local Functions host runs function_app.py")

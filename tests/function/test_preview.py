@@ -149,3 +149,40 @@ def _until_outcome(harness: FunctionHarness, body: dict[str, Any] | bytes) -> di
         except RedeliveryRequested:
             continue
     raise AssertionError("no outcome")
+
+
+def test_the_preview_of_the_demos_events_agrees_with_the_run(
+    harness: FunctionHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devtools import demo
+    from devtools.standins.demo import DEMO_PARTNER_TENANT_ID
+    from shared import composition
+    from shared.hostconfig import QueueHostConfig
+    from shared.partner_center import Timeouts
+    from shared.settings import Settings
+
+    from .conftest import FAST_RETRY
+
+    demo.seed(harness.stack)  # the demo's partner, customers, users, products and faults
+    monkeypatch.setenv("PARTNER_TENANT_ID", DEMO_PARTNER_TENANT_ID)
+    composition.install(
+        composition.build_provisioner(
+            Settings.from_environment(),
+            QueueHostConfig.load(),
+            retry=FAST_RETRY,
+            partner_center_timeouts=Timeouts(connect=2.0, read=1.0),
+        )
+    )
+    bodies = demo.all_bodies()
+    lines = [b if isinstance(b, str) else json.dumps(b) for b in bodies]
+
+    verdicts = preview.preview_with_settings(Settings.from_environment(), lines)
+    outcomes = [_until_outcome(harness, b.encode() if isinstance(b, str) else b) for b in bodies]
+
+    assert demo.compare(verdicts, list(outcomes)) == []
+    statuses = {o["eventId"]: o["status"] for o in reversed(outcomes) if o["eventId"]}
+    assert statuses["hr-2026-000111"] == "created"  # generated UPN
+    assert statuses["hr-2026-000113"] == "restored"  # the rehire
+    by_event = {o["eventId"]: o for o in outcomes if o["eventId"]}
+    assert by_event["hr-2026-000112"]["userPrincipalName"].startswith("existing.user2@")
+    assert by_event["hr-2026-000115"]["licenses"]["failed"][0]["code"] == 60012
