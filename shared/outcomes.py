@@ -71,9 +71,11 @@ class Outcome:
     initial_password_secret_id: str | None = None
     failure: Failure | None = None
     completed_at: str = ""
+    # W3C trace context of the invocation, when the event carried one (CONTRACT section 2).
+    traceparent: str | None = None
 
     def as_message(self) -> dict[str, Any]:
-        return {
+        message: dict[str, Any] = {
             "schemaVersion": SCHEMA_VERSION,
             "eventId": self.event_id,
             "status": self.status.value,
@@ -86,6 +88,9 @@ class Outcome:
             "correlationId": self.correlation_id,
             "completedAt": self.completed_at or utc_now_text(),
         }
+        if self.traceparent:
+            message["traceparent"] = self.traceparent
+        return message
 
     def to_json(self) -> str:
         return json.dumps(self.as_message(), ensure_ascii=False)

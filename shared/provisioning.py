@@ -42,7 +42,14 @@ from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, pars
 from shared.model import SUCCESS_STATES, FoundUser, HireRecord, HireState, NewUser
 from shared.outcomes import Category, Failure, Outcome, Status, outcome_from_message, utc_now_text
 from shared.passwords import fingerprint, generate_password
-from shared.ports import HireLedger, PartnerCenter, PasswordVault, PoisonSink
+from shared.ports import (
+    HireLedger,
+    NoTelemetry,
+    PartnerCenter,
+    PasswordVault,
+    PoisonSink,
+    Telemetry,
+)
 from shared.retry import RetryPolicy
 
 __all__ = ["Delivery", "Provisioner", "RetryPolicy"]
@@ -97,6 +104,7 @@ class Provisioner:
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         new_password: Callable[[], str] = generate_password,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._partner_center = partner_center
         self._passwords = passwords
@@ -110,11 +118,18 @@ class Provisioner:
         self._monotonic = monotonic
         self._jitter = jitter
         self._new_password = new_password
+        self._telemetry: Telemetry = telemetry or NoTelemetry()
 
     # ------------------------------------------------------------------ entry point
 
     def handle(self, delivery: Delivery) -> Outcome:
         """Decide one delivery. Raises ``RedeliveryRequested`` when the host should retry."""
+        with self._telemetry.invocation(delivery.body, max(1, delivery.dequeue_count)) as trace:
+            outcome = self._decide(delivery)
+        # The outcome names the trace it belongs to when the event carried one (CONTRACT 2).
+        return replace(outcome, traceparent=trace.traceparent) if trace.traceparent else outcome
+
+    def _decide(self, delivery: Delivery) -> Outcome:
         started = self._monotonic()
         invocation = _Invocation(delivery)
         try:
@@ -183,6 +198,7 @@ class Provisioner:
                 pause = self._retry.delay(retry_number, error.retry_after, self._jitter())
                 if self._monotonic() - started + pause > self._retry.budget:
                     raise
+                self._telemetry.retried(error.failure.category.value)
                 self._sleep(pause)
                 retry_number += 1
 
@@ -265,6 +281,7 @@ class Provisioner:
         the hire ends or the other's claim runs out (a dead delivery's claim is taken over).
         """
         invocation.waited_for_other = True
+        self._telemetry.claim_lost()
         last = self._retry.is_last(invocation.delivery_number)
         give_up_at = self._monotonic() + self._retry.claim_wait
         while record.claimed_by_other(invocation.owner, self._now()):
@@ -686,6 +703,7 @@ class Provisioner:
             fields["durationMs"] = round((self._monotonic() - started) * 1000)
         if failure:
             fields["error"] = failure.message
+        self._telemetry.decided(fields)
         logger.log(
             logging.INFO if failure is None else logging.WARNING,
             "decision %s",
