@@ -303,16 +303,21 @@ def configure(environ: Mapping[str, str] | None = None) -> Untraced:
     """The process's telemetry, set up once: exporting when a setting asks for it."""
     global _installed
     env = os.environ if environ is None else environ
-    if _installed is None and not env.get(APPLICATION_INSIGHTS) and not env.get(OTLP_ENDPOINT):
+    azure_monitor = _setting(env, APPLICATION_INSIGHTS)
+    if _installed is None and not azure_monitor and not _setting(env, OTLP_ENDPOINT):
         return Untraced()
     with _lock:
         if _installed is None:
-            if env.get(APPLICATION_INSIGHTS):
+            if azure_monitor:
                 _configure_azure_monitor()
                 _installed = OpenTelemetry()
             else:
                 _installed = _install_otlp(env)
     return _installed
+
+
+def _setting(env: Mapping[str, str], name: str) -> bool:
+    return bool(env.get(name, "").strip())
 
 
 def install(

@@ -45,10 +45,10 @@ class Exported:
                 for metric in scope.metrics:
                     for point in metric.data.data_points:
                         value = getattr(point, "value", None)
-                        if value is None:
+                        if value is None:  # a histogram: how many were recorded
                             value = getattr(point, "count", 0)
                         found.setdefault(metric.name, []).append(
-                            (dict(point.attributes or {}), float(value))
+                            (dict(point.attributes or {}), float(value or 0))
                         )
         return found
 
