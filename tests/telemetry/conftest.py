@@ -76,9 +76,7 @@ def exported(harness: FunctionHarness) -> Iterator[Exported]:  # noqa: F811
             QueueHostConfig.load(),
             retry=FAST_RETRY,
             partner_center_timeouts=Timeouts(connect=2.0, read=1.0),
-            telemetry=OpenTelemetry(
-                tracer_provider=tracer_provider, meter_provider=meter_provider
-            ),
+            telemetry=OpenTelemetry(tracer_provider=tracer_provider, meter_provider=meter_provider),
         )
     )
     try:

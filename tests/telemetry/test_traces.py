@@ -44,9 +44,7 @@ def invocations(tree: list[tuple[int, ReadableSpan]]) -> list[ReadableSpan]:
     return [span for depth, span in tree if depth == 0]
 
 
-def test_created_hire_continues_the_hr_trace(
-    harness: FunctionHarness, exported: Exported
-) -> None:
+def test_created_hire_continues_the_hr_trace(harness: FunctionHarness, exported: Exported) -> None:
     event, trace_id, parent_id = traced_event(1)
     outcome = harness.invoke(event)
 
@@ -134,9 +132,7 @@ def test_rejected_hire_is_an_error_span_and_its_poison_copy_keeps_the_traceparen
 def test_retried_hire_shows_each_try_and_counts_the_429(
     harness: FunctionHarness, exported: Exported
 ) -> None:
-    harness.stack.partner_center.faults.add(
-        Fault.status(429, retry_after=0), match=CREATE, times=1
-    )
+    harness.stack.partner_center.faults.add(Fault.status(429, retry_after=0), match=CREATE, times=1)
     event, trace_id, _ = traced_event(5)
     outcome = harness.invoke(event)
 
