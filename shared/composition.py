@@ -5,19 +5,17 @@ from __future__ import annotations
 import os
 import threading
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from azure.core.credentials import TokenCredential
-from azure.data.tables import TableClient
 from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
 from shared.credentials import CredentialSecretNames, MsalTokenExchange, PartnerCenterCredentials
 from shared.hostconfig import QueueHostConfig
-from shared.ledger import TableHireLedger
+from shared.ledger import TableHireLedger, open_table_ledger
 from shared.partner_center import PartnerCenterClient, Timeouts
 from shared.poison import StoragePoisonQueue, encode_policy
 from shared.provisioning import Provisioner
@@ -117,38 +115,15 @@ def build_provisioner(
 
 def build_ledger(settings: Settings) -> TableHireLedger:
     """The hire ledger in the AzureWebJobsStorage account (also used by the operator tools)."""
-    # The decision's RetryPolicy is the one that retries: the SDK's own would stack under it.
-    options: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 10}
-    if settings.storage_connection_string:
-        client = TableClient.from_connection_string(
-            _development_storage(settings.storage_connection_string),
-            settings.ledger_table,
-            **options,
-        )
-    elif settings.storage_table_service_uri:
-        client = TableClient(
-            settings.storage_table_service_uri,
-            settings.ledger_table,
-            credential=DefaultAzureCredential(),
-            **options,
-        )
-    else:
+    if not (settings.storage_connection_string or settings.storage_table_service_uri):
         raise SettingsError(
             "app setting AzureWebJobsStorage (or AzureWebJobsStorage__tableServiceUri) is "
             "required for the hire ledger"
         )
-    return TableHireLedger(client)
-
-
-def _development_storage(connection_string: str) -> str:
-    """``UseDevelopmentStorage=true`` spelled out: the tables SDK does not know the shortcut."""
-    if connection_string.replace(" ", "").lower() != "usedevelopmentstorage=true":
-        return connection_string
-    return (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        # The well-known Azurite development key (public, documented by Microsoft).
-        "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
-        "KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+    return open_table_ledger(
+        settings.ledger_table,
+        connection_string=settings.storage_connection_string,
+        table_service_uri=settings.storage_table_service_uri,
     )
 
 

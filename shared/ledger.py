@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -35,6 +36,38 @@ from shared.errors import (
 )
 from shared.model import HireRecord, HireState
 from shared.ports import LedgerQuery
+
+# The well-known Azurite development account (public, documented by Microsoft; not a secret).
+_DEVELOPMENT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+    "KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
+def open_table_ledger(
+    table_name: str,
+    *,
+    connection_string: str | None = None,
+    table_service_uri: str | None = None,
+    credential: TokenCredential | None = None,
+) -> TableHireLedger:
+    """A ledger by connection string, or by service URI with an Entra identity."""
+    # The decision's RetryPolicy is the one that retries: the SDK's own would stack under it.
+    options: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 10}
+    if connection_string:
+        if connection_string.replace(" ", "").lower() == "usedevelopmentstorage=true":
+            connection_string = _DEVELOPMENT_STORAGE  # the tables SDK lacks the shortcut
+        client = TableClient.from_connection_string(connection_string, table_name, **options)
+    elif table_service_uri:
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        client = TableClient(table_service_uri, table_name, credential=credential, **options)
+    else:
+        raise ValueError("a connection string or a table service URI is needed")
+    return TableHireLedger(client)
 
 
 def row_key_for(event_id: str) -> str:
@@ -110,7 +143,8 @@ class TableHireLedger:
             for index, name in enumerate(names):
                 alternatives.append(f"State eq @state{index}")
                 parameters[f"state{index}"] = name
-            clauses.append("(" + " or ".join(alternatives) + ")")
+            # Spaces around the parentheses: the SDK finds parameters by splitting on spaces.
+            clauses.append("( " + " or ".join(alternatives) + " )")
         try:
             self._ensure_table()
             if clauses:

@@ -386,6 +386,19 @@ class Provisioner:
                 code=taken.failure.code,
             ) from None
         except Refused as refusal:
+            if record.create_calls > 1 and refusal.failure.category is not Category.PERMISSION:
+                # An earlier send of this generation may have made the user, and a duplicate
+                # is not always answered in words we recognise: look before calling it refused.
+                found = self._find(event, upn, invocation)
+                if found is not None:
+                    return self._settle_found(
+                        event,
+                        record,
+                        found,
+                        invocation,
+                        sends=record.create_calls - 1,
+                        said=refusal,
+                    )
             raise self._refuse(event, record, invocation, refusal) from None
         if user.password_fingerprint and user.password_fingerprint != fingerprint(password):
             # Partner Center answered with an earlier create of this MS-RequestId, made with a
@@ -415,6 +428,15 @@ class Provisioner:
     ) -> Outcome:
         """A user holds the hire's UPN: this hire's own, the same person from before, or not."""
         wanted = event.user.immutable_id
+        if wanted is not None and found.immutable_id is None:
+            # A user list may leave immutableId out: ask for the whole user before deciding.
+            invocation.calls += 1
+            found = (
+                self._partner_center.get_user(
+                    event.customer_tenant_id, found.id, correlation_id=event.correlation_guid
+                )
+                or found
+            )
         same_person = wanted is not None and found.immutable_id == wanted
         made_here = sends > 0 and (
             same_person
@@ -432,7 +454,7 @@ class Provisioner:
             Refused(
                 Category.CONFLICT,
                 f"userPrincipalName {record.user_principal_name or event.user.user_principal_name}"
-                " already belongs to another user (id {found.id}) in customer "
+                f" already belongs to another user (id {found.id}) in customer "
                 f"{event.customer_tenant_id}: correct the HR record (another UPN, or the right "
                 "immutableId) and republish",
                 http_status=said.failure.http_status if said else None,

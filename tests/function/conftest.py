@@ -130,16 +130,28 @@ class FunctionHarness:
         )
 
 
-@pytest.fixture(params=[True, False], ids=["remembers-request-id", "forgets-request-id"])
+# Two sets of the variants the Partner Center documentation leaves open; every function test
+# runs under both, so each variant is exercised at least once (a test may still set its own).
+PARTNER_CENTER_VARIANTS = {
+    "remembers-request-id": {"idempotent_request_ids": True},
+    "forgets-request-id": {
+        "idempotent_request_ids": False,  # how long it is remembered is undocumented
+        "success_status": 200,  # the seed example; the newer reference says 201
+        "duplicate_upn_status": 409,  # undocumented: 409 or 400
+        "code_as_string": True,  # documented as a string, seen as a number
+    },
+}
+
+
+@pytest.fixture(params=list(PARTNER_CENTER_VARIANTS))
 def harness(
     standins: StandInStack,
     azurite: AzuriteQueue,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> Iterator[FunctionHarness]:
-    """Every function test runs twice: Partner Center remembering MS-RequestId, and not
-    (how long the real service remembers it is undocumented)."""
-    standins.partner_center.config.idempotent_request_ids = request.param
+    """Every function test runs under both variant sets of PARTNER_CENTER_VARIANTS."""
+    standins.partner_center.configure(**PARTNER_CENTER_VARIANTS[request.param])
     partner_tenant_id = str(uuid.uuid4())
     standins.seed_partner(partner_tenant_id)
     standins.partner_center.add_customer(

@@ -143,6 +143,10 @@ class FakePartnerCenter:
     # "lost-before" (not applied, no answer), "throttle", "unavailable", "refuse", "permission".
     create_script: list[str] = field(default_factory=list)
     find_script: list[str] = field(default_factory=list)
+    # Variants the documentation leaves open: a list without immutableId, a duplicate
+    # answered as a plain validation error.
+    list_omits_immutable_id: bool = False
+    duplicate_as_plain_400: bool = False
     # Called at the start of each create (after the script is consulted): interleavings.
     on_create: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -177,6 +181,8 @@ class FakePartnerCenter:
                 created = self.answers[request_id]
             else:
                 if self.holders(user.user_principal_name):
+                    if self.duplicate_as_plain_400:
+                        raise Refused(Category.VALIDATION, "400", http_status=400, code=3000)
                     raise UpnTaken("duplicate", http_status=400, code=3000)
                 created = _PCUser(
                     str(uuid.uuid4()),
@@ -203,10 +209,15 @@ class FakePartnerCenter:
         action = self.find_script.pop(0) if self.find_script else "ok"
         if action == "unavailable":
             raise ServiceUnavailableError("503", http_status=503)
+        if action == "hide":  # a listing that lags behind a create
+            return None
         wanted = "inactive" if inactive else "active"
         for user in self.holders(user_principal_name):
             if user.state == wanted:
-                return self._found(user)
+                found = self._found(user)
+                if self.list_omits_immutable_id:
+                    found = FoundUser(**{**found.__dict__, "immutable_id": None})
+                return found
         return None
 
     def get_user(

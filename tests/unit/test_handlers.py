@@ -229,3 +229,26 @@ def test_a_poison_write_failure_on_the_last_delivery_still_raises_for_the_host(
     bench.poison.fail = [ServiceUnavailableError("queue down")]
     with pytest.raises(RedeliveryRequested):
         bench.deliver(b"not json", delivery=1)
+
+
+@pytest.mark.parametrize("immutable_id", [None, "E1"])
+def test_a_user_list_without_immutable_ids_still_finds_the_hires_user(
+    bench: Bench, immutable_id: str | None
+) -> None:
+    bench.partner_center.list_omits_immutable_id = True
+    bench.partner_center.create_script = ["lost-after"]
+    outcome = bench.deliver_until_outcome(event(immutable_id=immutable_id))
+    assert outcome.status is Status.CREATED
+    bench.assert_one_correct_account(UPN)
+
+
+def test_a_duplicate_answered_as_plain_400_after_a_lost_answer_is_still_ours(
+    bench: Bench,
+) -> None:
+    bench.partner_center.duplicate_as_plain_400 = True
+    bench.partner_center.create_script = ["lost-after"]
+    # The look-up right after the lost answer does not see the user yet (listing lags).
+    bench.partner_center.find_script = ["ok", "hide"]
+    outcome = bench.deliver_until_outcome(event())
+    assert outcome.status is Status.CREATED
+    bench.assert_one_correct_account(UPN)
