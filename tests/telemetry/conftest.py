@@ -21,7 +21,18 @@ from shared.hostconfig import QueueHostConfig
 from shared.partner_center import Timeouts
 from shared.settings import Settings
 from shared.telemetry import OpenTelemetry
-from tests.function.conftest import FAST_RETRY, FunctionHarness, harness  # noqa: F401
+from tests.function.conftest import (  # noqa: F401 (harness: the fixture, re-exported)
+    FAST_RETRY,
+    PARTNER_CENTER_VARIANTS,
+    FunctionHarness,
+    harness,
+)
+
+# The telemetry tests run under one Partner Center variant: the variants are the function
+# tier's business, and the tracing does not depend on them.
+ONE_VARIANT = pytest.mark.parametrize(
+    "harness", [next(iter(PARTNER_CENTER_VARIANTS))], indirect=True
+)
 
 
 @dataclass

@@ -8,18 +8,16 @@ import os
 import uuid
 from typing import Any
 
-import pytest
-
 from devtools.standins import Fault
 from shared.errors import RedeliveryRequested
 from shared.passwords import secret_name_for
 from tests.function.conftest import CUSTOMER, NO_GDAP_CUSTOMER, FunctionHarness, hire_event
 
-from .conftest import Exported
+from .conftest import ONE_VARIANT, Exported
 
 CREATE = "POST /v1/customers/*/users"
 HR_PASSWORD = "Hr-Sent-This-Pa55word!"
-pytestmark = pytest.mark.parametrize("harness", [True], indirect=True)
+pytestmark = ONE_VARIANT
 
 
 def _traced(event: dict[str, Any]) -> dict[str, Any]:

@@ -15,11 +15,10 @@ from devtools.traces import span_tree
 from shared.errors import RedeliveryRequested
 from tests.function.conftest import NO_GDAP_CUSTOMER, FunctionHarness, hire_event
 
-from .conftest import Exported
+from .conftest import ONE_VARIANT, Exported
 
 CREATE = "POST /v1/customers/*/users"
-# Every test here runs once: how Partner Center remembers MS-RequestId is not what is tested.
-pytestmark = pytest.mark.parametrize("harness", [True], indirect=True)
+pytestmark = ONE_VARIANT
 
 
 def traced_event(number: int, **changes: Any) -> tuple[dict[str, Any], int, int]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.function.conftest import NO_GDAP_CUSTOMER, FunctionHarness, hire_event
 
+from .conftest import ONE_VARIANT
+
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-pytestmark = pytest.mark.parametrize("harness", [True], indirect=True)
+pytestmark = ONE_VARIANT
 
 
 def test_the_outcome_carries_the_events_traceparent(harness: FunctionHarness) -> None:
