@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
@@ -85,7 +85,7 @@ def exported(harness: FunctionHarness) -> Iterator[Exported]:  # noqa: F811
         composition.build_provisioner(
             Settings.from_environment(),
             QueueHostConfig.load(),
-            retry=FAST_RETRY,
+            retry=replace(FAST_RETRY, claim_wait=0.3, poll_interval=0.05),
             partner_center_timeouts=Timeouts(connect=2.0, read=1.0),
             telemetry=OpenTelemetry(tracer_provider=tracer_provider, meter_provider=meter_provider),
         )

@@ -4,6 +4,7 @@ function as the host delivers it; the HR system's trace continues through the ou
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,10 @@ from opentelemetry.trace import StatusCode
 
 from devtools.standins import Fault
 from devtools.traces import span_tree
+from shared import composition
 from shared.errors import RedeliveryRequested
+from shared.model import HireRecord
+from shared.settings import Settings
 from tests.function.conftest import NO_GDAP_CUSTOMER, FunctionHarness, hire_event
 
 from .conftest import ONE_VARIANT, Exported
@@ -219,6 +223,34 @@ def test_without_a_traceparent_the_outcome_has_none(
     assert outcome["status"] == "created" and "traceparent" not in outcome
     (root,) = [s for s in exported.finished_spans() if s.name == "provision_user"]
     assert root.parent is None
+
+
+def test_a_claim_held_by_another_delivery_is_counted_as_lost(
+    harness: FunctionHarness, exported: Exported
+) -> None:
+    event, trace_id, _ = traced_event(9)
+    now = datetime.now(UTC)
+    composition.build_ledger(Settings.from_environment(harness.settings)).add(
+        HireRecord(
+            event_id=event["eventId"],
+            customer_tenant_id=event["customerTenantId"],
+            attempts=1,
+            claim_owner="another-delivery",
+            claim_expires_at=now + timedelta(minutes=5),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    with pytest.raises(RedeliveryRequested):
+        harness.invoke(event)
+
+    (root,) = invocations(tree_of(exported, trace_id))
+    assert "claim held by another delivery" in [e.name for e in root.events]
+    assert (root.attributes or {})["hire.status"] == "retrying"
+    assert not any(s.name.startswith("partner_center") for s in exported.finished_spans())
+    points = exported.metric_points()
+    assert points["hire.claims_lost"] == [({}, 1.0)]
+    assert points["hire.redeliveries"] == [({"category": "unavailable"}, 1.0)]
 
 
 def test_a_body_that_is_not_json_still_gets_a_span(
