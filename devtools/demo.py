@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.console import Console
 from rich.table import Table
 
@@ -27,8 +29,10 @@ from devtools.funchost import LocalFunctionsHost
 from devtools.publisher import HirePublisher
 from devtools.standins import Fault, StandInStack
 from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, DEMO_SKUS, seed_demo
+from devtools.traces import render, span_tree
 from ops.preview import Verdict, preview_with_settings, render_table
 from shared.settings import Settings
+from shared.telemetry import install
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REQUEST_QUEUE = "user-create-requests"
@@ -36,6 +40,11 @@ RESULT_QUEUE = "user-create-results"
 CONTOSO, FABRIKAM, NORTHWIND, TAILSPIN = (c.tenant_id for c in DEMO_CUSTOMERS[:4])
 # Demo-speed retries: the real host.json backs off 30 s between deliveries.
 DEMO_HOST_OPTIONS = {"visibilityTimeout": "00:00:01", "maxPollingInterval": "00:00:00.500"}
+
+# The HR system's trace of hire-2026-000103: the demo's event continues it (--traces).
+TRACED_EVENT = "hr-2026-000103"
+HR_TRACE_ID = "5f1d2c3b4a5968778695a4b3c2d1e0f1"
+HR_SPAN_ID = "a1b2c3d4e5f60718"
 
 # Wide enough for the tables when the output is a file or a CI log rather than a terminal.
 console = Console(width=None if sys.stdout.isatty() else 180)
@@ -45,7 +54,7 @@ def _event(
     number: int, customer: str, domain: str, first: str, last: str, **extra: Any
 ) -> dict[str, Any]:
     return {
-        "schemaVersion": "1.0",
+        "schemaVersion": extra.pop("schemaVersion", "1.0"),
         "eventId": f"hr-2026-{number:06d}",
         "customerTenantId": customer,
         "user": {
@@ -87,7 +96,15 @@ def hire_batch() -> list[dict[str, Any]]:
     return [
         _event(101, CONTOSO, "contoso.onmicrosoft.com", "Jane", "Doe"),
         _event(102, CONTOSO, "contoso.com", "Ravi", "Patel"),
-        _event(103, CONTOSO, "contoso.onmicrosoft.com", "Mei", "Chen"),  # throttled once
+        _event(
+            103,
+            CONTOSO,
+            "contoso.onmicrosoft.com",
+            "Mei",
+            "Chen",
+            schemaVersion="1.1",
+            traceparent=f"00-{HR_TRACE_ID}-{HR_SPAN_ID}-01",
+        ),
         _event(104, NORTHWIND, "northwind.onmicrosoft.com", "Lukas", "Schmidt", usageLocation="DE"),
         _event(105, NORTHWIND, "northwind.onmicrosoft.com", "Amelie", "Dubois", usageLocation="FR"),
         _event(106, CONTOSO, "contoso.onmicrosoft.com", "Existing", "User"),  # UPN held by another
@@ -235,7 +252,7 @@ def poison_table(messages: list[dict[str, Any] | str]) -> Table:
     return table
 
 
-def run_demo(*, verbose: bool = False) -> int:
+def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -243,6 +260,7 @@ def run_demo(*, verbose: bool = False) -> int:
         # The host logs every failed delivery with its traceback, as the real one does; the
         # tables below tell the story without them.
         logging.disable(logging.ERROR)
+    spans = _trace_in_memory() if traces else None
     with ExitStack() as cleanup:
         console.rule("[bold]Starting the local stack")
         azurite = cleanup.enter_context(start_azurite_queue())
@@ -328,6 +346,8 @@ def run_demo(*, verbose: bool = False) -> int:
             console.print(f"[red]the run differed from the preview: {differences}[/]")
             return 1
         console.print("The run produced the statuses the preview said (both unforeseeables aside).")
+        if spans is not None:
+            print_trace(spans, outcomes)
         statuses = {o.get("status") for o in outcomes if isinstance(o, dict)}
         missing = {"created", "restored", "already_exists", "rejected", "failed"} - statuses
         if missing:
@@ -339,12 +359,41 @@ def run_demo(*, verbose: bool = False) -> int:
         return 0
 
 
+def _trace_in_memory() -> InMemorySpanExporter:
+    """OpenTelemetry for the in-process host, exporting to memory (as configure() would to
+    Application Insights or an OTLP collector)."""
+    spans = InMemorySpanExporter()
+    install(span_processors=[SimpleSpanProcessor(spans)])
+    return spans
+
+
+def print_trace(spans: InMemorySpanExporter, outcomes: list[dict[str, Any] | str]) -> None:
+    console.rule(f"[bold]The trace of {TRACED_EVENT} (HR trace {HR_TRACE_ID})")
+    tree = span_tree(spans.get_finished_spans(), int(HR_TRACE_ID, 16))
+    if not tree:
+        console.print("[red]no span of that trace was exported[/]")
+    for line in render(tree):
+        console.print(line, highlight=False, markup=False)
+    carried = [
+        o.get("traceparent")
+        for o in outcomes
+        if isinstance(o, dict) and o.get("eventId") == TRACED_EVENT
+    ]
+    console.print(
+        f"{len(spans.get_finished_spans())} spans exported in all; the outcome of {TRACED_EVENT} "
+        f"carries traceparent {', '.join(map(str, carried))}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the hire pipeline on a local stack.")
     parser.add_argument("--verbose", action="store_true", help="show the function's log lines")
+    parser.add_argument(
+        "--traces", action="store_true", help=f"print the span tree of {TRACED_EVENT}'s trace"
+    )
     args = parser.parse_args(argv)
     try:
-        return run_demo(verbose=args.verbose)
+        return run_demo(verbose=args.verbose, traces=args.traces)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; everything the demo started has been stopped[/]")
         return 130

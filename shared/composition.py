@@ -23,6 +23,7 @@ from shared.poison import StoragePoisonQueue, encode_policy
 from shared.provisioning import Provisioner
 from shared.retry import RetryPolicy
 from shared.settings import Settings, SettingsError
+from shared.telemetry import Untraced, configure
 from shared.vault import KeyVaultPasswordVault, KeyVaultSecretStore, SecretStore, StoredSecret
 
 _lock = threading.Lock()
@@ -54,7 +55,10 @@ def build_provisioner(
     *,
     retry: RetryPolicy | None = None,
     partner_center_timeouts: Timeouts | None = None,
+    telemetry: Untraced | None = None,
 ) -> Provisioner:
+    """``telemetry`` defaults to what the environment configures (``shared.telemetry``)."""
+    telemetry = telemetry or configure()
     vault_credential = _vault_credential(settings)
     credential_store = _secret_store(settings.key_vault_url, vault_credential)
     password_store = (
@@ -63,9 +67,13 @@ def build_provisioner(
         else _secret_store(settings.initial_password_vault_url, vault_credential)
     )
     tokens = PartnerCenterCredentials(
-        credential_store,
-        MsalTokenExchange(
-            authority_host=settings.entra_authority_host, tenant_id=settings.partner_tenant_id
+        telemetry.traced(credential_store, "key_vault", ("get", "set")),
+        telemetry.traced_call(
+            MsalTokenExchange(
+                authority_host=settings.entra_authority_host, tenant_id=settings.partner_tenant_id
+            ),
+            "entra",
+            "refresh_token_grant",
         ),
         names=CredentialSecretNames(
             app_id=settings.app_id_secret_name,
@@ -76,22 +84,43 @@ def build_provisioner(
     session = requests.Session()
     session.headers["User-Agent"] = "hire-provisioning/0.1"
     return Provisioner(
-        partner_center=PartnerCenterClient(
-            settings.partner_center_base_url,
-            tokens,
-            session=session,
-            timeouts=partner_center_timeouts,
+        partner_center=telemetry.traced(
+            PartnerCenterClient(
+                settings.partner_center_base_url,
+                tokens,
+                session=session,
+                timeouts=partner_center_timeouts,
+            ),
+            "partner_center",
+            (
+                "create_user",
+                "get_user",
+                "find_user_by_upn",
+                "restore_user",
+                "reset_password",
+                "subscribed_skus",
+                "assign_licenses",
+            ),
         ),
-        passwords=KeyVaultPasswordVault(password_store),
-        ledger=build_ledger(settings),
-        poison=StoragePoisonQueue(
-            _poison_queue_client(settings, host_config.message_encoding),
-            message_encoding=host_config.message_encoding,
+        passwords=telemetry.traced(
+            KeyVaultPasswordVault(password_store), "key_vault", ("store", "read")
+        ),
+        ledger=telemetry.traced(
+            build_ledger(settings), "ledger", ("get", "add", "update", "query")
+        ),
+        poison=telemetry.traced(
+            StoragePoisonQueue(
+                _poison_queue_client(settings, host_config.message_encoding),
+                message_encoding=host_config.message_encoding,
+            ),
+            "poison_queue",
+            ("poison_event", "poison_body"),
         ),
         retry=retry or RetryPolicy(max_deliveries=host_config.max_dequeue_count),
         password_ttl=timedelta(days=settings.initial_password_ttl_days),
         claim_ttl=timedelta(seconds=settings.claim_seconds),
         upn_template=settings.upn_template,
+        telemetry=telemetry,
     )
 
 

@@ -104,6 +104,7 @@ class Outcome:
     failure: Failure | None = None
     completed_at: str = ""
     licenses: LicenseReport | None = None
+    # W3C trace context of the invocation, when the event carried one (CONTRACT section 2).
     traceparent: str | None = None
 
     def as_message(self) -> dict[str, Any]:
@@ -122,7 +123,7 @@ class Outcome:
         }
         if self.licenses is not None:
             message["licenses"] = self.licenses.as_message()
-        if self.traceparent is not None:
+        if self.traceparent:
             message["traceparent"] = self.traceparent
         return message
 

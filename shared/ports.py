@@ -5,7 +5,8 @@ Each raises only the kinds of failure in ``shared.errors``; none leaks a wire fo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -104,3 +105,55 @@ class PoisonSink(Protocol):
     def poison_body(self, body: bytes, failure: Failure, *, attempts: int) -> None:
         """A body that is not a JSON object: kept unchanged (the failure is for the log)."""
         ...
+
+
+class InvocationTrace(Protocol):
+    """The trace one invocation belongs to, as the outcome reports it."""
+
+    @property
+    def traceparent(self) -> str | None:
+        """W3C ``traceparent`` for the outcome; None unless the event carried a valid one."""
+        ...
+
+
+class Telemetry(Protocol):
+    """Traces and metrics of the decision; an implementation never exports a secret or a UPN."""
+
+    def invocation(
+        self, body: bytes, delivery_number: int
+    ) -> AbstractContextManager[InvocationTrace]:
+        """The span of one invocation, continuing the event's ``traceparent`` when it has one."""
+        ...
+
+    def decided(self, fields: Mapping[str, object]) -> None:
+        """The decision line (a final outcome, or ``status`` "retrying" for a redelivery)."""
+        ...
+
+    def retried(self, category: str) -> None:
+        """A transient failure is retried within the invocation."""
+        ...
+
+    def claim_lost(self) -> None:
+        """Another delivery holds the hire's claim: this one waits for it."""
+        ...
+
+
+class _NoTrace:
+    traceparent: str | None = None
+
+
+class NoTelemetry:
+    """The default: nothing is traced or counted."""
+
+    @contextmanager
+    def invocation(self, body: bytes, delivery_number: int) -> Iterator[InvocationTrace]:
+        yield _NoTrace()
+
+    def decided(self, fields: Mapping[str, object]) -> None:
+        pass
+
+    def retried(self, category: str) -> None:
+        pass
+
+    def claim_lost(self) -> None:
+        pass

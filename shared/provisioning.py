@@ -68,7 +68,14 @@ from shared.planning import (
     plan_licenses,
     shortfall,
 )
-from shared.ports import HireLedger, PartnerCenter, PasswordVault, PoisonSink
+from shared.ports import (
+    HireLedger,
+    NoTelemetry,
+    PartnerCenter,
+    PasswordVault,
+    PoisonSink,
+    Telemetry,
+)
 from shared.retry import RetryPolicy
 from shared.upn import DEFAULT_TEMPLATE, UpnGenerationError
 
@@ -139,6 +146,7 @@ class Provisioner:
         jitter: Callable[[], float] = random.random,
         new_password: Callable[[], str] = generate_password,
         upn_template: str = DEFAULT_TEMPLATE,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._partner_center = partner_center
         self._passwords = passwords
@@ -153,11 +161,18 @@ class Provisioner:
         self._jitter = jitter
         self._new_password = new_password
         self._upn_template = upn_template
+        self._telemetry: Telemetry = telemetry or NoTelemetry()
 
     # ------------------------------------------------------------------ entry point
 
     def handle(self, delivery: Delivery) -> Outcome:
         """Decide one delivery. Raises ``RedeliveryRequested`` when the host should retry."""
+        with self._telemetry.invocation(delivery.body, max(1, delivery.dequeue_count)) as trace:
+            outcome = self._decide(delivery)
+        # The outcome names the trace it belongs to when the event carried one (CONTRACT 2).
+        return replace(outcome, traceparent=trace.traceparent) if trace.traceparent else outcome
+
+    def _decide(self, delivery: Delivery) -> Outcome:
         started = self._monotonic()
         invocation = _Invocation(delivery)
         try:
@@ -186,7 +201,7 @@ class Provisioner:
         try:
             outcome = self._provision_with_retries(event, invocation)
             self._poison_license_failures(document, outcome, attempts)
-            return replace(outcome, traceparent=event.traceparent)
+            return outcome
         except _Busy:
             problem: ProvisioningError = ServiceUnavailableError(
                 "another delivery of this hire is at work on it"
@@ -201,7 +216,7 @@ class Provisioner:
             # The user exists: it stays created; only the licences still missing failed.
             outcome = self._licenses_given_up(event, invocation.user_outcome, problem.failure)
             self._poison_license_failures(document, outcome, attempts)
-            return replace(outcome, traceparent=event.traceparent)
+            return outcome
         if problem.is_transient and not self._retry.is_last(attempts):
             self._release_claim(event, invocation)
             self._log_redelivery(event, problem, invocation, delivery.message_id)
@@ -219,7 +234,7 @@ class Provisioner:
             )
         outcome = self._give_up(document, failure, attempts, event_id=event.event_id, event=event)
         self._record_end(event, invocation, outcome)
-        return replace(outcome, traceparent=event.traceparent)
+        return outcome
 
     # ------------------------------------------------------------------ the hire
 
@@ -235,6 +250,7 @@ class Provisioner:
                 pause = self._retry.delay(retry_number, error.retry_after, self._jitter())
                 if self._monotonic() - started + pause > self._retry.budget:
                     raise
+                self._telemetry.retried(error.failure.category.value)
                 self._sleep(pause)
                 retry_number += 1
 
@@ -323,6 +339,7 @@ class Provisioner:
         the hire ends or the other's claim runs out (a dead delivery's claim is taken over).
         """
         invocation.waited_for_other = True
+        self._telemetry.claim_lost()
         last = self._retry.is_last(invocation.delivery_number)
         give_up_at = self._monotonic() + self._retry.claim_wait
         while record.claimed_by_other(invocation.owner, self._now()):
@@ -972,7 +989,6 @@ class Provisioner:
             invocation=invocation,
             message_id=message_id,
             licenses=outcome.licenses,
-            traceparent=outcome.traceparent,
         )
 
     def _log_redelivery(
@@ -1005,7 +1021,6 @@ class Provisioner:
         invocation: _Invocation,
         message_id: str | None,
         licenses: LicenseReport | None = None,
-        traceparent: str | None = None,
     ) -> None:
         """The one structured line per decision (retries included); never a secret in it."""
         fields: dict[str, object] = {
@@ -1025,13 +1040,11 @@ class Provisioner:
             fields["durationMs"] = round((self._monotonic() - started) * 1000)
         if failure:
             fields["error"] = failure.message
-        if traceparent is not None:
-            # The HR system's trace: its trace id ties this line to the publisher's logs.
-            fields["traceparent"] = traceparent
         if licenses is not None:
             fields["licensesAssigned"] = len(licenses.assigned)
             fields["licensesFailed"] = [f.sku_id for f in licenses.failed]
         short = licenses is not None and bool(licenses.failed)
+        self._telemetry.decided(fields)
         logger.log(
             logging.INFO if failure is None and not short else logging.WARNING,
             "decision %s",
