@@ -23,16 +23,13 @@ from shared.events import (
     NotAnEvent,
     decode_body,
     parse_event,
-    without_passwords,
 )
 from shared.outcomes import Category, Failure, Outcome, Status, utc_now_text
 from shared.partner_center import CustomerUser, PartnerCenterError
 from shared.passwords import HireState, InitialPassword, fingerprint
-from shared.poison import PoisonSink, poisoned_event
+from shared.poison import PoisonSink, poisoned_body, poisoned_event
 
 logger = logging.getLogger("hire_provisioning")
-# A queue message holds 64 KiB once base64-encoded.
-MAX_POISON_BYTES = 48 * 1024
 
 
 class PartnerCenter(Protocol):
@@ -366,11 +363,7 @@ class Provisioner:
     ) -> Outcome:
         # The poison copy goes first: if it cannot be written, the error propagates and the
         # host delivers the message again, so nothing is lost.
-        copy = poisoned_event(document, failure, attempts=attempts)
-        if len(copy) > MAX_POISON_BYTES:
-            # With lastFailure it would not fit in a queue message: keep the event itself.
-            copy = json.dumps(without_passwords(document), ensure_ascii=False).encode("utf-8")
-        self._poison.send(copy)
+        self._poison.send(poisoned_event(document, failure, attempts=attempts))
         user = document.get("user")
         user = user if isinstance(user, dict) else {}
         return Outcome(
@@ -390,7 +383,7 @@ class Provisioner:
 
     def _reject_unreadable(self, delivery: Delivery, error: NotAnEvent, attempts: int) -> Outcome:
         failure = Failure(category=Category.INVALID_EVENT, message=_invalid_event_message(error))
-        self._poison.send(delivery.body)
+        self._poison.send(poisoned_body(delivery.body, failure, attempts=attempts))
         return Outcome(
             event_id=None,
             status=Status.REJECTED,
