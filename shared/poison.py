@@ -16,8 +16,8 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
 from shared.errors import ServiceUnavailableError
-from shared.events import without_passwords
-from shared.jsontext import MAX_DEPTH, describe_path, dump_bytes
+from shared.events import find_password, without_passwords
+from shared.jsontext import MAX_DEPTH, describe_path, dump_bytes, parse
 from shared.outcomes import Failure, utc_now_text
 
 LAST_FAILURE = "lastFailure"
@@ -61,8 +61,13 @@ def poisoned_body(
 
     A body too large to fit once base64-encoded becomes a JSON object whose ``lastFailure``
     says so and whose ``unreadableBody`` keeps the size and as much of the start as fits.
+    A body that still reads as a JSON object (its fault was a repeated member name or a lone
+    surrogate) but carries a password member is copied without it, like a refused event.
     Total: never raises.
     """
+    leaked = _lenient_object_with_password(body)
+    if leaked is not None:
+        return poisoned_event(leaked, failure, attempts=attempts, limit=limit)
     if len(body) <= limit:
         return body
     keep = max(0, (limit - 4096) * 3 // 4)
@@ -78,6 +83,16 @@ def poisoned_body(
         f"its first {min(keep, len(body))} bytes, base64-encoded"
     )
     return _fitted(envelope, failure, attempts=attempts, notes=[note], limit=limit)
+
+
+def _lenient_object_with_password(body: bytes) -> dict[str, Any] | None:
+    try:
+        document = parse(body.decode("utf-8"), repeated_members=True, lone_surrogates=True)
+    except Exception:
+        return None
+    if isinstance(document, dict) and find_password(document) is not None:
+        return document
+    return None
 
 
 def _fitted(
