@@ -119,7 +119,9 @@ def _secret_store(vault_url: str, credential: TokenCredential) -> KeyVaultSecret
         verify_challenge_resource=not _is_loopback(vault_url),
         connection_timeout=5,
         read_timeout=20,
-        retry_total=2,
+        # hostile branch: azure-core would retry and sleep (Retry-After included) on its own;
+        # with its retries off, the function's RetryPolicy and its budget are the one policy.
+        retry_total=0,
     )
     return KeyVaultSecretStore(client)
 
