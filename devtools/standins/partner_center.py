@@ -77,6 +77,10 @@ class PartnerCenterConfig:
     idempotent_request_ids: bool = True  # False: a replayed MS-RequestId creates again
     require_mfa: bool = True  # App+User tokens without the MFA claim get 401 / 900421
     default_page_size: int = 100
+    # How a next-page link is written (its form is undocumented): {path} is
+    # /v1/customers/{id}/users, {tail} the same without /v1, {query} the query, {base} the
+    # stand-in's URL. Tests point it elsewhere to check where a client sends its token.
+    next_link_format: str = "{path}?{query}"
 
 
 @dataclass
@@ -246,7 +250,12 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                     customer.tenant_id, state, offset + page_size
                 )
                 links["next"] = {
-                    "uri": f"{path}?size={page_size}&seekOperation=next",
+                    "uri": self.config.next_link_format.format(
+                        base=self.base_url,
+                        path=path,
+                        tail=path.removeprefix("/v1"),
+                        query=f"size={page_size}&seekOperation=next",
+                    ),
                     "method": "GET",
                     "headers": [{"key": "MS-ContinuationToken", "value": token}],
                 }

@@ -3,48 +3,19 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
-from azure.identity import ClientSecretCredential
-from azure.keyvault.secrets import SecretClient
 
 from devtools.standins import Fault, StandInStack
-from shared.credentials import MsalTokenExchange, PartnerCenterCredentials
 from shared.errors import ProvisioningError, RedeliveryRequested
 from shared.outcomes import Category
-from shared.vault import KeyVaultSecretStore
 from tests.function.conftest import FunctionHarness, hire_event
+from tests.hostile.helpers import make_credentials
 
 # The partner tenant's endpoints only: the vault's own credential talks to Entra too.
 METADATA = "GET /{tenant}/v2.0/.well-known/openid-configuration"
 TOKEN = "POST /{tenant}/oauth2/v2.0/token"
 LAST_DELIVERY = 5
-
-
-def make_credentials(stack: StandInStack) -> tuple[PartnerCenterCredentials, str]:
-    """A fresh msal application per test: msal keeps some error answers per application."""
-    partner_tenant_id = str(uuid.uuid4())
-    stack.seed_partner(partner_tenant_id)
-    vault_credential = ClientSecretCredential(
-        stack.key_vault.vault_tenant_id,
-        stack.key_vault.vault_client_id,
-        stack.key_vault.vault_client_secret,
-        authority=stack.entra.authority_host,
-        disable_instance_discovery=True,
-    )
-    store = KeyVaultSecretStore(
-        SecretClient(
-            stack.key_vault.vault_url,
-            vault_credential,
-            verify_challenge_resource=False,
-            retry_total=0,
-        )
-    )
-    exchange = MsalTokenExchange(
-        authority_host=stack.entra.authority_host, tenant_id=partner_tenant_id
-    )
-    return PartnerCenterCredentials(store, exchange), partner_tenant_id
 
 
 FAULTS = [
