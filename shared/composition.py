@@ -15,6 +15,7 @@ from azure.storage.queue import QueueClient
 
 from shared.credentials import CredentialSecretNames, MsalTokenExchange, PartnerCenterCredentials
 from shared.hostconfig import QueueHostConfig
+from shared.logs import configure_logging
 from shared.partner_center import PartnerCenterClient, Timeouts
 from shared.passwords import InitialPasswords
 from shared.poison import StoragePoisonQueue, encode_policy
@@ -52,6 +53,7 @@ def build_provisioner(
     retry: RetryPolicy | None = None,
     partner_center_timeouts: Timeouts | None = None,
 ) -> Provisioner:
+    configure_logging()  # hostile branch: quiet SDK loggers (shared/logs.py)
     vault_credential = _vault_credential(settings)
     credential_store = _secret_store(settings.key_vault_url, vault_credential)
     password_store = (
