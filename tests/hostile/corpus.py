@@ -11,6 +11,7 @@ its error message must contain (the field and the rule), and what the poison que
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import random
 import sys
@@ -145,7 +146,8 @@ def _raw_event_text(document: dict[str, Any], replacements: dict[str, str]) -> b
     return text.encode("utf-8")
 
 
-def build() -> list[Case]:
+@functools.cache
+def build() -> tuple[Case, ...]:
     b = _Builder()
     rng = random.Random(20261130)
 
@@ -171,7 +173,7 @@ def build() -> list[Case]:
     ]:
         b.unreadable(f"not-utf8-{name}", body, "UTF-8")
     for size in (1, 16, 1024, 40 * 1024):
-        b.unreadable(f"binary-{size}", bytes(rng.getrandbits(8) for _ in range(size)) + b"\xff")
+        b.unreadable(f"binary-{size}", rng.randbytes(size) + b"\xff")
     for name, body in [
         ("utf-8-bom", b"\xef\xbb\xbf" + _dump(event(9001))),
         ("nul-bytes", b"\x00" * 64),
@@ -512,7 +514,7 @@ def build() -> list[Case]:
     )
     b.unreadable(
         "oversize-binary-60k",
-        bytes(rng.getrandbits(8) for _ in range(60 * 1024)) + b"\xff",
+        rng.randbytes(60 * 1024) + b"\xff",
         "UTF-8",
         poison=TRUNCATED,
     )
@@ -551,7 +553,7 @@ def build() -> list[Case]:
     b.valid("pretty-printed", lambda e: json.dumps(e, indent=4).encode())
     b.valid("lower-case-usage-location", lambda e: _with(e, "user.usageLocation", "us"))
     b.valid("schema-version-1-1", lambda e: _with(e, "schemaVersion", "1.1"))
-    return b.cases
+    return tuple(b.cases)
 
 
 def _pad_to(document: dict[str, Any], size: int) -> dict[str, Any]:
@@ -562,9 +564,11 @@ def _pad_to(document: dict[str, Any], size: int) -> dict[str, Any]:
 
 def _many_members(document: dict[str, Any], size: int) -> dict[str, Any]:
     padded = dict(document)
+    length = len(_compact(padded))
     index = 0
-    while len(_compact(padded)) < size - 40:
+    while length < size - 40:
         padded[f"m{index:05d}"] = index
+        length += len(f'"m{index:05d}":{index},')
         index += 1
     return padded
 
