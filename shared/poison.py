@@ -164,18 +164,19 @@ def _without_extra_members(
     envelope: dict[str, Any], failure: Failure, attempts: int, limit: int
 ) -> tuple[dict[str, Any], list[str]]:
     """Leave out members the contract does not name, largest first, until the copy fits."""
-    extras = sorted(
-        (key for key in envelope if key not in _EVENT_MEMBERS),
-        key=lambda key: _size(envelope[key]),
-        reverse=True,
-    )
+    sizes = {key: _size(value) + len(key) + 4 for key, value in envelope.items()}
+    extras = sorted((key for key in envelope if key not in _EVENT_MEMBERS), key=sizes.__getitem__)
     kept = dict(envelope)
     dropped: list[str] = []
-    for key in extras:
-        del kept[key]
-        dropped.append(key)
-        if len(_with_failure(kept, failure, attempts, ["left out members"])) <= limit:
-            break
+    excess = len(_with_failure(kept, failure, attempts, ["left out members"])) - limit
+    while extras and excess > 0:
+        # Drop by estimate, then measure once: one dump per round, not one per member.
+        while extras and excess > 0:
+            key = extras.pop()
+            del kept[key]
+            dropped.append(key)
+            excess -= sizes[key]
+        excess = len(_with_failure(kept, failure, attempts, ["left out members"])) - limit
     return kept, dropped
 
 
