@@ -193,7 +193,7 @@ def _shrunk(value: Any, longest: int) -> Any:
 
 def _copyable(value: Any, notes: list[str], depth: int = 0) -> Any:
     """A copy JSON can write: string keys, finite numbers, bounded depth."""
-    if depth > MAX_DEPTH:
+    if depth >= MAX_DEPTH:  # the copy must read back: its root is one level already
         if "dropped values nested too deep" not in notes:
             notes.append("dropped values nested too deep")
         return None
