@@ -239,10 +239,27 @@ def decode_body(body: bytes) -> dict[str, Any]:
                 if rule.startswith("not ")
                 else rule.replace("the JSON", "the message's JSON", 1)
             )
-        raise NotAnEvent(error.field, rule) from None
+        raise NotAnEvent(error.field, rule, event_id=_event_id_of_refused(text)) from None
     if not isinstance(document, dict):
         raise NotAnEvent("", "the message is JSON but not an object")
     return document
+
+
+def _event_id_of_refused(text: str) -> str | None:
+    """The eventId of a body refused for a repeated member or a lone surrogate, when it has
+    one unambiguous, usable eventId: the outcome can then name the hire it refuses."""
+    try:
+        document = jsontext.parse(text, repeated_members=True, lone_surrogates=True)
+    except jsontext.JsonRejected:
+        return None  # not JSON, too deep, numbers out of range: nothing to trust
+    if not isinstance(document, dict):
+        return None
+    try:
+        jsontext.parse(text, lone_surrogates=True)
+    except jsontext.JsonRejected as error:
+        if error.field == "eventId":
+            return None  # two eventIds: which hire is it?
+    return _usable_event_id(document.get("eventId"))
 
 
 def parse_event(document: dict[str, Any]) -> HireEvent:

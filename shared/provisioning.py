@@ -385,7 +385,7 @@ class Provisioner:
         failure = Failure(category=Category.INVALID_EVENT, message=_invalid_event_message(error))
         self._poison.send(poisoned_body(delivery.body, failure, attempts=attempts))
         return Outcome(
-            event_id=None,
+            event_id=error.event_id,
             status=Status.REJECTED,
             customer_tenant_id=None,
             user_principal_name=None,

@@ -100,6 +100,7 @@ class _Builder:
         self.cases.append(case)
 
     def unreadable(self, name: str, body: bytes, *mentions: str, poison: str = UNCHANGED) -> None:
+        """A body with no eventId to report."""
         self.add(Case(name, body, mentions=mentions, event_id=None, poison=poison))
 
     def invalid(
@@ -250,7 +251,7 @@ def build() -> tuple[Case, ...]:
         lambda e: _raw_event_text(e, {'"firstName": ': '"firstName": "Eve", "firstName": '}),
         "firstName",
         "repeats",
-        reports_event_id=False,
+        reports_event_id=True,
         poison=UNCHANGED,
     )
     b.invalid(
@@ -259,14 +260,14 @@ def build() -> tuple[Case, ...]:
             e, {'"usageLocation": "US"': '"usageLocation": "US", "usageLocation": "US"'}
         ),
         "usageLocation",
-        reports_event_id=False,
+        reports_event_id=True,
         poison=UNCHANGED,
     )
     b.invalid(
         "repeated-unknown-member",
         lambda e: _raw_event_text(e, {'"schemaVersion"': '"x": 1, "x": 2, "schemaVersion"'}),
         "repeats",
-        reports_event_id=False,
+        reports_event_id=True,
         poison=UNCHANGED,
     )
     b.invalid(
@@ -275,7 +276,7 @@ def build() -> tuple[Case, ...]:
             e, {'"schemaVersion"': f'"a": 1, "a": 2, "password": "{HR_PASSWORD}", "schemaVersion"'}
         ),
         "repeats",
-        reports_event_id=False,
+        reports_event_id=True,
     )
 
     # Lone surrogate escapes: no Unicode text holds them.
@@ -292,28 +293,28 @@ def build() -> tuple[Case, ...]:
             f"lone-surrogate-{name}",
             lambda e, path=path: _raw_event_text(_with(e, path, "@@"), {'"@@"': '"a\\ud800b"'}),
             "surrogate",
-            reports_event_id=False,
+            reports_event_id=path != "eventId",
             poison=UNCHANGED,
         )
     b.invalid(
         "lone-low-surrogate",
         lambda e: _raw_event_text(_with(e, "user.lastName", "@@"), {'"@@"': '"\\udc00"'}),
         "surrogate",
-        reports_event_id=False,
+        reports_event_id=True,
         poison=UNCHANGED,
     )
     b.invalid(
         "reversed-surrogate-pair",
         lambda e: _raw_event_text(_with(e, "user.lastName", "@@"), {'"@@"': '"\\ude00\\ud83d"'}),
         "surrogate",
-        reports_event_id=False,
+        reports_event_id=True,
         poison=UNCHANGED,
     )
     b.invalid(
         "lone-surrogate-in-member-name",
         lambda e: _raw_event_text(e, {'"schemaVersion"': '"\\ud800": 1, "schemaVersion"'}),
         "surrogate",
-        reports_event_id=False,
+        reports_event_id=True,
         poison=UNCHANGED,
     )
     b.invalid(
@@ -322,7 +323,7 @@ def build() -> tuple[Case, ...]:
             _with(e, "user.password", HR_PASSWORD), {'"Jane"': '"Ja\\ud800ne"'}
         ),
         "surrogate",
-        reports_event_id=False,
+        reports_event_id=True,
     )
 
     # Passwords, wherever they are and however the member is spelt.
