@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections import deque
 from typing import Annotated, Any
 
 import pycountry
@@ -301,9 +302,9 @@ def find_password(document: Any) -> str | None:
     Everywhere means everywhere: ``lastFailure`` and ``replay`` are written by this function and
     the operator tool, but a message can claim to be anything.
     """
-    pending: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
+    pending: deque[tuple[Any, tuple[str | int, ...]]] = deque([(document, ())])
     while pending:
-        item, path = pending.pop(0)
+        item, path = pending.popleft()
         if isinstance(item, dict):
             for key, value in item.items():
                 child = (*path, str(key))

@@ -14,12 +14,10 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from itertools import accumulate
 from typing import Any
 
 MAX_DEPTH = 64  # a hire event needs 3 levels; a limit keeps every recursive reader safe
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]")
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}", re.ASCII)
 _KEY_SHOWN = 40
 
@@ -94,12 +92,21 @@ def parse(
 
 
 def nesting_depth(text: str) -> int:
-    """How deep arrays and objects nest, found without parsing (so without recursion)."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub('""', text))
-    if not brackets:
-        return 0
-    steps = (1 if char in "[{" else -1 for char in brackets)
-    return max(0, max(accumulate(steps)))
+    """How deep arrays and objects nest, found without parsing (so without recursion).
+
+    One pass: a string token runs to its closing quote or to the end of the text, so no
+    character is scanned twice (a pattern that could fail on an unterminated string would
+    restart at every escaped quote, quadratic in the body's size).
+    """
+    depth = deepest = 0
+    for match in _TOKEN.finditer(text):
+        char = text[match.start()]
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def lone_surrogate_path(value: Any) -> str | None:

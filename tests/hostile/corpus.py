@@ -193,6 +193,9 @@ def build() -> tuple[Case, ...]:
         ("xml-message", b"<QueueMessage><MessageText>e30=</MessageText></QueueMessage>"),
         ("base64-of-event", __import__("base64").b64encode(_dump(event(9003)))),
         ("form-encoded", b"eventId=hr-1&password=" + HR_PASSWORD.encode()),
+        # Bait for readers that rescan: an unterminated string full of escaped quotes.
+        ("unterminated-escaped-quotes", b'"' + b'a\\"' * 16_000),
+        ("escaped-quotes-outside-strings", b'\\"' * 24_000),
     ]:
         b.unreadable(f"not-json-{name}", body, "not JSON")
 
