@@ -126,9 +126,8 @@ def _with_failure(
     error = failure.as_error()
     message = str(error.get("message") or "")[:_MAX_FAILURE_TEXT]
     if notes:
-        message += (
-            f". The poison copy could not keep the whole event: {'; '.join(notes)}"
-        )[: _MAX_FAILURE_TEXT]
+        said = "; ".join(dict.fromkeys(notes))  # once each, in order
+        message += f". The poison copy could not keep the whole event: {said}"[:_MAX_FAILURE_TEXT]
     code = error.get("code")
     record: dict[str, Any] = {
         **error,
