@@ -140,8 +140,8 @@ resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 // Operators (optional): poison-queue lists, exports, replays and deletes poison messages
-// (Contributor: a replay releases leases, an Update Message call) and sends replays to the
-// request queue (Message Sender).
+// (Contributor: a replay releases leases, an Update Message call), sends replays (and the
+// smoke test's event) to the request queue (Message Sender) and checks outcomes (Reader).
 resource operatorsPoison 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorsPrincipalId)) {
   name: guid(poisonQueue.id, operatorsPrincipalId, roles.storageQueueDataContributor)
   scope: poisonQueue
@@ -159,6 +159,16 @@ resource operatorsReplay 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     principalId: operatorsPrincipalId
     principalType: 'Group'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+  }
+}
+
+resource operatorsOutcomes 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorsPrincipalId)) {
+  name: guid(resultQueue.id, operatorsPrincipalId, roles.storageQueueDataReader)
+  scope: resultQueue
+  properties: {
+    principalId: operatorsPrincipalId
+    principalType: 'Group'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataReader)
   }
 }
 
