@@ -131,7 +131,7 @@ module storageAccount 'modules/storage-account.bicep' = if (newStorage) {
 module storage 'modules/storage-data.bicep' = {
   name: 'storage-data'
   scope: resourceGroup(storageResourceGroup)
-  dependsOn: [storageAccount]
+  dependsOn: [rg, storageAccount]
   params: {
     accountName: storageAccountName
     requestQueueName: requestQueueName
@@ -168,7 +168,7 @@ module passwordVault 'modules/key-vault.bicep' = if (newPasswordVault) {
 module vaultAccess 'modules/vault-access.bicep' = {
   name: 'vault-access'
   scope: resourceGroup(keyVaultResourceGroup)
-  dependsOn: [keyVault]
+  dependsOn: [rg, keyVault]
   params: {
     vaultName: keyVaultName
     principalId: identity.outputs.principalId
@@ -180,7 +180,7 @@ module vaultAccess 'modules/vault-access.bicep' = {
 module passwordVaultAccess 'modules/password-vault-access.bicep' = {
   name: 'password-vault-access'
   scope: resourceGroup(passwordVaultResourceGroup)
-  dependsOn: [passwordVault]
+  dependsOn: [rg, passwordVault]
   params: {
     vaultName: passwordVaultName
     principalId: identity.outputs.principalId

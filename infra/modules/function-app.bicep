@@ -37,6 +37,9 @@ var appSettings = union(settings, {
   // Telemetry with Entra ID: the connection string names the resource, the identity signs.
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // Every decision line must arrive: the alerts and saved queries count them, and adaptive
+  // sampling (on by default, traces included) would drop some under load.
+  AzureFunctionsJobHost__logging__applicationInsights__samplingSettings__isEnabled: 'false'
   // Per-instance concurrency, explicit beside maximumInstanceCount (README: Concurrency and
   // Partner Center throttling). The function reads these overrides too.
   AzureFunctionsJobHost__extensions__queues__batchSize: string(queueBatchSize)

@@ -150,6 +150,9 @@ def test_application_insights_takes_entra_authentication_only() -> None:
     assert deployed["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
         "'ClientId=${identityClientId};Authorization=AAD'"
     )
+    # Alerts count decision lines: sampling must not drop any.
+    sampling = "AzureFunctionsJobHost__logging__applicationInsights__samplingSettings__isEnabled"
+    assert deployed[sampling] == "'false'"
     monitoring = bicep.without_comments(bicep.text("modules/monitoring.bicep"))
     assert re.search(r"DisableLocalAuth:\s*true", monitoring)
 
