@@ -300,3 +300,19 @@ def test_the_deployment_package_leaves_out_infra_and_dev_material() -> None:
     ignored = (bicep.ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
     for entry in ("infra/", "azure.yaml", ".azure/", "tests/", "devtools/", "scripts/"):
         assert entry in ignored
+
+
+def test_on_call_alerts_cover_credentials_poison_copies_and_the_failure_rate() -> None:
+    alerts = bicep.text("modules/alerts.bicep")
+    rules = [
+        symbol
+        for symbol, kind in bicep.resources("modules/alerts.bicep").items()
+        if kind == "Microsoft.Insights/scheduledQueryRules"
+    ]
+    assert sorted(rules) == ["credentialsAlert", "failureRateAlert", "poisonAlert"]
+    credentials = bicep.block_after(alerts, "resource credentialsAlert")
+    assert 'where category == "credentials"' in credentials
+    poison = bicep.block_after(alerts, "resource poisonAlert")
+    assert 'status in ("rejected", "failed")' in poison
+    assert "Moving message to queue" in poison  # the host's own poison copies
+    assert "failureRateThresholdPercent" in bicep.block_after(alerts, "resource failureRateAlert")
