@@ -29,6 +29,11 @@ param entraAuthorityHost string = 'https://login.microsoftonline.com'
 @maxValue(365)
 param initialPasswordTtlDays int = 7
 
+@description('How long a delivery\'s claim on a hire lasts, in seconds (HIRE_CLAIM_SECONDS).')
+@minValue(5)
+@maxValue(540)
+param hireClaimSeconds int = 240
+
 // ---- Reuse instead of create. Empty names create new resources in the new group. ----
 @description('An existing storage account for the queues, the ledger table and the deployment package (shared keys should be off).')
 param existingStorageAccountName string = ''
@@ -215,6 +220,7 @@ module functionApp 'modules/function-app.bicep' = {
       KEY_VAULT_URL: vaultAccess.outputs.vaultUri
       INITIAL_PASSWORD_VAULT_URL: passwordVaultAccess.outputs.vaultUri
       INITIAL_PASSWORD_TTL_DAYS: string(initialPasswordTtlDays)
+      HIRE_CLAIM_SECONDS: string(hireClaimSeconds)
       PARTNER_TENANT_ID: partnerTenantId
       PARTNER_CENTER_APP_ID_SECRET: appIdSecretName
       PARTNER_CENTER_APP_SECRET_SECRET: appSecretSecretName

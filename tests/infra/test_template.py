@@ -167,6 +167,7 @@ def test_parameter_defaults_are_the_contract_defaults() -> None:
         "hireLedgerTable": "hireledger",
         "upnTemplate": "{firstName}.{lastName}",
         "initialPasswordTtlDays": 7,
+        "hireClaimSeconds": 240,
     }
     sample = json.loads((bicep.ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))
     for setting, parameter in (
