@@ -15,12 +15,13 @@ from azure.storage.queue import QueueClient
 
 from shared.credentials import CredentialSecretNames, MsalTokenExchange, PartnerCenterCredentials
 from shared.hostconfig import QueueHostConfig
+from shared.ledger import TableHireLedger, open_table_ledger
 from shared.partner_center import PartnerCenterClient, Timeouts
-from shared.passwords import InitialPasswords
 from shared.poison import StoragePoisonQueue, encode_policy
-from shared.provisioning import Provisioner, RetryPolicy
+from shared.provisioning import Provisioner
+from shared.retry import RetryPolicy
 from shared.settings import Settings, SettingsError
-from shared.vault import KeyVaultSecretStore
+from shared.vault import KeyVaultPasswordVault, KeyVaultSecretStore
 
 _lock = threading.Lock()
 _provisioner: Provisioner | None = None
@@ -79,14 +80,29 @@ def build_provisioner(
             session=session,
             timeouts=partner_center_timeouts,
         ),
-        passwords=InitialPasswords(
-            password_store, ttl=timedelta(days=settings.initial_password_ttl_days)
-        ),
+        passwords=KeyVaultPasswordVault(password_store),
+        ledger=build_ledger(settings),
         poison=StoragePoisonQueue(
             _poison_queue_client(settings, host_config.message_encoding),
             message_encoding=host_config.message_encoding,
         ),
         retry=retry or RetryPolicy(max_deliveries=host_config.max_dequeue_count),
+        password_ttl=timedelta(days=settings.initial_password_ttl_days),
+        claim_ttl=timedelta(seconds=settings.claim_seconds),
+    )
+
+
+def build_ledger(settings: Settings) -> TableHireLedger:
+    """The hire ledger in the AzureWebJobsStorage account (also used by the operator tools)."""
+    if not (settings.storage_connection_string or settings.storage_table_service_uri):
+        raise SettingsError(
+            "app setting AzureWebJobsStorage (or AzureWebJobsStorage__tableServiceUri) is "
+            "required for the hire ledger"
+        )
+    return open_table_ledger(
+        settings.ledger_table,
+        connection_string=settings.storage_connection_string,
+        table_service_uri=settings.storage_table_service_uri,
     )
 
 

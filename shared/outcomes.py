@@ -13,6 +13,7 @@ SCHEMA_VERSION = "1.0"
 
 class Status(StrEnum):
     CREATED = "created"
+    RESTORED = "restored"
     ALREADY_EXISTS = "already_exists"
     REJECTED = "rejected"
     FAILED = "failed"
@@ -88,3 +89,33 @@ class Outcome:
 
     def to_json(self) -> str:
         return json.dumps(self.as_message(), ensure_ascii=False)
+
+
+def outcome_from_message(message: dict[str, Any]) -> Outcome | None:
+    """An outcome kept in the hire ledger, read back; None when it is not one."""
+    try:
+        error = message.get("error")
+        failure = (
+            Failure(
+                category=Category(error["category"]),
+                message=str(error.get("message", "")),
+                http_status=error.get("httpStatus"),
+                code=error.get("code"),
+            )
+            if isinstance(error, dict)
+            else None
+        )
+        return Outcome(
+            event_id=message.get("eventId"),
+            status=Status(message["status"]),
+            customer_tenant_id=message.get("customerTenantId"),
+            user_principal_name=message.get("userPrincipalName"),
+            correlation_id=message.get("correlationId"),
+            attempts=int(message.get("attempts") or 1),
+            user_id=message.get("userId"),
+            initial_password_secret_id=message.get("initialPasswordSecretId"),
+            failure=failure,
+            completed_at=str(message.get("completedAt") or ""),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

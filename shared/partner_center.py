@@ -1,21 +1,31 @@
-"""Partner Center REST client: create a customer user, find one by UPN.
+"""Partner Center REST client: create a customer user, find one by UPN or id.
 
-Only what the provisioning decision needs, per reference/partner-center.md. Every failure is
-raised as a ``PartnerCenterError`` that already says whether it is transient and whether the
-create may have happened anyway ("doubtful"), so the caller never inspects HTTP details.
+Only what the provisioning decision needs, per reference/partner-center.md. This adapter owns
+the wire format (it builds the JSON from the decision's ``NewUser``) and raises the kinds of
+failure in ``shared.errors``: ``AnswerLost`` when a create may have been applied without a
+usable answer, ``UpnTaken``, ``Refused``, or a transient ``ServiceUnavailableError``, so the
+caller never inspects HTTP details.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urljoin
 
 import requests
 
-from shared.errors import ProvisioningError
+from shared.errors import (
+    AnswerLost,
+    CredentialsError,
+    ProvisioningError,
+    Refused,
+    ServiceUnavailableError,
+    UpnTaken,
+)
+from shared.model import FoundUser, NewUser
 from shared.outcomes import Category
 from shared.passwords import fingerprint
 
@@ -31,58 +41,36 @@ class TokenSource(Protocol):
     def access_token(self, *, force_refresh: bool = False) -> str: ...
 
 
-@dataclass(frozen=True, kw_only=True)
-class CustomerUser:
-    id: str
-    user_principal_name: str
-    display_name: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    immutable_id: str | None = None
-    state: str | None = None
-    # A digest of the password Partner Center says the user has (it echoes the password on
-    # create): tells whether this call's password won when two deliveries raced.
-    password_fingerprint: str | None = field(default=None, repr=False, compare=False)
+def _found_user(body: dict[str, Any], *, password_fingerprint: str | None = None) -> FoundUser:
+    def text(name: str) -> str | None:
+        value = body.get(name)
+        return value if isinstance(value, str) else None
 
-    @classmethod
-    def from_response(
-        cls, body: dict[str, Any], *, password_fingerprint: str | None = None
-    ) -> CustomerUser:
-        return cls(
-            id=str(body.get("id", "")),
-            user_principal_name=str(body.get("userPrincipalName", "")),
-            display_name=body.get("displayName"),
-            first_name=body.get("firstName"),
-            last_name=body.get("lastName"),
-            immutable_id=body.get("immutableId"),
-            state=body.get("state"),
-            password_fingerprint=password_fingerprint,
-        )
+    return FoundUser(
+        id=str(body.get("id", "")),
+        user_principal_name=str(body.get("userPrincipalName", "")),
+        display_name=text("displayName"),
+        first_name=text("firstName"),
+        last_name=text("lastName"),
+        immutable_id=text("immutableId"),
+        state=text("state"),
+        password_fingerprint=password_fingerprint,
+    )
 
 
-class PartnerCenterError(ProvisioningError):
-    """A failed Partner Center call.
-
-    ``doubtful``: the create may have been applied although no success was seen (timeout,
-    dropped connection, 5xx, or a duplicate-UPN answer); the caller must look the user up.
-    """
-
-    def __init__(
-        self,
-        category: Category,
-        message: str,
-        *,
-        http_status: int | None = None,
-        code: int | str | None = None,
-        retry_after: float | None = None,
-        doubtful: bool = False,
-        duplicate_upn: bool = False,
-    ) -> None:
-        super().__init__(
-            category, message, http_status=http_status, code=code, retry_after=retry_after
-        )
-        self.doubtful = doubtful
-        self.duplicate_upn = duplicate_upn
+def _create_body(user: NewUser) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "usageLocation": user.usage_location,
+        "userPrincipalName": user.user_principal_name,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "displayName": user.display_name,
+        "passwordProfile": {"password": user.password, "forceChangePassword": True},
+        "attributes": {"objectType": "CustomerUser"},
+    }
+    if user.immutable_id:
+        body["immutableId"] = user.immutable_id
+    return body
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,35 +103,32 @@ class PartnerCenterClient:
     def create_user(
         self,
         customer_tenant_id: str,
-        user: dict[str, Any],
+        user: NewUser,
         *,
         request_id: str,
         correlation_id: str,
-    ) -> CustomerUser:
+    ) -> FoundUser:
         """POST the user. ``request_id`` must be the same for every retry of the same hire."""
-        password = str(user.get("passwordProfile", {}).get("password", ""))
         response = self._send(
             "POST",
             self._users_path(customer_tenant_id),
-            json_body=user,
+            json_body=_create_body(user),
             request_id=request_id,
             correlation_id=correlation_id,
             creating=True,
-            redact=password,
+            redact=user.password,
         )
         body = _json_object(response)
         # The service echoes the initial password: drop it before anything else sees the body.
         echoed = body.pop("passwordProfile", None)
         echoed_password = echoed.get("password") if isinstance(echoed, dict) else None
         if not body.get("id"):
-            raise PartnerCenterError(
-                Category.UNAVAILABLE,
+            raise AnswerLost(
                 f"Partner Center answered {response.status_code} to the create call without a "
                 "user id; the user may or may not exist",
                 http_status=response.status_code,
-                doubtful=True,
             )
-        return CustomerUser.from_response(
+        return _found_user(
             body,
             password_fingerprint=(
                 fingerprint(echoed_password) if isinstance(echoed_password, str) else None
@@ -152,7 +137,7 @@ class PartnerCenterClient:
 
     def get_user(
         self, customer_tenant_id: str, user_id: str, *, correlation_id: str
-    ) -> CustomerUser | None:
+    ) -> FoundUser | None:
         """One user by id, or None when Partner Center does not know it."""
         try:
             response = self._send(
@@ -160,13 +145,13 @@ class PartnerCenterClient:
                 f"{self._users_path(customer_tenant_id)}/{quote(user_id, safe='')}",
                 correlation_id=correlation_id,
             )
-        except PartnerCenterError as error:
+        except Refused as error:
             if error.failure.http_status == 404 and error.failure.code != TENANT_NOT_FOUND:
                 return None
             raise
         body = _json_object(response)
         body.pop("passwordProfile", None)
-        return CustomerUser.from_response(body)
+        return _found_user(body)
 
     def find_user_by_upn(
         self,
@@ -175,7 +160,7 @@ class PartnerCenterClient:
         *,
         correlation_id: str,
         inactive: bool = False,
-    ) -> CustomerUser | None:
+    ) -> FoundUser | None:
         """Look a user up by UPN, case-insensitively (Partner Center has no filter by UPN)."""
         wanted = user_principal_name.casefold()
         for item in self._list_users(
@@ -183,7 +168,7 @@ class PartnerCenterClient:
         ):
             if str(item.get("userPrincipalName", "")).casefold() == wanted:
                 item.pop("passwordProfile", None)
-                return CustomerUser.from_response(item)
+                return _found_user(item)
         return None
 
     def _list_users(
@@ -213,8 +198,7 @@ class PartnerCenterClient:
                 ),
                 None,
             )
-        raise PartnerCenterError(
-            Category.UNAVAILABLE,
+        raise ServiceUnavailableError(
             f"the user list of customer {customer_tenant_id} has more than "
             f"{MAX_LIST_PAGES * LIST_PAGE_SIZE} users; the lookup by UPN stopped there",
         )
@@ -256,21 +240,16 @@ class PartnerCenterClient:
                     timeout=(self._timeouts.connect, self._timeouts.read),
                 )
             except requests.ConnectTimeout:
-                raise PartnerCenterError(
-                    Category.UNAVAILABLE,
+                raise ServiceUnavailableError(
                     f"Partner Center did not accept a connection within {self._timeouts.connect}s",
                 ) from None
             except requests.Timeout:
-                raise PartnerCenterError(
-                    Category.UNAVAILABLE,
+                raise (AnswerLost if creating else ServiceUnavailableError)(
                     f"Partner Center did not answer within {self._timeouts.read}s",
-                    doubtful=creating,
                 ) from None
             except requests.RequestException as error:
-                raise PartnerCenterError(
-                    Category.UNAVAILABLE,
+                raise (AnswerLost if creating else ServiceUnavailableError)(
                     f"the connection to Partner Center failed ({type(error).__name__})",
-                    doubtful=creating,
                 ) from None
             if response.status_code == 401 and not force_refresh:
                 # A token can be revoked or expire early: one fresh token, one more try.
@@ -288,11 +267,10 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise PartnerCenterError(
-            Category.UNAVAILABLE,
+        lost = AnswerLost if response.request.method == "POST" else ServiceUnavailableError
+        raise lost(
             f"Partner Center answered {response.status_code} with a body that is not a JSON object",
             http_status=response.status_code,
-            doubtful=response.request.method == "POST",
         )
     return body
 
@@ -325,47 +303,41 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _classify(response: requests.Response, *, creating: bool, redact: str) -> PartnerCenterError:
+def _classify(response: requests.Response, *, creating: bool, redact: str) -> ProvisioningError:
     status = response.status_code
     code, description = _error_details(response, redact)
     said = f"Partner Center answered {status}" + (f" (code {code})" if code is not None else "")
     said += f": {description}" if description else ""
     if status == 429:
         wait = _retry_after(response)
-        return PartnerCenterError(
-            Category.THROTTLED,
+        return ServiceUnavailableError(
             f"{said}. Throttled"
             + (f"; Partner Center asked to wait {wait:g}s" if wait is not None else ""),
+            throttled=True,
             http_status=status,
             code=code,
             retry_after=wait,
         )
     if status >= 500 or status == 408:
-        return PartnerCenterError(
-            Category.UNAVAILABLE,
+        # A create answered 5xx may still have been applied.
+        return (AnswerLost if creating else ServiceUnavailableError)(
             f"{said}. A transient service error",
             http_status=status,
             code=code,
             retry_after=_retry_after(response),
-            doubtful=creating,
         )
     lowered = description.lower()
     already_exists = "already exists" in lowered or "objectconflict" in lowered
-    duplicate = creating and (
+    if creating and (
         status == 409 or (status == 400 and already_exists and _UPN_MARKER in lowered)
-    )
-    if duplicate:
-        return PartnerCenterError(
-            Category.CONFLICT,
+    ):
+        return UpnTaken(
             f"{said}. The userPrincipalName is already taken in the customer tenant",
             http_status=status,
             code=code,
-            doubtful=True,
-            duplicate_upn=True,
         )
     if status == 401:
-        return PartnerCenterError(
-            Category.CREDENTIALS,
+        return CredentialsError(
             f"{said}. Partner Center refused the App+User token even after a fresh one; check "
             "that the refresh token in Key Vault belongs to an MFA-enabled partner user of the "
             "secure application model app, then replay from the poison queue",
@@ -373,7 +345,7 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pa
             code=code,
         )
     if status == 403:
-        return PartnerCenterError(
+        return Refused(
             Category.PERMISSION,
             f"{said}. The partner user lacks permission in this customer tenant: grant a GDAP "
             "relationship with User Administrator or Directory Writers, then replay from the "
@@ -384,7 +356,7 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pa
     if creating and status == 400 and already_exists:
         # Another unique property (immutableId, a proxy address) is taken: a UPN lookup
         # cannot settle it, a person must.
-        return PartnerCenterError(
+        return Refused(
             Category.CONFLICT,
             f"{said}. Another user already holds a unique value of this user (not the UPN): "
             "correct the HR record and republish",
@@ -392,7 +364,7 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pa
             code=code,
         )
     if status == 404 and code == TENANT_NOT_FOUND:
-        return PartnerCenterError(
+        return Refused(
             Category.VALIDATION,
             f"{said}. The customer tenant is not a customer of this partner: correct "
             "customerTenantId in the HR record and republish",
@@ -400,14 +372,14 @@ def _classify(response: requests.Response, *, creating: bool, redact: str) -> Pa
             code=code,
         )
     if status == 404:
-        return PartnerCenterError(
+        return Refused(
             Category.VALIDATION,
             f"{said}. Partner Center does not know this resource: check customerTenantId "
             "and the PARTNER_CENTER_BASE_URL setting",
             http_status=status,
             code=code,
         )
-    return PartnerCenterError(
+    return Refused(
         Category.VALIDATION,
         f"{said}. Partner Center refused the user as described: correct the HR record and "
         "republish",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Protocol
+from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
@@ -19,6 +19,8 @@ from shared.events import without_passwords
 from shared.outcomes import Failure, utc_now_text
 
 NEVER_EXPIRES = -1
+# A queue message holds 64 KiB once base64-encoded.
+MAX_POISON_BYTES = 48 * 1024
 
 
 def poisoned_event(document: dict[str, Any], failure: Failure, *, attempts: int) -> bytes:
@@ -39,10 +41,6 @@ def encode_policy(message_encoding: str) -> BinaryBase64EncodePolicy | None:
     return BinaryBase64EncodePolicy() if message_encoding == "base64" else None
 
 
-class PoisonSink(Protocol):
-    def send(self, body: bytes) -> None: ...
-
-
 class StoragePoisonQueue:
     """Writes poison copies to ``<request-queue>-poison`` with no expiry.
 
@@ -52,6 +50,16 @@ class StoragePoisonQueue:
     def __init__(self, client: QueueClient, *, message_encoding: str = "base64") -> None:
         self._client = client
         self._base64 = message_encoding == "base64"
+
+    def poison_event(self, document: dict[str, Any], failure: Failure, *, attempts: int) -> None:
+        copy = poisoned_event(document, failure, attempts=attempts)
+        if len(copy) > MAX_POISON_BYTES:
+            # With lastFailure it would not fit in a queue message: keep the event itself.
+            copy = json.dumps(without_passwords(document), ensure_ascii=False).encode("utf-8")
+        self.send(copy)
+
+    def poison_body(self, body: bytes, failure: Failure, *, attempts: int) -> None:
+        self.send(body)
 
     def send(self, body: bytes) -> None:
         content: bytes | str = body if self._base64 else body.decode("utf-8", errors="replace")

@@ -1,7 +1,18 @@
 """The provisioning decision: one hire event in, exactly one outcome out.
 
-No SDK in sight: the service talks to Partner Center, the vault and the poison queue through
-the small interfaces below, and the composition root decides what stands behind them.
+Every decision is taken from the hire's record in the ledger, never from a guess. A delivery
+first *claims* the hire (a conditional write naming it as owner, for a limited time); only the
+claim holder stores a password, calls Partner Center or moves the record on. The record is
+written *before* each create call ("a create of generation g may have been sent"), so a
+delivery that dies between the create and the record leaves enough behind for the next one to
+finish the hire by a look-up. Who may be this hire's user (README, "The identity rule"):
+
+- with ``immutableId`` in the event, only a user with exactly that ``immutableId``;
+- without it, a user found holding the UPN only when the ledger proves this hire's create could
+  have made it: the UPN was free when checked before this generation's first create, and a
+  create of this generation may have been applied. Anyone else is a ``conflict``.
+
+No SDK and no adapter in sight: the service works through the ports in ``shared.ports``.
 """
 
 from __future__ import annotations
@@ -11,74 +22,37 @@ import logging
 import random
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from shared.errors import ProvisioningError, RedeliveryRequested
-from shared.events import (
-    HireEvent,
-    InvalidEvent,
-    NotAnEvent,
-    decode_body,
-    parse_event,
-    without_passwords,
+from shared.errors import (
+    AnswerLost,
+    LedgerConflict,
+    ProvisioningError,
+    RedeliveryRequested,
+    Refused,
+    ServiceUnavailableError,
+    UpnTaken,
 )
-from shared.outcomes import Category, Failure, Outcome, Status, utc_now_text
-from shared.partner_center import CustomerUser, PartnerCenterError
-from shared.passwords import HireState, InitialPassword, fingerprint
-from shared.poison import PoisonSink, poisoned_event
+from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
+from shared.model import SUCCESS_STATES, FoundUser, HireRecord, HireState, NewUser
+from shared.outcomes import Category, Failure, Outcome, Status, outcome_from_message, utc_now_text
+from shared.passwords import fingerprint, generate_password
+from shared.ports import HireLedger, PartnerCenter, PasswordVault, PoisonSink
+from shared.retry import RetryPolicy
+
+__all__ = ["Delivery", "Provisioner", "RetryPolicy"]
 
 logger = logging.getLogger("hire_provisioning")
-# A queue message holds 64 KiB once base64-encoded.
-MAX_POISON_BYTES = 48 * 1024
 
-
-class PartnerCenter(Protocol):
-    def get_user(
-        self, customer_tenant_id: str, user_id: str, *, correlation_id: str
-    ) -> CustomerUser | None: ...
-
-    def create_user(
-        self, customer_tenant_id: str, user: dict[str, Any], *, request_id: str, correlation_id: str
-    ) -> CustomerUser: ...
-
-    def find_user_by_upn(
-        self,
-        customer_tenant_id: str,
-        user_principal_name: str,
-        *,
-        correlation_id: str,
-        inactive: bool = False,
-    ) -> CustomerUser | None: ...
-
-
-class PasswordVault(Protocol):
-    def for_event(self, event: HireEvent) -> InitialPassword: ...
-
-    def adopt(self, event: HireEvent, password_fingerprint: str) -> InitialPassword | None: ...
-
-    def has_rival(self, event: HireEvent, password: InitialPassword) -> bool: ...
-
-    def mark_created(self, password: InitialPassword, user_id: str) -> None: ...
-
-    def mark_refused(self, password: InitialPassword) -> None: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """In-invocation retries of transient failures, bounded so the host's lease never lapses."""
-
-    attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    budget: float = 60.0  # seconds an invocation may spend retrying; then the host redelivers
-    max_deliveries: int = 5  # host.json maxDequeueCount: the last delivery must not raise
-
-    def delay(self, retry_number: int, retry_after: float | None, jitter: float) -> float:
-        backoff = min(self.max_delay, self.base_delay * 2.0**retry_number) * (0.5 + jitter)
-        return max(backoff, retry_after or 0.0)
+# A password about to expire is not handed to a new create: the person needs time to use it.
+PASSWORD_FRESHNESS = timedelta(hours=1)
+# A hire's record is re-read at most this many times in one step when others write it.
+MAX_LEDGER_RACES = 5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,16 +62,23 @@ class Delivery:
     message_id: str | None = None
 
 
-class _Attempt:
-    """What one invocation has learnt so far about one event."""
+class _Invocation:
+    """What one invocation knows about its hire (never the password)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery_number = max(1, delivery.dequeue_count)
+        # The claim names this invocation: a redelivery of the same message is another owner.
+        self.owner = f"{delivery.message_id or 'message'}/{self.delivery_number}/{uuid.uuid4().hex}"
         self.calls = 0
-        # A create for this event may have been applied (an earlier delivery stored the
-        # password, or a create call of this one timed out or failed with a 5xx).
-        self.may_have_created = False
-        self.looked_up_before_create = False
         self.request_id: str | None = None
+        self.state: HireState | None = None
+        # Set when this invocation found another delivery at work on the hire.
+        self.waited_for_other = False
+        self.counted = False
+
+
+class _Busy(Exception):
+    """Another delivery holds the hire's claim and this one may not wait any longer."""
 
 
 class Provisioner:
@@ -106,87 +87,96 @@ class Provisioner:
         *,
         partner_center: PartnerCenter,
         passwords: PasswordVault,
+        ledger: HireLedger,
         poison: PoisonSink,
         retry: RetryPolicy | None = None,
+        password_ttl: timedelta = timedelta(days=7),
+        claim_ttl: timedelta = timedelta(minutes=4),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        new_password: Callable[[], str] = generate_password,
     ) -> None:
         self._partner_center = partner_center
         self._passwords = passwords
+        self._ledger = ledger
         self._poison = poison
         self._retry = retry or RetryPolicy()
+        self._password_ttl = password_ttl
+        self._claim_ttl = claim_ttl
+        self._now = now
         self._sleep = sleep
         self._monotonic = monotonic
         self._jitter = jitter
+        self._new_password = new_password
+
+    # ------------------------------------------------------------------ entry point
 
     def handle(self, delivery: Delivery) -> Outcome:
         """Decide one delivery. Raises ``RedeliveryRequested`` when the host should retry."""
         started = self._monotonic()
-        attempts = max(1, delivery.dequeue_count)
+        invocation = _Invocation(delivery)
+        try:
+            outcome = self._handle(delivery, invocation)
+        except RedeliveryRequested:
+            raise
+        except Exception as error:  # the last delivery must still end well
+            outcome = self._last_resort(delivery, invocation, error)
+        self._log(outcome, started, invocation, delivery.message_id)
+        return outcome
+
+    def _handle(self, delivery: Delivery, invocation: _Invocation) -> Outcome:
+        attempts = invocation.delivery_number
         try:
             document = decode_body(delivery.body)
         except NotAnEvent as error:
-            outcome = self._reject_unreadable(delivery, error, attempts)
-            self._log(outcome, started, request_id=None, calls=0, message_id=delivery.message_id)
-            return outcome
+            failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
+            self._poison.poison_body(delivery.body, failure, attempts=attempts)
+            return _unreadable_outcome(failure, attempts)
         try:
             event = parse_event(document)
         except InvalidEvent as error:
-            outcome = self._give_up(
-                document,
-                Failure(category=Category.INVALID_EVENT, message=_invalid_event_message(error)),
-                attempts=attempts,
-                event_id=error.event_id,
-            )
-            self._log(outcome, started, request_id=None, calls=0, message_id=delivery.message_id)
-            return outcome
+            failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
+            return self._give_up(document, failure, attempts, event_id=error.event_id)
 
-        attempt = _Attempt()
-        problem: ProvisioningError | None = None
         try:
-            outcome = self._provision_with_retries(event, attempt, attempts)
+            return self._provision_with_retries(event, invocation)
+        except _Busy:
+            problem: ProvisioningError = ServiceUnavailableError(
+                "another delivery of this hire is at work on it"
+            )
         except ProvisioningError as error:
             problem = error
-        except Exception as error:  # the last delivery must still end in an outcome
+        except Exception as error:  # unclassified: transient, located, not quoted
             problem = _unexpected(error)
-        if problem is not None:
-            # Raised here, outside the handlers, so nothing chains to the adapters' exceptions
-            # (a requests error still holds the request: headers with the token, the body).
-            if problem.is_transient and attempts < self._retry.max_deliveries:
-                self._log_redelivery(
-                    event, problem, started, attempt, attempts, delivery.message_id
-                )
-                raise RedeliveryRequested(
-                    f"event {event.event_id}: {problem.failure.message} (delivery {attempts} of "
-                    f"{self._retry.max_deliveries}; the host delivers it again)"
-                )
-            failure = problem.failure
-            if failure.is_transient:
-                failure = replace(
-                    failure,
-                    message=f"{failure.message}. Gave up after {attempts} deliveries: once the "
-                    "service has recovered, replay the event from the poison queue",
-                )
-            outcome = self._give_up(
-                document, failure, attempts=attempts, event_id=event.event_id, event=event
+        if problem.is_transient and not self._retry.is_last(attempts):
+            self._release_claim(event, invocation)
+            self._log_redelivery(event, problem, invocation, delivery.message_id)
+            # Raised here, outside the handlers, so nothing chains to the adapters' exceptions.
+            raise RedeliveryRequested(
+                f"event {event.event_id}: {problem.failure.message} (delivery {attempts} of "
+                f"{self._retry.max_deliveries}; the host delivers it again)"
             )
-        self._log(
-            outcome,
-            started,
-            request_id=attempt.request_id,
-            calls=attempt.calls,
-            message_id=delivery.message_id,
-        )
+        failure = problem.failure
+        if failure.is_transient:
+            failure = replace(
+                failure,
+                message=f"{failure.message}. Gave up after {attempts} deliveries: once the "
+                "service has recovered, replay the event from the poison queue",
+            )
+        outcome = self._give_up(document, failure, attempts, event_id=event.event_id, event=event)
+        self._record_end(event, invocation, outcome)
         return outcome
 
-    def _provision_with_retries(
-        self, event: HireEvent, attempt: _Attempt, attempts: int
-    ) -> Outcome:
+    # ------------------------------------------------------------------ the hire
+
+    def _provision_with_retries(self, event: HireEvent, invocation: _Invocation) -> Outcome:
         started = self._monotonic()
-        for retry_number in range(self._retry.attempts):
+        retry_number = 0
+        while True:
             try:
-                return self._provision_once(event, attempt, attempts)
+                return self._step(event, invocation)
             except ProvisioningError as error:
                 if not error.is_transient or retry_number + 1 >= self._retry.attempts:
                     raise
@@ -194,183 +184,428 @@ class Provisioner:
                 if self._monotonic() - started + pause > self._retry.budget:
                     raise
                 self._sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+                retry_number += 1
 
-    def _provision_once(self, event: HireEvent, attempt: _Attempt, attempts: int) -> Outcome:
-        password = self._passwords.for_event(event)
-        if password.state is HireState.CREATED and password.user_id:
-            return self._created_earlier(event, password, attempt, attempts)
-        if (
-            password.from_earlier_attempt
-            and password.state is HireState.PENDING
-            and not attempt.looked_up_before_create
-        ):
-            # An earlier delivery got as far as the create call: the user may exist already.
-            attempt.may_have_created = True
-            attempt.looked_up_before_create = True
-            existing = self._find(event, attempt)
-            if existing is not None:
-                return self._existing_user(event, existing, password, attempt, attempts)
+    def _step(self, event: HireEvent, invocation: _Invocation) -> Outcome:
+        for _ in range(MAX_LEDGER_RACES):
+            try:
+                return self._step_once(event, invocation)
+            except LedgerConflict:
+                continue  # someone wrote the record since we read it: decide again from it
+        raise ServiceUnavailableError(
+            "the hire's ledger record kept changing under this delivery; it is delivered again"
+        )
+
+    def _step_once(self, event: HireEvent, invocation: _Invocation) -> Outcome:
+        record = self._ledger.get(event.event_id) or self._open_record(event, invocation)
+        invocation.state = record.state
+        if record.state in SUCCESS_STATES:
+            return self._answer_from_record(event, record, invocation)
+        if record.claimed_by_other(invocation.owner, self._now()):
+            record = self._wait_for_other(event, record, invocation)
+            invocation.state = record.state
+            if record.state in SUCCESS_STATES:
+                return self._answer_from_record(event, record, invocation)
+            adopted = self._adopt_refusal(record, invocation)
+            if adopted is not None:
+                return adopted
+        record = self._claim(record, invocation)
+        if record.state is HireState.CREATING:
+            return self._resume_create(event, record, invocation)
+        return self._first_create(event, record, invocation)
+
+    def _open_record(self, event: HireEvent, invocation: _Invocation) -> HireRecord:
+        now = self._now()
+        record = HireRecord(
+            event_id=event.event_id,
+            customer_tenant_id=event.customer_tenant_id,
+            user_principal_name=event.user.user_principal_name,
+            attempts=1,
+            claim_owner=invocation.owner,
+            claim_expires_at=now + self._claim_ttl,
+            created_at=now,
+            updated_at=now,
+        )
+        added = self._ledger.add(record)  # LedgerConflict: another delivery was first
+        invocation.counted = True
+        return added
+
+    def _claim(self, record: HireRecord, invocation: _Invocation) -> HireRecord:
+        if record.claim_owner == invocation.owner:
+            return record
+        return self._write(
+            record,
+            invocation,
+            attempts=record.attempts + (0 if invocation.counted else 1),
+        )
+
+    def _write(self, record: HireRecord, invocation: _Invocation, **changes: Any) -> HireRecord:
+        """A conditional update that also renews this invocation's claim."""
+        now = self._now()
+        updated = self._ledger.update(
+            record.evolve(
+                **{
+                    "claim_owner": invocation.owner,
+                    "claim_expires_at": now + self._claim_ttl,
+                    "updated_at": now,
+                    **changes,
+                }
+            )
+        )
+        invocation.counted = True
+        invocation.state = updated.state
+        return updated
+
+    def _wait_for_other(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> HireRecord:
+        """Another delivery is at work: give it time instead of calling Partner Center too.
+
+        An early delivery waits briefly and then asks for redelivery; the last one waits until
+        the hire ends or the other's claim runs out (a dead delivery's claim is taken over).
+        """
+        invocation.waited_for_other = True
+        last = self._retry.is_last(invocation.delivery_number)
+        give_up_at = self._monotonic() + self._retry.claim_wait
+        while record.claimed_by_other(invocation.owner, self._now()):
+            if record.state in SUCCESS_STATES:
+                return record
+            if not last and self._monotonic() >= give_up_at:
+                raise _Busy()
+            self._sleep(self._retry.poll_interval)
+            latest = self._ledger.get(event.event_id)
+            if latest is None:  # removed by an operator: start afresh
+                raise LedgerConflict("the hire's record disappeared")
+            record = latest
+        return record
+
+    def _adopt_refusal(self, record: HireRecord, invocation: _Invocation) -> Outcome | None:
+        """The delivery we waited for refused the hire: say the same, do not try again."""
+        if record.state is not HireState.REJECTED or not record.last_outcome:
+            return None
+        earlier = outcome_from_message(record.last_outcome)
+        if earlier is None or earlier.status is not Status.REJECTED:
+            return None
+        return replace(earlier, attempts=invocation.delivery_number, completed_at=utc_now_text())
+
+    def _first_create(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> Outcome:
+        """No create of this generation was sent yet: check the UPN, then create."""
+        upn = event.user.user_principal_name
+        holder = self._find(event, upn, invocation)
+        if holder is not None:
+            return self._settle_found(
+                event, record.evolve(user_principal_name=upn), holder, invocation, sends=0
+            )
+        password, record = self._fresh_password(event, record, invocation)
+        record = self._write(
+            record,
+            invocation,
+            state=HireState.CREATING,
+            user_principal_name=upn,
+            upn_checked=True,
+            upn_holder_before=None,
+            create_calls=1,
+        )
+        return self._send_create(event, record, password, invocation)
+
+    def _resume_create(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> Outcome:
+        """A create of this generation may have been applied: look before creating again."""
+        upn = record.user_principal_name or event.user.user_principal_name
+        found = self._find(event, upn, invocation)
+        if found is not None:
+            return self._settle_found(event, record, found, invocation, sends=record.create_calls)
+        if not record.password_secret_id:  # written before every create; repaired if lost
+            password, record = self._fresh_password(event, record, invocation)
+        else:
+            password = self._passwords.read(record.password_secret_id)
+        record = self._write(record, invocation, create_calls=record.create_calls + 1)
+        return self._send_create(event, record, password, invocation)
+
+    def _send_create(
+        self, event: HireEvent, record: HireRecord, password: str, invocation: _Invocation
+    ) -> Outcome:
+        upn = record.user_principal_name or event.user.user_principal_name
+        invocation.calls += 1
+        invocation.request_id = event.request_id_for(record.generation)
         try:
-            attempt.calls += 1
-            attempt.request_id = event.request_id_for(password.generation)
             user = self._partner_center.create_user(
                 event.customer_tenant_id,
-                _create_user_body(event, password),
-                request_id=attempt.request_id,
+                _new_user(event, upn, password),
+                request_id=invocation.request_id,
                 correlation_id=event.correlation_guid,
             )
-        except PartnerCenterError as error:
-            if not error.doubtful:
-                self._passwords.mark_refused(password)
-                raise
-            if not error.duplicate_upn or self._passwords.has_rival(event, password):
-                # No answer, or a duplicate answer while another delivery of this event is
-                # creating it: this event's create may be the one that happened.
-                attempt.may_have_created = True
-            existing = self._find(event, attempt)
-            if existing is not None:
-                return self._existing_user(
-                    event, existing, password, attempt, attempts, refusal=error
+        except AnswerLost:
+            raise  # the record says CREATING: the next step looks the user up first
+        except UpnTaken as taken:
+            found = self._find(event, upn, invocation)
+            if found is not None:
+                # This call was refused, so only the sends before it could have made the user.
+                return self._settle_found(
+                    event, record, found, invocation, sends=record.create_calls - 1, said=taken
                 )
-            if error.duplicate_upn:
-                problem = self._taken_but_not_listed(event, error, attempt)
-                if not problem.is_transient:
-                    self._passwords.mark_refused(password)
-                raise problem from None
-            raise
-        if user.password_fingerprint and user.password_fingerprint != fingerprint(password.value):
-            # Partner Center answered with the first create of this MS-RequestId: another
-            # delivery of this event created the user, with the password it stored.
-            winner = self._passwords.adopt(event, user.password_fingerprint)
-            if winner is not None:
-                self._passwords.mark_created(winner, user.id)
-                return self._success(event, Status.ALREADY_EXISTS, user, winner, attempts)
-        self._passwords.mark_created(password, user.id)
-        return self._success(event, Status.CREATED, user, password, attempts)
+            deleted = self._find(event, upn, invocation, inactive=True)
+            if deleted is not None:
+                raise self._refuse(
+                    event,
+                    record,
+                    invocation,
+                    Refused(
+                        Category.CONFLICT,
+                        f"userPrincipalName {upn} belongs to a deleted user (id {deleted.id}) "
+                        f"in customer {event.customer_tenant_id}: restore that user or delete "
+                        "it permanently, then replay from the poison queue",
+                        http_status=taken.failure.http_status,
+                        code=taken.failure.code,
+                    ),
+                ) from None
+            raise ServiceUnavailableError(
+                f"Partner Center says userPrincipalName {upn} is taken but does not list the "
+                "user yet",
+                http_status=taken.failure.http_status,
+                code=taken.failure.code,
+            ) from None
+        except Refused as refusal:
+            if record.create_calls > 1 and refusal.failure.category is not Category.PERMISSION:
+                # An earlier send of this generation may have made the user, and a duplicate
+                # is not always answered in words we recognise: look before calling it refused.
+                found = self._find(event, upn, invocation)
+                if found is not None:
+                    return self._settle_found(
+                        event,
+                        record,
+                        found,
+                        invocation,
+                        sends=record.create_calls - 1,
+                        said=refusal,
+                    )
+            raise self._refuse(event, record, invocation, refusal) from None
+        if user.password_fingerprint and user.password_fingerprint != fingerprint(password):
+            # Partner Center answered with an earlier create of this MS-RequestId, made with a
+            # password this hire does not hold: never report a secret the user does not have.
+            raise self._refuse(
+                event,
+                record,
+                invocation,
+                Refused(
+                    Category.CONFLICT,
+                    f"Partner Center returned user {user.id} for this hire's request id with an "
+                    "initial password the ledger does not hold: reset that user's password by "
+                    "hand, or delete the user and replay",
+                ),
+            ) from None
+        return self._succeed(event, record, invocation, Status.CREATED, user)
 
-    def _created_earlier(
-        self, event: HireEvent, password: InitialPassword, attempt: _Attempt, attempts: int
+    def _settle_found(
+        self,
+        event: HireEvent,
+        record: HireRecord,
+        found: FoundUser,
+        invocation: _Invocation,
+        *,
+        sends: int,
+        said: ProvisioningError | None = None,
     ) -> Outcome:
-        """This event created a user before: answer from that user, whatever the event says now."""
-        attempt.calls += 1
-        user = self._partner_center.get_user(
-            event.customer_tenant_id, str(password.user_id), correlation_id=event.correlation_guid
-        )
-        if user is None or (user.state or "active").lower() != "active":
-            raise ProvisioningError(
-                Category.CONFLICT,
-                f"this event already created user {password.user_id} in customer "
-                f"{event.customer_tenant_id}, which no longer exists or was deleted: restore "
-                "that user and replay, or publish the hire under a new eventId",
+        """A user holds the hire's UPN: this hire's own, the same person from before, or not."""
+        wanted = event.user.immutable_id
+        if wanted is not None and found.immutable_id is None:
+            # A user list may leave immutableId out: ask for the whole user before deciding.
+            invocation.calls += 1
+            found = (
+                self._partner_center.get_user(
+                    event.customer_tenant_id, found.id, correlation_id=event.correlation_guid
+                )
+                or found
             )
-        return self._success(event, Status.ALREADY_EXISTS, user, password, attempts)
+        same_person = wanted is not None and found.immutable_id == wanted
+        made_here = sends > 0 and (
+            same_person
+            if wanted is not None
+            else record.upn_checked and record.upn_holder_before is None
+        )
+        if made_here:
+            return self._succeed(event, record, invocation, Status.CREATED, found)
+        if same_person:
+            return self._succeed(event, record, invocation, Status.ALREADY_EXISTS, found)
+        raise self._refuse(
+            event,
+            record,
+            invocation,
+            Refused(
+                Category.CONFLICT,
+                f"userPrincipalName {record.user_principal_name or event.user.user_principal_name}"
+                f" already belongs to another user (id {found.id}) in customer "
+                f"{event.customer_tenant_id}: correct the HR record (another UPN, or the right "
+                "immutableId) and republish",
+                http_status=said.failure.http_status if said else None,
+                code=said.failure.code if said else None,
+            ),
+        )
+
+    def _fresh_password(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> tuple[str, HireRecord]:
+        """The hire's password for a create no earlier create can have used.
+
+        Kept when recorded and fresh (so every outcome names the same secret); replaced when
+        missing, expired or about to expire, since no user can hold it yet.
+        """
+        expires = record.password_expires_on
+        if (
+            record.password_secret_id
+            and expires is not None
+            and expires > self._now() + PASSWORD_FRESHNESS
+        ):
+            return self._passwords.read(record.password_secret_id), record
+        password = self._new_password()
+        stored = self._passwords.store(
+            event.event_id, password, expires_on=self._now() + self._password_ttl
+        )
+        return password, record.evolve(
+            password_secret_id=stored.id, password_expires_on=stored.expires_on
+        )
+
+    def _succeed(
+        self,
+        event: HireEvent,
+        record: HireRecord,
+        invocation: _Invocation,
+        status: Status,
+        user: FoundUser,
+    ) -> Outcome:
+        created = status is Status.CREATED
+        outcome = Outcome(
+            event_id=event.event_id,
+            status=status,
+            customer_tenant_id=event.customer_tenant_id,
+            user_principal_name=user.user_principal_name or record.user_principal_name,
+            correlation_id=event.correlation_id,
+            attempts=invocation.delivery_number,
+            user_id=user.id,
+            initial_password_secret_id=record.password_secret_id if created else None,
+            completed_at=utc_now_text(),
+        )
+        self._write(
+            record,
+            invocation,
+            state=HireState.CREATED if created else HireState.EXISTING,
+            user_id=user.id,
+            user_principal_name=outcome.user_principal_name,
+            password_secret_id=record.password_secret_id if created else None,
+            password_expires_on=record.password_expires_on if created else None,
+            claim_owner=None,
+            claim_expires_at=None,
+            last_failure=None,
+            last_outcome=outcome.as_message(),
+        )
+        return outcome
+
+    def _answer_from_record(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> Outcome:
+        """The hire succeeded before: say so, with the same user and password, and nothing else.
+
+        The record wins over the event: an eventId that made a user never makes another, even
+        when HR republishes it with changes.
+        """
+        return Outcome(
+            event_id=event.event_id,
+            status=Status.ALREADY_EXISTS,
+            customer_tenant_id=record.customer_tenant_id,
+            user_principal_name=record.user_principal_name,
+            correlation_id=event.correlation_id,
+            attempts=invocation.delivery_number,
+            user_id=record.user_id,
+            initial_password_secret_id=(
+                record.password_secret_id if record.state is HireState.CREATED else None
+            ),
+            completed_at=utc_now_text(),
+        )
+
+    def _refuse(
+        self,
+        event: HireEvent,
+        record: HireRecord,
+        invocation: _Invocation,
+        refusal: ProvisioningError,
+    ) -> ProvisioningError:
+        """A definite answer: nothing was created, and the next try is a new request.
+
+        Only ever for a definite refusal; a transient answer never marks a hire refused.
+        """
+        self._write(
+            record,
+            invocation,
+            state=HireState.REJECTED,
+            generation=record.generation + 1,
+            create_calls=0,
+            upn_checked=False,
+            upn_holder_before=None,
+            last_failure=refusal.failure.as_error(),
+        )
+        return refusal
 
     def _find(
-        self, event: HireEvent, attempt: _Attempt, *, inactive: bool = False
-    ) -> CustomerUser | None:
-        attempt.calls += 1
+        self, event: HireEvent, upn: str, invocation: _Invocation, *, inactive: bool = False
+    ) -> FoundUser | None:
+        invocation.calls += 1
         return self._partner_center.find_user_by_upn(
             event.customer_tenant_id,
-            event.user.user_principal_name,
+            upn,
             correlation_id=event.correlation_guid,
             inactive=inactive,
         )
 
-    def _existing_user(
-        self,
-        event: HireEvent,
-        user: CustomerUser,
-        password: InitialPassword,
-        attempt: _Attempt,
-        attempts: int,
-        refusal: PartnerCenterError | None = None,
-    ) -> Outcome:
-        wanted_id = (event.user.immutable_id or "").casefold()
-        found_id = (user.immutable_id or "").casefold()
-        if wanted_id and found_id:
-            same_person = wanted_id == found_id
-        else:
-            # Without immutable ids, the user is ours only if a create of this event may have
-            # been applied and the names agree; a duplicate answer to a first create is not.
-            same_person = attempt.may_have_created and _same_names(event, user)
-        if not same_person:
-            self._passwords.mark_refused(password)
-            raise ProvisioningError(
-                Category.CONFLICT,
-                f"userPrincipalName {event.user.user_principal_name} already belongs to another "
-                f"user (id {user.id}) in customer {event.customer_tenant_id}: correct the HR "
-                "record (another UPN, or the right immutableId) and republish",
-                http_status=refusal.failure.http_status if refusal else None,
-                code=refusal.failure.code if refusal else None,
-            )
-        if attempt.may_have_created:
-            self._passwords.mark_created(password, user.id)
-        return self._success(
-            event,
-            Status.ALREADY_EXISTS,
-            user,
-            password if attempt.may_have_created else None,
-            attempts,
-        )
+    # ------------------------------------------------------------------ endings
 
-    def _taken_but_not_listed(
-        self, event: HireEvent, error: PartnerCenterError, attempt: _Attempt
-    ) -> ProvisioningError:
-        deleted = self._find(event, attempt, inactive=True)
-        if deleted is not None:
-            return ProvisioningError(
-                Category.CONFLICT,
-                f"userPrincipalName {event.user.user_principal_name} belongs to a deleted user "
-                f"(id {deleted.id}) in customer {event.customer_tenant_id}: restore that user or "
-                "delete it permanently, then replay from the poison queue",
-                http_status=error.failure.http_status,
-                code=error.failure.code,
+    def _record_end(self, event: HireEvent, invocation: _Invocation, outcome: Outcome) -> None:
+        """Keep the final outcome on the record and let go of the claim (best effort)."""
+        try:
+            record = self._ledger.get(event.event_id)
+            if record is None or record.claimed_by_other(invocation.owner, self._now()):
+                return
+            self._ledger.update(
+                record.evolve(
+                    claim_owner=None,
+                    claim_expires_at=None,
+                    updated_at=self._now(),
+                    last_failure=outcome.failure.as_error() if outcome.failure else None,
+                    last_outcome=outcome.as_message(),
+                )
             )
-        return ProvisioningError(
-            Category.UNAVAILABLE,
-            f"Partner Center says userPrincipalName {event.user.user_principal_name} is taken "
-            "but does not list the user yet",
-            http_status=error.failure.http_status,
-            code=error.failure.code,
-        )
+        except Exception as error:  # the outcome stands; the record is a memo
+            logger.warning(
+                "could not keep the outcome of %s on its ledger record (%s)",
+                event.event_id,
+                type(error).__name__,
+            )
 
-    def _success(
-        self,
-        event: HireEvent,
-        status: Status,
-        user: CustomerUser,
-        password: InitialPassword | None,
-        attempts: int,
-    ) -> Outcome:
-        return Outcome(
-            event_id=event.event_id,
-            status=status,
-            customer_tenant_id=event.customer_tenant_id,
-            user_principal_name=user.user_principal_name or event.user.user_principal_name,
-            correlation_id=event.correlation_id,
-            attempts=attempts,
-            user_id=user.id,
-            initial_password_secret_id=password.secret_id if password else None,
-            completed_at=utc_now_text(),
-        )
+    def _release_claim(self, event: HireEvent, invocation: _Invocation) -> None:
+        """Free the hire for the next delivery at once instead of after the claim expires."""
+        try:
+            record = self._ledger.get(event.event_id)
+            if record is not None and record.claim_owner == invocation.owner:
+                self._ledger.update(record.evolve(claim_owner=None, claim_expires_at=None))
+        except Exception as error:  # the claim expires by itself anyway
+            logger.info(
+                "could not release the claim on %s (%s)", event.event_id, type(error).__name__
+            )
 
     def _give_up(
         self,
         document: dict[str, Any],
         failure: Failure,
-        *,
         attempts: int,
+        *,
         event_id: str | None,
         event: HireEvent | None = None,
     ) -> Outcome:
         # The poison copy goes first: if it cannot be written, the error propagates and the
         # host delivers the message again, so nothing is lost.
-        copy = poisoned_event(document, failure, attempts=attempts)
-        if len(copy) > MAX_POISON_BYTES:
-            # With lastFailure it would not fit in a queue message: keep the event itself.
-            copy = json.dumps(without_passwords(document), ensure_ascii=False).encode("utf-8")
-        self._poison.send(copy)
+        self._poison.poison_event(document, failure, attempts=attempts)
         user = document.get("user")
         user = user if isinstance(user, dict) else {}
         return Outcome(
@@ -388,28 +623,31 @@ class Provisioner:
             completed_at=utc_now_text(),
         )
 
-    def _reject_unreadable(self, delivery: Delivery, error: NotAnEvent, attempts: int) -> Outcome:
-        failure = Failure(category=Category.INVALID_EVENT, message=_invalid_event_message(error))
-        self._poison.send(delivery.body)
-        return Outcome(
-            event_id=None,
-            status=Status.REJECTED,
-            customer_tenant_id=None,
-            user_principal_name=None,
-            correlation_id=None,
-            attempts=attempts,
-            failure=failure,
-            completed_at=utc_now_text(),
+    def _last_resort(
+        self, delivery: Delivery, invocation: _Invocation, error: Exception
+    ) -> Outcome:
+        """Something failed outside every expected path (a bug, or the poison queue down)."""
+        problem = _unexpected(error)
+        attempts = invocation.delivery_number
+        if not self._retry.is_last(attempts):
+            raise RedeliveryRequested(
+                f"{problem.failure.message} (delivery {attempts} of "
+                f"{self._retry.max_deliveries}; the host delivers it again)"
+            ) from None
+        failure = replace(
+            problem.failure,
+            message=f"{problem.failure.message}. Gave up after {attempts} deliveries: replay "
+            "the event from the poison queue once the cause is fixed",
         )
+        # Unchanged body, so nothing of a half-understood event is re-serialised. If even this
+        # fails, the host's own poison copy keeps the body.
+        self._poison.poison_body(delivery.body, failure, attempts=attempts)
+        return replace(_unreadable_outcome(failure, attempts), status=Status.FAILED)
+
+    # ------------------------------------------------------------------ the decision log
 
     def _log(
-        self,
-        outcome: Outcome,
-        started: float,
-        *,
-        request_id: str | None,
-        calls: int,
-        message_id: str | None,
+        self, outcome: Outcome, started: float, invocation: _Invocation, message_id: str | None
     ) -> None:
         self._log_decision(
             status=outcome.status.value,
@@ -417,10 +655,8 @@ class Provisioner:
             event_id=outcome.event_id,
             correlation_id=outcome.correlation_id,
             customer=outcome.customer_tenant_id,
-            attempts=outcome.attempts,
             started=started,
-            request_id=request_id,
-            calls=calls,
+            invocation=invocation,
             message_id=message_id,
         )
 
@@ -428,9 +664,7 @@ class Provisioner:
         self,
         event: HireEvent,
         error: ProvisioningError,
-        started: float,
-        attempt: _Attempt,
-        attempts: int,
+        invocation: _Invocation,
         message_id: str | None,
     ) -> None:
         self._log_decision(
@@ -439,10 +673,8 @@ class Provisioner:
             event_id=event.event_id,
             correlation_id=event.correlation_id,
             customer=event.customer_tenant_id,
-            attempts=attempts,
-            started=started,
-            request_id=attempt.request_id,
-            calls=attempt.calls,
+            started=None,
+            invocation=invocation,
             message_id=message_id,
         )
 
@@ -454,25 +686,26 @@ class Provisioner:
         event_id: str | None,
         correlation_id: str | None,
         customer: str | None,
-        attempts: int,
-        started: float,
-        request_id: str | None,
-        calls: int,
+        started: float | None,
+        invocation: _Invocation,
         message_id: str | None,
     ) -> None:
         """The one structured line per decision (retries included); never a secret in it."""
         fields: dict[str, object] = {
             "eventId": event_id,
             "correlationId": correlation_id,
-            "requestId": request_id,
+            "requestId": invocation.request_id,
             "messageId": message_id,
             "customer": customer,
             "status": status,
             "category": failure.category.value if failure else None,
-            "attempts": attempts,
-            "calls": calls,
-            "durationMs": round((self._monotonic() - started) * 1000),
+            "delivery": invocation.delivery_number,
+            "ledgerState": invocation.state.value if invocation.state else None,
+            "waitedForOtherDelivery": invocation.waited_for_other,
+            "calls": invocation.calls,
         }
+        if started is not None:
+            fields["durationMs"] = round((self._monotonic() - started) * 1000)
         if failure:
             fields["error"] = failure.message
         logger.log(
@@ -483,34 +716,33 @@ class Provisioner:
         )
 
 
-def _create_user_body(event: HireEvent, password: InitialPassword) -> dict[str, Any]:
+def _new_user(event: HireEvent, upn: str, password: str) -> NewUser:
     user = event.user
-    body: dict[str, Any] = {
-        "usageLocation": user.usage_location,
-        "userPrincipalName": user.user_principal_name,
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-        "displayName": user.display_name,
-        "passwordProfile": {"password": password.value, "forceChangePassword": True},
-        "attributes": {"objectType": "CustomerUser"},
-    }
-    if user.immutable_id:
-        body["immutableId"] = user.immutable_id
-    return body
-
-
-def _same_names(event: HireEvent, user: CustomerUser) -> bool:
-    def same(wanted: str, found: str | None) -> bool:
-        return found is not None and wanted.strip().casefold() == found.strip().casefold()
-
-    return (
-        same(event.user.display_name, user.display_name)
-        and same(event.user.first_name, user.first_name)
-        and same(event.user.last_name, user.last_name)
+    return NewUser(
+        user_principal_name=upn,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        display_name=user.display_name,
+        usage_location=user.usage_location,
+        immutable_id=user.immutable_id,
+        password=password,
     )
 
 
-def _invalid_event_message(error: InvalidEvent) -> str:
+def _unreadable_outcome(failure: Failure, attempts: int) -> Outcome:
+    return Outcome(
+        event_id=None,
+        status=Status.REJECTED,
+        customer_tenant_id=None,
+        user_principal_name=None,
+        correlation_id=None,
+        attempts=attempts,
+        failure=failure,
+        completed_at=utc_now_text(),
+    )
+
+
+def _invalid_message(error: InvalidEvent) -> str:
     return (
         f"the hire event is invalid: {error}. Correct the HR record and publish the event "
         "again (see the event contract)"

@@ -282,6 +282,11 @@ class StandInService(ABC, Generic[ConfigT]):
         self.update_config(control_object(request))
         return self._control_config(request, _params)
 
+    def configure(self, **changes: Any) -> None:
+        """``update_config`` by keyword, e.g. ``partner_center.configure(success_status=200)``
+        (``reset()`` restores the defaults, so a test's choice ends with the test)."""
+        self.update_config(changes)
+
     def update_config(self, changes: dict[str, Any]) -> None:
         """Set config fields by name, refusing unknown names and values of the wrong type."""
         for name, value in changes.items():
