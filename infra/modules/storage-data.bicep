@@ -18,6 +18,7 @@ var roles = {
   storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 }
 
@@ -141,7 +142,8 @@ resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 // Operators (optional): poison-queue lists, exports, replays and deletes poison messages
 // (Contributor: a replay releases leases, an Update Message call), sends replays (and the
-// smoke test's event) to the request queue (Message Sender) and checks outcomes (Reader).
+// smoke test's event) to the request queue (Message Sender), checks outcomes (Reader) and
+// asks the ledger what happened to a hire with `hires` (Table Data Reader).
 resource operatorsPoison 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorsPrincipalId)) {
   name: guid(poisonQueue.id, operatorsPrincipalId, roles.storageQueueDataContributor)
   scope: poisonQueue
@@ -169,6 +171,16 @@ resource operatorsOutcomes 'Microsoft.Authorization/roleAssignments@2022-04-01' 
     principalId: operatorsPrincipalId
     principalType: 'Group'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataReader)
+  }
+}
+
+resource operatorsLedger 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorsPrincipalId)) {
+  name: guid(ledger.id, operatorsPrincipalId, roles.storageTableDataReader)
+  scope: ledger
+  properties: {
+    principalId: operatorsPrincipalId
+    principalType: 'Group'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataReader)
   }
 }
 
