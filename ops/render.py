@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
@@ -30,6 +31,11 @@ from ops.messages import (
 from ops.poison_queue import ReplayReport
 from ops.selection import ReplayPlan
 
+# Characters a terminal may act on or that hide and reorder text: controls (escape sequences
+# start with ESC or the C1 CSI), format characters (bidi overrides, zero-width), surrogates,
+# line and paragraph separators, private-use and unassigned code points.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Co", "Cn"})
+
 PROGRESS_THRESHOLD = 20
 """Batches smaller than this finish before a progress bar would tell anyone anything."""
 
@@ -38,6 +44,23 @@ _KIND_DESCRIPTIONS = {
     BodyKind.HOST_POISONED: "poisoned by the Functions host (body only)",
     BodyKind.NOT_AN_EVENT: "not an event (not base64, not UTF-8, or not a JSON object)",
 }
+
+
+def terminal_safe(text: str, *, keep_newlines: bool = False) -> str:
+    """Text from a message, fit for the operator's terminal: every unsafe character escaped."""
+    out = []
+    for char in text:
+        if char == "\n" and keep_newlines:
+            out.append(char)
+        elif unicodedata.category(char) in _UNSAFE_CATEGORIES:
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else
+                f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _when(value: datetime | None) -> str:
@@ -77,7 +100,7 @@ def messages_table(messages: list[PoisonMessage]) -> Table:
         # Text, not str: bodies come from outside and must not be read as rich markup.
         table.add_row(
             *(
-                Text(cell)
+                Text(terminal_safe(cell))
                 for cell in (
                     message.event_id or "-",
                     message.customer_tenant_id or "-",
@@ -109,11 +132,13 @@ def show_text(message: PoisonMessage, encoding: MessageEncoding) -> str:
     if message.event is not None:
         lines += ["Body (decoded):", json.dumps(message.event, indent=2, ensure_ascii=False)]
     else:
+        if message.unreadable:
+            lines += [f"Unreadable:     {message.unreadable}"]
         lines += ["Body (raw, as on the queue):", message.raw_body]
         text = decode_text(message.raw_body, encoding)
         if text is not None and encoding is not MessageEncoding.NONE:
             lines += ["Body (base64-decoded text):", text]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines), keep_newlines=True)
 
 
 def plan_table(plan: ReplayPlan) -> Table:
@@ -123,7 +148,7 @@ def plan_table(plan: ReplayPlan) -> Table:
     for item in plan.items:
         table.add_row(
             *(
-                Text(cell)
+                Text(terminal_safe(cell))
                 for cell in (
                     item.chosen.event_id or "-",
                     item.chosen.category,
@@ -138,15 +163,18 @@ def plan_table(plan: ReplayPlan) -> Table:
 
 def print_left_in_place(err: Console, entries: Iterable[tuple[PoisonMessage, str]]) -> None:
     for message, reason in entries:
-        err.print(Text(f"skipped {message.message_id} (eventId {message.event_id}): {reason}"))
+        err.print(
+            Text(terminal_safe(f"skipped {message.message_id} (eventId {message.event_id}): "
+                               f"{reason}"))
+        )
 
 
 def print_replay_problems(err: Console, report: ReplayReport) -> None:
     print_left_in_place(err, report.left_in_place)
     for message in report.sent_not_deleted:
-        err.print(Text(f"sent but not deleted: {message.message_id}"))
+        err.print(Text(terminal_safe(f"sent but not deleted: {message.message_id}")))
     for message, reason in report.not_sent:
-        err.print(Text(f"not sent: {message.message_id}: {reason}"))
+        err.print(Text(terminal_safe(f"not sent: {message.message_id}: {reason}")))
 
 
 def report_summary(report: ReplayReport, *, from_file: bool) -> str:

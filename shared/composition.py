@@ -18,6 +18,7 @@ from shared.credentials import CredentialSecretNames, MsalTokenExchange, Partner
 from shared.errors import CredentialsError
 from shared.hostconfig import QueueHostConfig
 from shared.ledger import TableHireLedger, open_table_ledger
+from shared.logs import configure_logging
 from shared.partner_center import PartnerCenterClient, Timeouts
 from shared.poison import StoragePoisonQueue, encode_policy
 from shared.provisioning import Provisioner
@@ -59,6 +60,7 @@ def build_provisioner(
 ) -> Provisioner:
     """``telemetry`` defaults to what the environment configures (``shared.telemetry``)."""
     telemetry = telemetry or configure()
+    configure_logging()  # quiet SDK loggers (shared/logs.py)
     vault_credential = _vault_credential(settings)
     credential_store = _secret_store(settings.key_vault_url, vault_credential)
     password_store = (
@@ -212,7 +214,9 @@ def _secret_store(vault_url: str, credential: TokenCredential) -> KeyVaultSecret
         verify_challenge_resource=not _is_loopback(vault_url),
         connection_timeout=5,
         read_timeout=20,
-        retry_total=2,
+        # hostile branch: azure-core would retry and sleep (Retry-After included) on its own;
+        # with its retries off, the function's RetryPolicy and its budget are the one policy.
+        retry_total=0,
     )
     return KeyVaultSecretStore(client)
 

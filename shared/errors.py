@@ -7,6 +7,9 @@ that could echo a credential or a password.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 from shared.outcomes import Category, Failure
 
 
@@ -88,3 +91,21 @@ class LedgerConflict(Exception):
 
 class RedeliveryRequested(Exception):
     """Raised out of the function so the host makes the message visible again later."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header as seconds: delta-seconds or an HTTP date; None if absent or bad."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

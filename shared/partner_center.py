@@ -11,10 +11,11 @@ caller never inspects HTTP details.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
@@ -33,6 +34,10 @@ from shared.passwords import fingerprint
 PARTNER_CENTER_API_VERSION = "v1"
 LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 500  # 50,000 users; a lookup must not outlast the message's lease
+# Seconds one paged lookup may take, its last page included; with the retry budget it keeps
+# an invocation well inside host.json's functionTimeout.
+LOOKUP_BUDGET = 60.0
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 TENANT_NOT_FOUND = 60003
 _UPN_MARKER = "userprincipalname"
 # Where a password reset goes: Microsoft's pages show both (reference, "Beyond the first create").
@@ -94,6 +99,8 @@ class PartnerCenterClient:
         timeouts: Timeouts | None = None,
         locale: str = "en-US",
         reset_password_path: str = "user",  # noqa: S107 (a URL path, not a password)
+        lookup_budget: float = LOOKUP_BUDGET,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if reset_password_path not in RESET_PATHS:
             raise ValueError(f"reset_password_path must be one of {RESET_PATHS}")
@@ -104,6 +111,8 @@ class PartnerCenterClient:
         self._session = session or requests.Session()
         self._timeouts = timeouts or Timeouts()
         self._locale = locale
+        self._lookup_budget = lookup_budget
+        self._monotonic = monotonic
 
     def close(self) -> None:
         self._session.close()
@@ -186,23 +195,36 @@ class PartnerCenterClient:
         if inactive:
             path += f"&filter={quote(_INACTIVE_FILTER)}"
         continuation: str | None = None
-        for _ in range(MAX_LIST_PAGES):
+        deadline = self._monotonic() + self._lookup_budget
+        for pages in range(MAX_LIST_PAGES):
+            remaining = deadline - self._monotonic()
+            if remaining <= 0:
+                raise ServiceUnavailableError(
+                    f"the user list of customer {customer_tenant_id} could not be read within "
+                    f"{self._lookup_budget:g}s ({pages} pages); the lookup by UPN stopped there",
+                )
             extra_headers = {"MS-ContinuationToken": continuation} if continuation else {}
             response = self._send(
-                "GET", path, correlation_id=correlation_id, extra_headers=extra_headers
+                "GET",
+                path,
+                correlation_id=correlation_id,
+                extra_headers=extra_headers,
+                read_timeout=min(self._timeouts.read, max(remaining, 1.0)),
             )
             page = _json_object(response)
             items = page.get("items") or []
             yield from (item for item in items if isinstance(item, dict))
-            next_link = (page.get("links") or {}).get("next")
+            links = page.get("links")
+            next_link = links.get("next") if isinstance(links, dict) else None
             if not isinstance(next_link, dict) or not next_link.get("uri"):
                 return
-            path = str(next_link["uri"])
+            path = self._next_page_path(str(next_link["uri"]), customer_tenant_id)
             continuation = next(
                 (
                     str(header.get("value"))
                     for header in next_link.get("headers") or []
-                    if str(header.get("key", "")).lower() == "ms-continuationtoken"
+                    if isinstance(header, dict)
+                    and str(header.get("key", "")).lower() == "ms-continuationtoken"
                 ),
                 None,
             )
@@ -289,6 +311,52 @@ class PartnerCenterClient:
     def _user_path(self, customer_tenant_id: str, user_id: str) -> str:
         return f"{self._users_path(customer_tenant_id)}/{quote(user_id, safe='')}"
 
+    def _next_page_path(self, uri: str, customer_tenant_id: str) -> str:
+        """A next-page link as a path under the base URL; a link anywhere else is refused.
+
+        The link's form is undocumented: ``/v1/customers/...``, ``v1/customers/...``,
+        ``/customers/...`` (relative to the API version) and an absolute URL on the base URL's
+        own scheme, host and port are all read; the bearer token never goes anywhere else.
+        """
+        base = urlsplit(self._base_url)
+        if any(char == "\\" or ord(char) <= 0x20 or ord(char) == 0x7F for char in uri):
+            raise self._refused_link(customer_tenant_id, "it holds spaces, controls or '\\'")
+        try:
+            link = urlsplit(uri)
+        except ValueError:
+            raise self._refused_link(customer_tenant_id, "it is not a URL") from None
+        if link.scheme or link.netloc:
+            scheme = (link.scheme or base.scheme).lower()
+            try:
+                port = link.port or _DEFAULT_PORTS.get(scheme)
+            except ValueError:
+                port = None
+            same_origin = (
+                scheme == base.scheme.lower()
+                and link.hostname == base.hostname
+                and port == (base.port or _DEFAULT_PORTS.get(base.scheme.lower()))
+                and link.username is None
+                and link.password is None
+            )
+            if not same_origin:
+                raise self._refused_link(customer_tenant_id, "it points to another host")
+            base_path = base.path.rstrip("/")
+            if base_path and not link.path.startswith(base_path + "/"):
+                raise self._refused_link(customer_tenant_id, "it leaves the base URL's path")
+            path = link.path[len(base_path) :]
+        else:
+            path = "/" + link.path.lstrip("/")
+        if not path.startswith(f"/{PARTNER_CENTER_API_VERSION}/"):
+            path = f"/{PARTNER_CENTER_API_VERSION}{path}"
+        return path + (f"?{link.query}" if link.query else "")
+
+    @staticmethod
+    def _refused_link(customer_tenant_id: str, why: str) -> ServiceUnavailableError:
+        return ServiceUnavailableError(
+            f"Partner Center's next-page link for the users of customer {customer_tenant_id} "
+            f"was not followed: {why} (the token is sent to the PARTNER_CENTER_BASE_URL only)",
+        )
+
     def _users_path(self, customer_tenant_id: str) -> str:
         return f"/{PARTNER_CENTER_API_VERSION}/customers/{quote(customer_tenant_id, safe='')}/users"
 
@@ -304,6 +372,7 @@ class PartnerCenterClient:
         creating: bool = False,
         upn_unique: bool = False,
         redact: str = "",
+        read_timeout: float | None = None,
     ) -> requests.Response:
         url = urljoin(self._base_url + "/", path.lstrip("/"))
         force_refresh = False
@@ -324,7 +393,7 @@ class PartnerCenterClient:
                     url,
                     headers=headers,
                     json=json_body,
-                    timeout=(self._timeouts.connect, self._timeouts.read),
+                    timeout=(self._timeouts.connect, read_timeout or self._timeouts.read),
                 )
             except requests.ConnectTimeout:
                 raise ServiceUnavailableError(

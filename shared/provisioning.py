@@ -191,7 +191,7 @@ class Provisioner:
         except NotAnEvent as error:
             failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
             self._poison.poison_body(delivery.body, failure, attempts=attempts)
-            return _unreadable_outcome(failure, attempts)
+            return _unreadable_outcome(failure, attempts, event_id=error.event_id)
         try:
             event = parse_event(document)
         except InvalidEvent as error:
@@ -1115,9 +1115,11 @@ def _new_user(event: HireEvent, upn: str, password: str) -> NewUser:
     )
 
 
-def _unreadable_outcome(failure: Failure, attempts: int) -> Outcome:
+def _unreadable_outcome(
+    failure: Failure, attempts: int, *, event_id: str | None = None
+) -> Outcome:
     return Outcome(
-        event_id=None,
+        event_id=event_id,
         status=Status.REJECTED,
         customer_tenant_id=None,
         user_principal_name=None,

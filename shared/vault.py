@@ -22,7 +22,12 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import KeyVaultSecret, SecretClient
 
-from shared.errors import CredentialsError, ProvisioningError, ServiceUnavailableError
+from shared.errors import (
+    CredentialsError,
+    ProvisioningError,
+    ServiceUnavailableError,
+    retry_after_seconds,
+)
 from shared.model import SecretRef
 from shared.passwords import CONTENT_TYPE as PASSWORD_CONTENT_TYPE
 from shared.passwords import secret_name_for
@@ -144,11 +149,14 @@ class KeyVaultSecretStore:
                     code=code,
                 )
             if status == 429 or status >= 500 or status == 408:
+                headers = getattr(error.response, "headers", None) or {}
                 return ServiceUnavailableError(
                     f"Key Vault answered {status} to a {action} of {where}",
                     throttled=status == 429,
                     http_status=status,
                     code=code,
+                    # The SDK's own retries are off (composition): this one policy decides.
+                    retry_after=retry_after_seconds(headers.get("Retry-After")),
                 )
             return CredentialsError(
                 f"Key Vault refused a {action} of {where} ({status} {code or ''}); check the "

@@ -99,6 +99,10 @@ class PartnerCenterConfig:
     restore_window_days: int = 30  # deleted users older than this are purged (then 404)
     password_reset_path: str = "both"  # "user", "resetpassword" or "both"
     reset_echoes_password: bool = True  # the reset answer carries passwordProfile.password
+    # How a next-page link is written (its form is undocumented): {path} is
+    # /v1/customers/{id}/users, {tail} the same without /v1, {query} the query, {base} the
+    # stand-in's URL. Tests point it elsewhere to check where a client sends its token.
+    next_link_format: str = "{path}?{query}"
 
 
 @dataclass
@@ -427,7 +431,12 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                     customer.tenant_id, state, offset + page_size
                 )
                 links["next"] = {
-                    "uri": f"{path}?size={page_size}&seekOperation=next",
+                    "uri": self.config.next_link_format.format(
+                        base=self.base_url,
+                        path=path,
+                        tail=path.removeprefix("/v1"),
+                        query=f"size={page_size}&seekOperation=next",
+                    ),
                     "method": "GET",
                     "headers": [{"key": "MS-ContinuationToken", "value": token}],
                 }

@@ -194,6 +194,12 @@ class StandInService(ABC, Generic[ConfigT]):
         if fault is None:
             return handle()
         self._counters.tally("faults_injected", fault.label)
+        if fault.kind is FaultKind.STATUS and fault.bare:
+            headers = {"Content-Type": "text/plain; charset=utf-8"}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
+            reason = f"{fault.status_code} (injected by a gateway in front of the service)"
+            return Response(fault.status_code or 500, reason.encode(), headers)
         if fault.kind is FaultKind.STATUS:
             return self.fault_response(fault)
         if fault.kind is FaultKind.LATENCY:
