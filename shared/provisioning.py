@@ -310,7 +310,10 @@ class Provisioner:
     ) -> Outcome:
         """No create of this generation was sent yet: check the UPN, then create."""
         upn = event.user.user_principal_name
-        holder = self._find(event, upn, invocation)
+        try:
+            holder = self._find(event, upn, invocation)
+        except Refused as refusal:  # no such customer, no GDAP role: as definite as a create's
+            raise self._refuse(event, record, invocation, refusal) from None
         if holder is not None:
             return self._settle_found(
                 event, record.evolve(user_principal_name=upn), holder, invocation, sends=0
@@ -557,7 +560,8 @@ class Provisioner:
             record,
             invocation,
             state=HireState.REJECTED,
-            generation=record.generation + 1,
+            # A new MS-RequestId only once a create of this generation was sent.
+            generation=record.generation + (1 if record.create_calls else 0),
             create_calls=0,
             upn_checked=False,
             upn_holder_before=None,
