@@ -227,6 +227,10 @@ module functionApp 'modules/function-app.bicep' = {
       PARTNER_CENTER_REFRESH_TOKEN_SECRET: refreshTokenSecretName
       PARTNER_CENTER_BASE_URL: partnerCenterBaseUrl
       ENTRA_AUTHORITY_HOST: entraAuthorityHost
+      // The service's name on every span, metric and log record (shared/telemetry.py).
+      OTEL_SERVICE_NAME: 'hire-provisioning'
+      // The SDKs' own HTTP logging stays at WARNING (shared/logs.py); INFO or DEBUG to debug.
+      SDK_LOG_LEVEL: 'WARNING'
     }
   }
 }

@@ -71,9 +71,10 @@ def _expiry(message: PoisonMessage) -> str:
     return "never" if message.never_expires else _when(message.expires_on)
 
 
-def list_record(message: PoisonMessage) -> JsonObject:
+def list_record(message: PoisonMessage, ledger_state: str | None = None) -> JsonObject:
     failure = message.last_failure
     return {
+        "ledgerState": ledger_state,
         "messageId": message.message_id,
         "eventId": message.event_id,
         "customerTenantId": message.customer_tenant_id,
@@ -90,9 +91,12 @@ def list_record(message: PoisonMessage) -> JsonObject:
     }
 
 
-def messages_table(messages: list[PoisonMessage]) -> Table:
+def messages_table(
+    messages: list[PoisonMessage], ledger_states: dict[str, str] | None = None
+) -> Table:
+    states = ledger_states or {}
     table = Table(show_lines=False)
-    for heading in ("Event ID", "Customer", "UPN", "Category", "Failure", "Attempts",
+    for heading in ("Event ID", "Ledger", "Customer", "UPN", "Category", "Failure", "Attempts",
                     "Poisoned", "Expires", "Message ID"):
         table.add_column(heading, overflow="fold")
     for message in messages:
@@ -103,6 +107,7 @@ def messages_table(messages: list[PoisonMessage]) -> Table:
                 Text(terminal_safe(cell))
                 for cell in (
                     message.event_id or "-",
+                    states.get(message.event_id or "", "-"),
                     message.customer_tenant_id or "-",
                     message.user_principal_name or "-",
                     message.category,
@@ -117,11 +122,14 @@ def messages_table(messages: list[PoisonMessage]) -> Table:
     return table
 
 
-def show_text(message: PoisonMessage, encoding: MessageEncoding) -> str:
+def show_text(
+    message: PoisonMessage, encoding: MessageEncoding, ledger_state: str | None = None
+) -> str:
     lines = [
         f"Message ID:     {message.message_id}",
         f"Kind:           {_KIND_DESCRIPTIONS[message.kind]}",
         f"Event ID:       {message.event_id or '-'}",
+        f"Ledger state:   {ledger_state or '-'}  (hires show <eventId> for the whole record)",
         f"Category:       {message.category}",
         f"Inserted:       {_when(message.inserted_on)}",
         f"Poisoned:       {_when(message.poisoned_at)}",

@@ -558,6 +558,8 @@ class Provisioner:
                 invocation,
                 Refused(Category.INVALID_EVENT, generation_failure_message(error)),
             ) from None
+        except Refused as refusal:  # no such customer, no GDAP role: as definite as a create's
+            raise self._refuse(event, record, invocation, refusal) from None
         if choice.verdict is UpnVerdict.EXHAUSTED:
             raise self._refuse(
                 event,
@@ -870,7 +872,8 @@ class Provisioner:
             record,
             invocation,
             state=HireState.REJECTED,
-            generation=record.generation + 1,
+            # A new MS-RequestId only once a create of this generation was sent.
+            generation=record.generation + (1 if record.create_calls else 0),
             create_calls=0,
             upn_checked=False,
             upn_holder_before=None,

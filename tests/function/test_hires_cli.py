@@ -90,3 +90,27 @@ def test_an_unknown_event_id_is_reported(
     )
     assert code == 1
     assert "no record" in capsys.readouterr().err
+
+
+def test_poison_queue_shows_each_events_ledger_state(
+    harness: FunctionHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ops.poison_cli import main as poison_queue
+
+    harness.invoke(hire_event(2, customer=NO_GDAP_CUSTOMER, domain="northwind.onmicrosoft.com"))
+    harness.invoke(b"not json")
+    capsys.readouterr()
+    common = [
+        "--connection-string",
+        harness.settings["AzureWebJobsStorage"],
+        "--queue",
+        harness.settings["REQUEST_QUEUE_NAME"],
+        "--ledger-table",
+        harness.settings["HIRE_LEDGER_TABLE"],
+    ]
+    assert poison_queue(["list", *common, "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    states = {item["eventId"]: item["ledgerState"] for item in listed}
+    assert states == {"hr-2026-000002": "rejected (last: rejected)", None: None}
+    assert poison_queue(["show", "hr-2026-000002", *common]) == 0
+    assert "Ledger state:   rejected (last: rejected)" in capsys.readouterr().out
