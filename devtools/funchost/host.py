@@ -24,7 +24,7 @@ from devtools.funchost.app_loader import (
 from devtools.funchost.errors import FunctionHostError
 from devtools.funchost.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from devtools.funchost.listener import OutputTarget, QueueListener
-from devtools.funchost.options import QueuesOptions, load_host_config
+from devtools.funchost.options import QueuesOptions, app_setting_overrides, load_host_config
 from devtools.funchost.records import InvocationRecord
 from devtools.funchost.settings import merge_settings, read_local_settings
 from devtools.funchost.storage import (
@@ -53,9 +53,10 @@ class LocalFunctionsHost:
     ``settings`` override the process environment, which overrides ``local.settings.json``
     (``settings_file``, by default the one in ``app_dir`` if present); the merged values are
     put into ``os.environ`` before the app is imported, as the worker sees them.
-    ``host_options`` are laid over host.json's ``extensions.queues``. ``lease_seconds`` is the
-    visibility lease taken on each received message and renewed at half-time while the
-    function runs (the host uses ten minutes).
+    ``host_options`` are laid over host.json's ``extensions.queues`` and over the app settings
+    that override it (``AzureFunctionsJobHost__extensions__queues__<key>``). ``lease_seconds``
+    is the visibility lease taken on each received message and renewed at half-time while
+    the function runs (the host uses ten minutes).
     """
 
     def __init__(
@@ -115,7 +116,10 @@ class LocalFunctionsHost:
                 if os.environ.get(name) != value:
                     os.environ[name] = value
 
-            host_config = load_host_config(self.app_dir, overrides=self._host_options)
+            # As in the real host: app settings override host.json, and the options given
+            # in code (tests, benchmarks) override both.
+            overrides = {**app_setting_overrides(self._settings), **self._host_options}
+            host_config = load_host_config(self.app_dir, overrides=overrides)
             self._options = host_config.queues
             self._module = import_script(self.script_path)
             app = find_function_app(self._module)
