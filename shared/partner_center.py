@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import quote, urljoin
 
@@ -18,6 +19,7 @@ import requests
 from shared.errors import ProvisioningError
 from shared.outcomes import Category
 from shared.passwords import fingerprint
+from shared.throttle import ThrottleGate, ThrottleHeld
 
 PARTNER_CENTER_API_VERSION = "v1"
 LIST_PAGE_SIZE = 100
@@ -102,8 +104,11 @@ class PartnerCenterClient:
         session: requests.Session | None = None,
         timeouts: Timeouts | None = None,
         locale: str = "en-US",
+        gate: ThrottleGate | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        # One client per process, so by default one gate per process.
+        self._gate = gate or ThrottleGate()
         self._tokens = tokens
         self._session = session or requests.Session()
         self._timeouts = timeouts or Timeouts()
@@ -248,13 +253,26 @@ class PartnerCenterClient:
             if request_id:
                 headers["MS-RequestId"] = request_id
             try:
-                response = self._session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json_body,
-                    timeout=(self._timeouts.connect, self._timeouts.read),
+                # One 429 holds back every call of this process until Retry-After has passed.
+                response = self._gate.call(
+                    self._base_url,
+                    partial(
+                        self._session.request,
+                        method,
+                        url,
+                        headers=headers,
+                        json=json_body,
+                        timeout=(self._timeouts.connect, self._timeouts.read),
+                    ),
+                    throttled_for=_throttled_for,
                 )
+            except ThrottleHeld as held:
+                raise PartnerCenterError(
+                    Category.THROTTLED,
+                    f"Partner Center throttled this process; calls are held back for another "
+                    f"{held.remaining:.0f}s",
+                    retry_after=held.remaining,
+                ) from None
             except requests.ConnectTimeout:
                 raise PartnerCenterError(
                     Category.UNAVAILABLE,
@@ -315,6 +333,13 @@ def _error_details(response: requests.Response, redact: str) -> tuple[int | str 
         # The service may quote what it was sent, possibly encoded: keep none of it.
         description = "(the description mentions the password and is not kept)"
     return code, " ".join(description.split())[:300].rstrip(".")
+
+
+def _throttled_for(response: requests.Response) -> float | None:
+    if response.status_code != 429:
+        return None
+    wait = _retry_after(response)
+    return -1.0 if wait is None else wait
 
 
 def _retry_after(response: requests.Response) -> float | None:
