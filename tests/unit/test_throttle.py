@@ -99,8 +99,13 @@ def test_a_wait_longer_than_the_caller_may_wait_is_refused_at_once() -> None:
     gate = gate_on(fake, max_wait=30)
     gate.hold("pc", 57)
     sent: list[int] = []
+
+    def send() -> tuple[int, float | None]:
+        sent.append(1)
+        return answer(201)
+
     with pytest.raises(ThrottleHeld) as held:
-        gate.call("pc", lambda: sent.append(1) or answer(201), throttled_for=throttled_for)
+        gate.call("pc", send, throttled_for=throttled_for)
     assert held.value.remaining == pytest.approx(57.0)
     assert sent == []
     assert fake.sleeps == []
