@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -56,7 +57,8 @@ class LocalFunctionsHost:
     ``host_options`` are laid over host.json's ``extensions.queues`` and over the app settings
     that override it (``AzureFunctionsJobHost__extensions__queues__<key>``). ``lease_seconds``
     is the visibility lease taken on each received message and renewed at half-time while
-    the function runs (the host uses ten minutes).
+    the function runs (the host uses ten minutes). ``records_file``, when given, gets one
+    JSON line per handled message (outcome, dequeue count, duration, the function's CPU time).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class LocalFunctionsHost:
         host_options: Mapping[str, object] | None = None,
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         write_outputs_before_delete: bool = True,
+        records_file: Path | None = None,
     ) -> None:
         if lease_seconds < 1:
             raise FunctionHostError(
@@ -93,6 +96,8 @@ class LocalFunctionsHost:
         self._lease_keeper: LeaseKeeper | None = None
         self._records: list[InvocationRecord] = []
         self._records_lock = threading.Lock()
+        # One JSON line per handled message, for tools that watch a host from outside.
+        self._records_file = records_file
         self._stop_requested = threading.Event()
 
     # -- loading ---------------------------------------------------------------------------
@@ -162,6 +167,9 @@ class LocalFunctionsHost:
     def _record(self, record: InvocationRecord) -> None:
         with self._records_lock:
             self._records.append(record)
+            if self._records_file is not None:
+                with self._records_file.open("a", encoding="utf-8") as lines:
+                    lines.write(json.dumps(record.to_json()) + "\n")
 
     # -- running ---------------------------------------------------------------------------
 
