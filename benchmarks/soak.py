@@ -417,7 +417,10 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
                 f"{config.hang_rate:.1%}, kill every {config.kill_every or 'never'}, "
                 f"seed {config.seed}" + (f", limit {config.rate_limit}/min" if limiter else "")
             )
-            publish(requests_queue, first_round(hires))
+            # Published from another thread, so hosts are killed on time meanwhile.
+            publishing = ThreadPoolExecutor(max_workers=1)
+            first = publishing.submit(publish, requests_queue, first_round(hires))
+            publishing.shutdown(wait=False)
             later = [body for hire in hires for body in hire.later]
             published_later = not later
             next_kill = config.kill_every or None
@@ -428,7 +431,7 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
             last_progress = 0.0
             while True:
                 produced = queue_length(results_queue)
-                if not published_later and produced >= config.hires // 2:
+                if not published_later and produced >= config.hires // 2 and first.done():
                     publish(requests_queue, later)
                     published_later = True
                 if next_kill is not None and produced >= next_kill:
@@ -439,7 +442,10 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
                     start_host()
                     next_kill += config.kill_every
                 waiting = queue_length(requests_queue)
-                quiet = quiet + 1 if published_later and waiting == 0 else 0
+                finished = published_later and first.done()
+                if finished:
+                    first.result()  # a publishing failure ends the run here
+                quiet = quiet + 1 if finished and waiting == 0 else 0
                 if quiet >= 3:
                     break
                 if time.monotonic() > deadline:
