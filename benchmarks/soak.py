@@ -25,6 +25,7 @@ import json
 import random
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -35,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Literal
 
 from azure.core.exceptions import ResourceExistsError
@@ -338,9 +340,19 @@ def _b64(body: bytes) -> str:
     return base64.b64encode(body).decode("ascii")
 
 
+# Azurite's in-memory queue slows down with its length: HR publishes as the hires come, so
+# the backlog is kept at a few hundred messages instead of all of them at once.
+MAX_BACKLOG = 600
+CHUNK = 200
+
+
 def publish(queue: QueueClient, bodies: Sequence[bytes]) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda body: queue.send_message(_b64(body)), bodies))
+        for start in range(0, len(bodies), CHUNK):
+            while queue_length(queue) > MAX_BACKLOG:
+                time.sleep(0.5)
+            chunk = bodies[start : start + CHUNK]
+            list(pool.map(lambda body: queue.send_message(_b64(body)), chunk))
 
 
 def first_round(hires: Sequence[Hire]) -> list[bytes]:
@@ -826,6 +838,10 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     defaults = SoakConfig()
@@ -852,6 +868,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout)
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy host logs here")
     args = parser.parse_args(argv)
+    # Ctrl-C or SIGTERM (also when started in the background) stops the hosts and Azurite.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     behaviours: list[RequestIds] = (
         ["remembered", "forgotten"] if args.request_ids == "both" else [args.request_ids]
     )
