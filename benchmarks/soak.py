@@ -636,10 +636,27 @@ def _password_check(
     if value is None or not stack.partner_center.user_has_password(found[0], user_id, value):
         report.defect(
             "outcomes whose password secret does not hold the user's password",
-            f"{hire.event_id}: {outcome.get('status')}",
+            f"{hire.event_id}: {outcome.get('status')}, "
+            + _versions_note(stack, found[0], user_id, str(secret_id)),
         )
         return None
     return fingerprint(value)
+
+
+def _versions_note(stack: StandInStack, customer: str, user_id: str, secret_id: str) -> str:
+    """Which version of the secret the outcome names, and which hold the user's password."""
+    match = re.search(r"/secrets/([^/]+)/([^/?]+)", secret_id)
+    if match is None:
+        return "not a versioned secret id"
+    versions = stack.key_vault.versions(match[1])
+    named = [str(v["id"]).rstrip("/").endswith("/" + match[2]) for v in versions]
+    right = [
+        number + 1
+        for number, version in enumerate(versions)
+        if stack.partner_center.user_has_password(customer, user_id, str(version["value"]))
+    ]
+    where = f"version {named.index(True) + 1}" if any(named) else "a version that does not exist"
+    return f"names {where} of {len(versions)}; the user's password is in {right or 'none'}"
 
 
 def _secret_value(stack: StandInStack, secret_id: str) -> str | None:
