@@ -800,10 +800,13 @@ def _figures(
     report.figures["create calls"] = len(creates)
     report.figures["create calls answered 429"] = sum(1 for r in creates if r.status == 429)
     if limiter is not None:
+        # Creates served per minute of wall time, from the first window's opening to the last
+        # one's (the last is cut short by the end of the work), against the limit.
         windows = limiter.windows
-        full = windows[:-1] or windows
-        served = sum(window.served for window in full) / max(1, len(full))
-        report.figures["goodput"] = served / limiter.limit
+        if len(windows) > 1:
+            minutes = (windows[-1].opened - windows[0].opened) / 60.0
+            served = sum(window.served for window in windows[:-1])
+            report.figures["goodput"] = served / minutes / limiter.limit
         report.figures["windows"] = [(w.served, w.refused) for w in windows]
 
 
@@ -838,10 +841,13 @@ def render(report: Report) -> str:
         lines.append(
             f"gave up (failed)       {figures['normal hires that failed (transient)']} valid hires"
         )
+    if "windows" in figures and "goodput" not in figures:
+        lines.append("goodput                not measured: the run fitted in one window")
     if "goodput" in figures:
         creates = max(1, int(figures.get("create calls", 0)))
         lines.append(
-            f"goodput                {figures['goodput']:.0%} of the limit per full window; "
+            f"goodput                {figures['goodput']:.0%} of the limit (creates served per "
+            "minute until the last window); "
             f"{figures.get('create calls answered 429', 0) / creates:.1%} of creates answered "
             f"429; windows (served, refused) {figures['windows']}"
         )
