@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
@@ -247,7 +248,18 @@ def profile(hires: int) -> None:
     from devtools.funchost import LocalFunctionsHost
     from shared.provisioning import Provisioner
 
-    logging.disable(logging.ERROR)
+    # As under the Python worker, INFO and above are kept: count what the function logs.
+    by_logger: Counter[str] = Counter()
+
+    class Tally(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            # The function runs on the worker pool's threads; the host polls on others.
+            if (record.threadName or "").startswith("funchost-worker"):
+                by_logger[record.name.split(".")[0]] += 1
+
+    root = logging.getLogger()
+    root.handlers[:] = [Tally(logging.INFO)]
+    root.setLevel(logging.INFO)
     profiles: list[cProfile.Profile] = []
     lock = threading.Lock()
     original = Provisioner.handle
@@ -293,6 +305,9 @@ def profile(hires: int) -> None:
     stats = pstats.Stats(profiles[0])
     for profiler in profiles[1:]:
         stats.add(profiler)
+    print("-- log records at INFO and above per hire from the function's threads, by logger")
+    for name, count in by_logger.most_common():
+        print(f"  {name:30} {count / max(1, len(profiles)):6.2f}")
     print(f"-- profile of {len(profiles)} invocations (cProfile on the function threads' CPU time)")
     stats.sort_stats("cumulative").print_stats(30)
     stats.sort_stats("tottime").print_stats(20)
