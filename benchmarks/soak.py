@@ -28,6 +28,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -39,7 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue import QueueClient
 
 from benchmarks.countingproxy import CountingProxy
@@ -366,15 +367,59 @@ def queue_length(queue: QueueClient) -> int:
     return queue.get_queue_properties().approximate_message_count or 0
 
 
-def drain_queue(queue: QueueClient) -> Iterator[str]:
-    """Every message, received and deleted (the run is over)."""
-    while True:
+def drain_queue(queue: QueueClient, limit: int | None = None) -> Iterator[str]:
+    """Messages received and deleted, until the queue looks empty (or ``limit``)."""
+    taken = 0
+    while limit is None or taken < limit:
         batch = list(queue.receive_messages(messages_per_page=32, max_messages=32))
         if not batch:
             return
         for message in batch:
-            yield str(message.content)
             queue.delete_message(message)
+            taken += 1
+            yield str(message.content)
+
+
+class Collector:
+    """Reads a queue as its consumer would, while the run goes on: the queue stays short
+    (Azurite slows down with its length) and the messages are kept here."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+        self._lock = threading.Lock()
+        self._texts: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-collector", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                taken = self._take()
+            except AzureError:
+                taken = 0
+            if not taken:
+                self._stop.wait(0.5)
+
+    def _take(self) -> int:
+        texts = list(drain_queue(self._queue, limit=320))
+        with self._lock:
+            self._texts.extend(texts)
+        return len(texts)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self._texts)
+
+    def finish(self) -> list[str]:
+        """Stop, then take what is left."""
+        self._stop.set()
+        self._thread.join(timeout=60)
+        while self._take():
+            pass
+        with self._lock:
+            return list(self._texts)
 
 
 def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
@@ -405,6 +450,7 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
             with suppress(ResourceExistsError):
                 queue.create_queue()
 
+        collected, poisoned = Collector(results_queue), Collector(poison_queue)
         hosts: list[HostProcess] = []
         generation = 0
 
@@ -442,7 +488,7 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
             rng = random.Random(config.seed * 13)
             last_progress = 0.0
             while True:
-                produced = queue_length(results_queue)
+                produced = collected.count + queue_length(results_queue)
                 if not published_later and produced >= config.hires // 2 and first.done():
                     publish(requests_queue, later)
                     published_later = True
@@ -480,8 +526,8 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
             for host in hosts:
                 shutil.copy(host.log_path, config.keep_logs / host.log_path.name)
 
-        outcomes = [_decode_outcome(text) for text in drain_queue(results_queue)]
-        poison = [_decode_poison(text) for text in drain_queue(poison_queue)]
+        outcomes = [_decode_outcome(text) for text in collected.finish()]
+        poison = [_decode_poison(text) for text in poisoned.finish()]
         logs = {host.name: host.log_text() for host in hosts}
         report.figures.update(
             elapsed=elapsed,
