@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -30,6 +31,7 @@ from shared.errors import (
 from shared.model import FoundUser, NewUser, SubscribedSku
 from shared.outcomes import Category
 from shared.passwords import fingerprint
+from shared.throttle import ThrottleGate, ThrottleHeld
 
 PARTNER_CENTER_API_VERSION = "v1"
 LIST_PAGE_SIZE = 100
@@ -101,12 +103,15 @@ class PartnerCenterClient:
         reset_password_path: str = "user",  # noqa: S107 (a URL path, not a password)
         lookup_budget: float = LOOKUP_BUDGET,
         monotonic: Callable[[], float] = time.monotonic,
+        gate: ThrottleGate | None = None,
     ) -> None:
         if reset_password_path not in RESET_PATHS:
             raise ValueError(f"reset_password_path must be one of {RESET_PATHS}")
         # The path that worked last in this process is tried first next time.
         self._reset_path = reset_password_path
         self._base_url = base_url.rstrip("/")
+        # One client per process, so by default one gate per process.
+        self._gate = gate or ThrottleGate()
         self._tokens = tokens
         self._session = session or requests.Session()
         self._timeouts = timeouts or Timeouts()
@@ -388,13 +393,26 @@ class PartnerCenterClient:
             if request_id:
                 headers["MS-RequestId"] = request_id
             try:
-                response = self._session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json_body,
-                    timeout=(self._timeouts.connect, read_timeout or self._timeouts.read),
+                # One 429 holds back every call of this process until Retry-After has passed.
+                response = self._gate.call(
+                    self._base_url,
+                    partial(
+                        self._session.request,
+                        method,
+                        url,
+                        headers=headers,
+                        json=json_body,
+                        timeout=(self._timeouts.connect, read_timeout or self._timeouts.read),
+                    ),
+                    throttled_for=_throttled_for,
                 )
+            except ThrottleHeld as held:
+                raise ServiceUnavailableError(
+                    f"Partner Center throttled this process; calls are held back for another "
+                    f"{held.remaining:.0f}s",
+                    throttled=True,
+                    retry_after=held.remaining,
+                ) from None
             except requests.ConnectTimeout:
                 raise ServiceUnavailableError(
                     f"Partner Center did not accept a connection within {self._timeouts.connect}s",
@@ -449,6 +467,13 @@ def _error_details(response: requests.Response, redact: str) -> tuple[int | str 
         # The service may quote what it was sent, possibly encoded: keep none of it.
         description = "(the description mentions the password and is not kept)"
     return code, " ".join(description.split())[:300].rstrip(".")
+
+
+def _throttled_for(response: requests.Response) -> float | None:
+    if response.status_code != 429:
+        return None
+    wait = _retry_after(response)
+    return -1.0 if wait is None else wait
 
 
 def _retry_after(response: requests.Response) -> float | None:

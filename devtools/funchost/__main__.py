@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="visibility lease per received message, renewed at half-time "
         f"(default {DEFAULT_LEASE_SECONDS}, as the host)",
     )
+    parser.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append one JSON line per handled message (outcome, duration, CPU time) to FILE",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -105,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             script=arguments.script,
             settings_file=settings_file,
             lease_seconds=arguments.lease_seconds,
+            records_file=arguments.records.resolve() if arguments.records else None,
         )
         if app_dir.is_dir():
             # The worker runs with the app folder as its working directory.

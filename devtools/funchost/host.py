@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -24,7 +25,7 @@ from devtools.funchost.app_loader import (
 from devtools.funchost.errors import FunctionHostError
 from devtools.funchost.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from devtools.funchost.listener import OutputTarget, QueueListener
-from devtools.funchost.options import QueuesOptions, load_host_config
+from devtools.funchost.options import QueuesOptions, app_setting_overrides, load_host_config
 from devtools.funchost.records import InvocationRecord
 from devtools.funchost.settings import merge_settings, read_local_settings
 from devtools.funchost.storage import (
@@ -53,9 +54,11 @@ class LocalFunctionsHost:
     ``settings`` override the process environment, which overrides ``local.settings.json``
     (``settings_file``, by default the one in ``app_dir`` if present); the merged values are
     put into ``os.environ`` before the app is imported, as the worker sees them.
-    ``host_options`` are laid over host.json's ``extensions.queues``. ``lease_seconds`` is the
-    visibility lease taken on each received message and renewed at half-time while the
-    function runs (the host uses ten minutes).
+    ``host_options`` are laid over host.json's ``extensions.queues`` and over the app settings
+    that override it (``AzureFunctionsJobHost__extensions__queues__<key>``). ``lease_seconds``
+    is the visibility lease taken on each received message and renewed at half-time while
+    the function runs (the host uses ten minutes). ``records_file``, when given, gets one
+    JSON line per handled message (outcome, dequeue count, duration, the function's CPU time).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class LocalFunctionsHost:
         host_options: Mapping[str, object] | None = None,
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         write_outputs_before_delete: bool = True,
+        records_file: Path | None = None,
     ) -> None:
         if lease_seconds < 1:
             raise FunctionHostError(
@@ -92,6 +96,8 @@ class LocalFunctionsHost:
         self._lease_keeper: LeaseKeeper | None = None
         self._records: list[InvocationRecord] = []
         self._records_lock = threading.Lock()
+        # One JSON line per handled message, for tools that watch a host from outside.
+        self._records_file = records_file
         self._stop_requested = threading.Event()
 
     # -- loading ---------------------------------------------------------------------------
@@ -115,7 +121,10 @@ class LocalFunctionsHost:
                 if os.environ.get(name) != value:
                     os.environ[name] = value
 
-            host_config = load_host_config(self.app_dir, overrides=self._host_options)
+            # As in the real host: app settings override host.json, and the options given
+            # in code (tests, benchmarks) override both.
+            overrides = {**app_setting_overrides(self._settings), **self._host_options}
+            host_config = load_host_config(self.app_dir, overrides=overrides)
             self._options = host_config.queues
             self._module = import_script(self.script_path)
             app = find_function_app(self._module)
@@ -158,6 +167,9 @@ class LocalFunctionsHost:
     def _record(self, record: InvocationRecord) -> None:
         with self._records_lock:
             self._records.append(record)
+            if self._records_file is not None:
+                with self._records_file.open("a", encoding="utf-8") as lines:
+                    lines.write(json.dumps(record.to_json()) + "\n")
 
     # -- running ---------------------------------------------------------------------------
 

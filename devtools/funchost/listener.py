@@ -297,8 +297,9 @@ class QueueListener:
         began = time.monotonic()
         error_text: str | None = None
         pending: list[tuple[OutputTarget, str]] = []
+        cpu_time: list[float | None] = [None]
         try:
-            pending = self._invoke(message, body, invocation_id)
+            pending = self._invoke(message, body, invocation_id, cpu_time)
             if self._write_outputs_before_delete:
                 # The host flushes output bindings as part of the invocation, so a failed
                 # write fails the invocation and the message is retried.
@@ -339,6 +340,7 @@ class QueueListener:
                 invocation_id=invocation_id,
                 duration=duration,
                 error=error_text,
+                cpu_time=cpu_time[0],
             )
             return
 
@@ -360,12 +362,18 @@ class QueueListener:
             invocation_id=invocation_id,
             duration=duration,
             error=error_text,
+            cpu_time=cpu_time[0],
         )
 
     def _invoke(
-        self, message: StorageQueueMessage, body: bytes, invocation_id: str
+        self,
+        message: StorageQueueMessage,
+        body: bytes,
+        invocation_id: str,
+        cpu_time: list[float | None],
     ) -> list[tuple[OutputTarget, str]]:
-        """Call the function; return the encoded messages its outputs hold."""
+        """Call the function; return the encoded messages its outputs hold. The CPU time of
+        the function's thread goes into ``cpu_time[0]``."""
         function = self.function
         trigger_value = azf_queue.QueueMessage(  # type: ignore[no-untyped-call]
             id=message.id,
@@ -387,7 +395,7 @@ class QueueListener:
                 function.name, invocation_id, str(self._app_dir)
             )
         result = self._runtime.call(
-            function, arguments, InvocationScope(function.name, invocation_id)
+            function, arguments, InvocationScope(function.name, invocation_id), cpu_time=cpu_time
         )
         pending: list[tuple[OutputTarget, str]] = []
         for output in function.outputs:
@@ -428,6 +436,7 @@ class QueueListener:
         duration: float = 0.0,
         invoked: bool = True,
         error: str | None = None,
+        cpu_time: float | None = None,
     ) -> None:
         self._record(
             InvocationRecord(
@@ -441,5 +450,6 @@ class QueueListener:
                 started_at=started_at,
                 invoked=invoked,
                 error=error,
+                cpu_time=cpu_time,
             )
         )

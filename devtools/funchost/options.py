@@ -24,6 +24,13 @@ LOCAL_DEFAULT_MAX_POLLING_INTERVAL = timedelta(seconds=2)
 # The host refuses anything shorter and also uses it as the first back-off step.
 MIN_POLLING_INTERVAL = timedelta(milliseconds=100)
 
+# App settings (environment variables) named like this override host.json's extensions.queues
+# keys, in Azure and under Core Tools; .NET configuration reads "__" (or ":") as a section break.
+APP_SETTING_OVERRIDE_PREFIXES = (
+    "AzureFunctionsJobHost__extensions__queues__",
+    "AzureFunctionsJobHost:extensions:queues:",
+)
+
 # .NET TimeSpan text as host.json uses it: [d.]hh:mm[:ss[.fffffff]]
 _TIMESPAN = re.compile(
     r"^(?:(?P<days>\d+)\.)?(?P<hours>\d{1,2}):(?P<minutes>\d{1,2})"
@@ -189,6 +196,17 @@ def _subsection(section: Mapping[str, object], name: str) -> Mapping[str, object
                 raise FunctionHostError(f"host.json: {name!r} must be an object")
             return value
     return {}
+
+
+def app_setting_overrides(settings: Mapping[str, str]) -> dict[str, object]:
+    """The ``extensions.queues`` keys that app settings override, by key. The prefix is matched
+    case-insensitively, as .NET configuration does."""
+    overrides: dict[str, object] = {}
+    for name, value in settings.items():
+        for prefix in APP_SETTING_OVERRIDE_PREFIXES:
+            if name.lower().startswith(prefix.lower()) and len(name) > len(prefix):
+                overrides[name[len(prefix) :]] = value
+    return overrides
 
 
 def load_host_config(

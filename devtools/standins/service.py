@@ -21,6 +21,7 @@ from requests.structures import CaseInsensitiveDict
 
 from .counters import Counters
 from .faults import Fault, FaultKind, FaultPlan, parse_kinds
+from .ratelimit import RateLimit
 from .server import Connection, StandInServer
 from .wire import Request, Response, Route, Router
 
@@ -92,6 +93,8 @@ class StandInService(ABC, Generic[ConfigT]):
         self.config = config
         self._config_defaults = copy.deepcopy(config)
         self.faults = FaultPlan()
+        # A request-rate limit (ratelimit.py), checked before faults; None: unlimited.
+        self.rate_limit: RateLimit | None = None
         self._counters = Counters(
             totals=self.counter_totals,
             tallies=("calls", "faults_injected", *self.counter_tallies),
@@ -143,6 +146,7 @@ class StandInService(ABC, Generic[ConfigT]):
     def reset(self) -> None:
         """Back to a just-started stand-in: no data, faults, counters, log; default config."""
         self.faults.clear()
+        self.rate_limit = None
         self._counters.reset()
         with self._lock:
             self._recorded.clear()
@@ -172,7 +176,10 @@ class StandInService(ABC, Generic[ConfigT]):
         resolved = self._api.resolve(request.method, request.path)
         route_key = resolved[0].key if resolved else f"{request.method} (unknown path)"
         self._counters.tally("calls", route_key)
-        fault = self.faults.take(request.method, request.path)
+        limit = self.rate_limit
+        wait = limit.take(request.method, request.path) if limit is not None else None
+        fault = Fault.status(429, retry_after=wait) if wait else None
+        fault = fault or self.faults.take(request.method, request.path)
         record = self._record(request, route_key, fault)
         response = self._answer(request, resolved, fault, connection)
         record.status = response.status if response is not None else None

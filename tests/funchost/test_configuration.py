@@ -271,3 +271,55 @@ def test_two_apps_with_the_same_script_name_load_side_by_side(tmp_path: Path):
     assert one.functions[0].queue_name == "q-one"
     assert two.functions[0].queue_name == "q-two"
     assert one.module is not two.module
+
+
+# -- app-setting overrides of host.json ------------------------------------------------------
+
+_HANDLER = _TRIGGER + "def handle(msg: func.QueueMessage) -> None:\n    pass\n"
+
+
+def test_app_settings_override_host_json_as_in_azure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    (tmp_path / "host.json").write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "extensions": {
+                    "queues": {
+                        "maxDequeueCount": 9,
+                        "batchSize": 2,
+                        "visibilityTimeout": "00:01:00",
+                    }
+                },
+            }
+        )
+    )
+    # Set through the environment (a settings source too), so the test leaves it as it was.
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__queues__maxDequeueCount", "3")
+    # .NET configuration keys are case-insensitive, the ":" spelling included.
+    monkeypatch.setenv("azurefunctionsjobhost:EXTENSIONS:queues:VisibilityTimeout", "00:00:02")
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__queues__", "no key: ignored")
+    host = _app(tmp_path, _HANDLER)
+    assert host.options.max_dequeue_count == 3
+    assert host.options.visibility_timeout == timedelta(seconds=2)
+    assert host.options.batch_size == 2
+
+
+def test_options_given_in_code_win_over_app_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__queues__batchSize", "4")
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__queues__maxDequeueCount", "2")
+    (tmp_path / "function_app.py").write_text(_HEADER + _HANDLER)
+    host = LocalFunctionsHost(tmp_path, settings={"IN": "incoming"}, host_options={"batchSize": 7})
+    assert host.options.batch_size == 7
+    assert host.options.max_dequeue_count == 2
+
+
+def test_a_bad_app_setting_override_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__queues__batchSize", "many")
+    with pytest.raises(FunctionHostError, match="batchSize"):
+        _app(tmp_path, _HANDLER).load()

@@ -210,3 +210,26 @@ def test_draining_waits_for_messages_an_invocation_writes(make_host: HostFactory
         bodies = [entry[1] for entry in host.module.received]
     assert bodies == [b"many:stop", b"stop"]
     assert [r.outcome for r in host.invocations] == ["succeeded", "succeeded"]
+
+
+def test_records_file_has_a_line_per_message_with_the_function_cpu_time(
+    make_host: HostFactory, queues: Queues, tmp_path
+):
+    names = _flaky_queues()
+    records_file = tmp_path / "records.jsonl"
+    with make_host(
+        "flaky",
+        settings=names,
+        host_options={"maxDequeueCount": 5},
+        records_file=records_file,
+    ) as host:
+        queues.send(names["FLAKY_INPUT_QUEUE"], json.dumps({"name": "r", "fail_times": 1}))
+        assert host.wait_until_drained(20)
+
+    lines = [json.loads(line) for line in records_file.read_text().splitlines()]
+    assert [line["outcome"] for line in lines] == ["failed", "succeeded"]
+    assert [line["dequeueCount"] for line in lines] == [1, 2]
+    # Measured also when the function raised; never the error text (it may quote anything).
+    assert all(isinstance(line["cpuTime"], float) and line["cpuTime"] >= 0 for line in lines)
+    assert all("error" not in line for line in lines)
+    assert [r.cpu_time is not None for r in host.invocations] == [True, True]
