@@ -328,7 +328,7 @@ def host_settings(
         "RESULT_QUEUE_NAME": RESULT_QUEUE,
         "HIRE_LEDGER_TABLE": LEDGER_TABLE,
         # A claim must lapse before the lease the hosts hold a message for.
-        "HIRE_CLAIM_SECONDS": str(max(1, config.lease_seconds // 2)),
+        "HIRE_CLAIM_SECONDS": str(max(5, config.lease_seconds // 2)),  # the setting's least
         f"{overrides}visibilityTimeout": config.visibility_timeout,
         f"{overrides}maxPollingInterval": "00:00:00.500",
     }
