@@ -47,17 +47,26 @@ class UpnChoice:
 
 
 def choose_upn(
-    event: HireEvent, template: str, lookup: Lookup, *, recorded: str | None = None
+    event: HireEvent,
+    template: str,
+    lookup: Lookup,
+    *,
+    recorded: str | None = None,
+    check_given_upn: bool = True,
 ) -> UpnChoice:
     """The UPN this hire uses and what holds it.
 
     An event with a UPN gets its verdict for that UPN. Without one, the UPN recorded in the
     ledger (``recorded``) is tried first, then ``UPN_TEMPLATE``'s candidates in order, passing
     over those someone else holds. Raises ``UpnGenerationError`` when the names leave no UPN.
+
+    ``check_given_upn=False`` leaves out the look-up of active users for a UPN the event gives:
+    the decision does so when the event has an ``immutableId``, because then the create's own
+    duplicate answer settles who holds it (a whole user list is read only when needed).
     """
     given = event.user.user_principal_name
     if given is not None:
-        return _verdict(event, given, lookup, generated=False)
+        return _verdict(event, given, lookup, generated=False, check_active=check_given_upn)
     skipped: list[tuple[str, FoundUser]] = []
     tried: set[str] = set()
     for upn in _candidates(event, template, recorded):
@@ -105,9 +114,11 @@ def _candidates(event: HireEvent, template: str, recorded: str | None) -> Iterat
     yield from candidates
 
 
-def _verdict(event: HireEvent, upn: str, lookup: Lookup, *, generated: bool) -> UpnChoice:
+def _verdict(
+    event: HireEvent, upn: str, lookup: Lookup, *, generated: bool, check_active: bool = True
+) -> UpnChoice:
     wanted = event.user.immutable_id
-    active = lookup(upn, False)
+    active = lookup(upn, False) if check_active else None
     if active is not None:
         same = wanted is not None and active.immutable_id == wanted
         verdict = UpnVerdict.THIS_HIRES if same else UpnVerdict.HELD

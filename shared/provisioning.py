@@ -396,11 +396,10 @@ class Provisioner:
     def _resume_create(
         self, event: HireEvent, record: HireRecord, invocation: _Invocation
     ) -> Outcome:
-        """A create of this generation may have been applied: look before creating again."""
-        upn = _upn_of(event, record)
-        found = self._find(event, upn, invocation)
-        if found is not None:
-            return self._settle_found(event, record, found, invocation, sends=record.create_calls)
+        """A create of this generation may have been applied: send it again, the same request
+        with the same password. Partner Center either answers with the user (it remembers the
+        MS-RequestId), creates it (the first never arrived), or says the UPN is taken, and the
+        look-up that follows finds this hire's user by the identity rule."""
         if not record.password_secret_id:  # written before every create; repaired if lost
             password, record = self._fresh_password(event, record, invocation)
         else:
@@ -550,6 +549,11 @@ class Provisioner:
                 self._upn_template,
                 lambda upn, inactive: self._find(event, upn, invocation, inactive=inactive),
                 recorded=record.user_principal_name if generated else None,
+                # With an immutableId, identity is settled by it, so the duplicate answer of
+                # the create can reveal a holder: no list of every active user up front.
+                # Without one, only a check before the first create proves a user found later
+                # is this hire's (the identity rule).
+                check_given_upn=event.user.immutable_id is None,
             )
         except UpnGenerationError as error:
             raise self._refuse(
