@@ -4,7 +4,10 @@ import azure.functions as func
 
 from shared.composition import provisioner
 from shared.provisioning import Delivery
+from shared.telemetry import configure
 
+# First, so the exporters see everything; with no telemetry setting this imports nothing.
+configure()
 app = func.FunctionApp()
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.console import Console
 from rich.table import Table
 
@@ -26,7 +28,11 @@ from devtools.azurite import start_azurite_queue
 from devtools.funchost import LocalFunctionsHost
 from devtools.publisher import HirePublisher
 from devtools.standins import Fault, StandInStack
-from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, seed_demo
+from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, DEMO_SKUS, seed_demo
+from devtools.traces import render, span_tree
+from ops.preview import Verdict, preview_with_settings, render_table
+from shared.settings import Settings
+from shared.telemetry import install
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REQUEST_QUEUE = "user-create-requests"
@@ -34,6 +40,11 @@ RESULT_QUEUE = "user-create-results"
 CONTOSO, FABRIKAM, NORTHWIND, TAILSPIN = (c.tenant_id for c in DEMO_CUSTOMERS[:4])
 # Demo-speed retries: the real host.json backs off 30 s between deliveries.
 DEMO_HOST_OPTIONS = {"visibilityTimeout": "00:00:01", "maxPollingInterval": "00:00:00.500"}
+
+# The HR system's trace of hire-2026-000103: the demo's event continues it (--traces).
+TRACED_EVENT = "hr-2026-000103"
+HR_TRACE_ID = "5f1d2c3b4a5968778695a4b3c2d1e0f1"
+HR_SPAN_ID = "a1b2c3d4e5f60718"
 
 # Wide enough for the tables when the output is a file or a CI log rather than a terminal.
 console = Console(width=None if sys.stdout.isatty() else 180)
@@ -43,7 +54,7 @@ def _event(
     number: int, customer: str, domain: str, first: str, last: str, **extra: Any
 ) -> dict[str, Any]:
     return {
-        "schemaVersion": "1.0",
+        "schemaVersion": extra.pop("schemaVersion", "1.0"),
         "eventId": f"hr-2026-{number:06d}",
         "customerTenantId": customer,
         "user": {
@@ -59,22 +70,79 @@ def _event(
     }
 
 
+def _generated(number: int, first: str, last: str, **extra: Any) -> dict[str, Any]:
+    """A schema 1.1 event: no UPN, the function generates one in ``upnDomain``."""
+    event = _event(number, CONTOSO, "contoso.onmicrosoft.com", first, last, **extra)
+    event["schemaVersion"] = "1.1"
+    del event["user"]["userPrincipalName"]
+    event["user"]["upnDomain"] = "contoso.onmicrosoft.com"
+    return event
+
+
+BUSINESS_PREMIUM, VISIO, MINECRAFT = (sku[0] for sku in DEMO_SKUS)
+# A person who left Contoso last week and comes back: the deleted account is restored.
+REHIRE = {
+    "userPrincipalName": "carlos.rivera@contoso.onmicrosoft.com",
+    "firstName": "Carlos",
+    "lastName": "Rivera",
+    "displayName": "Carlos Rivera",
+    "usageLocation": "US",
+    "immutableId": "E00113",
+    "state": "inactive",
+}
+
+
 def hire_batch() -> list[dict[str, Any]]:
     return [
         _event(101, CONTOSO, "contoso.onmicrosoft.com", "Jane", "Doe"),
         _event(102, CONTOSO, "contoso.com", "Ravi", "Patel"),
-        _event(103, CONTOSO, "contoso.onmicrosoft.com", "Mei", "Chen"),  # throttled once
+        _event(
+            103,
+            CONTOSO,
+            "contoso.onmicrosoft.com",
+            "Mei",
+            "Chen",
+            schemaVersion="1.1",
+            traceparent=f"00-{HR_TRACE_ID}-{HR_SPAN_ID}-01",
+        ),
         _event(104, NORTHWIND, "northwind.onmicrosoft.com", "Lukas", "Schmidt", usageLocation="DE"),
         _event(105, NORTHWIND, "northwind.onmicrosoft.com", "Amelie", "Dubois", usageLocation="FR"),
         _event(106, CONTOSO, "contoso.onmicrosoft.com", "Existing", "User"),  # UPN held by another
         _event(107, TAILSPIN, "tailspin.onmicrosoft.com", "Sam", "Lee"),  # no GDAP role
         _event(108, NORTHWIND, "northwindtraders.com", "Nora", "Federated"),  # federated domain
         _event(109, FABRIKAM, "fabrikam.onmicrosoft.com", "Omar", "Haddad"),  # outage
+        _generated(111, "Zoë", "Ångström"),  # generated UPN: zoe.angstrom
+        _generated(112, "Existing", "User"),  # generated UPN held by another: existing.user2
+        _generated(113, "Carlos", "Rivera"),  # a rehire: restored
+        _generated(  # licences of two licence groups: two requests
+            114, "Priya", "Nair", licenses=[{"skuId": BUSINESS_PREMIUM}, {"skuId": MINECRAFT}]
+        ),
+        _generated(  # Visio has no unit left: created, plus a poison copy for the licence
+            115, "Tom", "Berg", licenses=[{"skuId": BUSINESS_PREMIUM}, {"skuId": VISIO}]
+        ),
     ]
+
+
+def invalid_event() -> dict[str, Any]:
+    """An event that breaks the contract (published without the publisher's validation)."""
+    invalid = _event(110, CONTOSO, "contoso.onmicrosoft.com", "Bad", "Country")
+    invalid["user"]["usageLocation"] = "XX"
+    return invalid
+
+
+NOT_JSON = "this is not JSON"
+
+
+def all_bodies() -> list[dict[str, Any] | str]:
+    """Everything the demo publishes, in order: the batch, the invalid event, a body that is
+    not JSON, and the first event once more (a duplicate delivery)."""
+    batch = hire_batch()
+    return [*batch, invalid_event(), NOT_JSON, batch[0]]
 
 
 def seed(stack: StandInStack) -> None:
     seed_demo(stack)
+    stack.partner_center.add_user(CONTOSO, dict(REHIRE))
     stack.partner_center.faults.add(
         Fault.status(429, retry_after=1), match="POST /v1/customers/*/users", times=1
     )
@@ -98,9 +166,16 @@ def read_queue(client: QueueClient) -> list[dict[str, Any] | str]:
 
 def outcome_table(outcomes: list[dict[str, Any] | str]) -> Table:
     table = Table(title="Outcomes (result queue)", show_lines=False)
-    for column in ("eventId", "status", "category", "userPrincipalName", "attempts", "what to do"):
+    columns = ("eventId", "status", "category", "userPrincipalName", "licences", "attempts")
+    for column in (*columns, "what to do"):
         table.add_column(column, overflow="fold")
-    style = {"created": "green", "already_exists": "cyan", "rejected": "red", "failed": "yellow"}
+    style = {
+        "created": "green",
+        "restored": "green",
+        "already_exists": "cyan",
+        "rejected": "red",
+        "failed": "yellow",
+    }
     for outcome in sorted(
         outcomes, key=lambda o: str(o.get("eventId")) if isinstance(o, dict) else ""
     ):
@@ -112,10 +187,49 @@ def outcome_table(outcomes: list[dict[str, Any] | str]) -> Table:
             f"[{style.get(str(outcome['status']), 'white')}]{outcome['status']}[/]",
             str(error.get("category") or ""),
             str(outcome.get("userPrincipalName") or ""),
+            _licences(outcome.get("licenses")),
             str(outcome.get("attempts")),
             str(error.get("message") or outcome.get("initialPasswordSecretId") or ""),
         )
     return table
+
+
+def _licences(licenses: object) -> str:
+    if not isinstance(licenses, dict):
+        return ""
+    names = {sku_id: name for sku_id, name, _, _ in DEMO_SKUS}
+    assigned = [names.get(s, s) for s in licenses.get("assigned") or []]
+    failed = [names.get(f.get("skuId"), f.get("skuId")) for f in licenses.get("failed") or []]
+    return "; ".join(
+        part
+        for part in (
+            f"assigned: {', '.join(assigned)}" if assigned else "",
+            f"[red]failed: {', '.join(map(str, failed))}[/]" if failed else "",
+        )
+        if part
+    )
+
+
+def compare(verdicts: list[Verdict], outcomes: list[dict[str, Any] | str]) -> list[str]:
+    """Where the run differed from the preview (by eventId; the first outcome of each)."""
+    reported: dict[str, str] = {}
+    for outcome in outcomes:
+        if isinstance(outcome, dict) and outcome.get("eventId"):
+            reported.setdefault(str(outcome["eventId"]), str(outcome["status"]))
+    differences = []
+    for verdict in verdicts:
+        if verdict.event_id is None or verdict.event_id in _UNFORESEEABLE:
+            continue
+        ran = reported.get(verdict.event_id)
+        if verdict.expected_status != ran and not (
+            verdict.verdict == "exists" and ran in ("created", "restored")  # the repeat
+        ):
+            differences.append(f"{verdict.event_id}: preview {verdict.expected_status}, run {ran}")
+    return differences
+
+
+# Only a create call can reveal these: a federated domain, and an outage of the create calls.
+_UNFORESEEABLE = {"hr-2026-000108": "federated domain", "hr-2026-000109": "outage"}
 
 
 def poison_table(messages: list[dict[str, Any] | str]) -> Table:
@@ -138,7 +252,7 @@ def poison_table(messages: list[dict[str, Any] | str]) -> Table:
     return table
 
 
-def run_demo(*, verbose: bool = False) -> int:
+def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -146,6 +260,7 @@ def run_demo(*, verbose: bool = False) -> int:
         # The host logs every failed delivery with its traceback, as the real one does; the
         # tables below tell the story without them.
         logging.disable(logging.ERROR)
+    spans = _trace_in_memory() if traces else None
     with ExitStack() as cleanup:
         console.rule("[bold]Starting the local stack")
         azurite = cleanup.enter_context(start_azurite_queue())
@@ -169,17 +284,25 @@ def run_demo(*, verbose: bool = False) -> int:
         publisher = HirePublisher.from_connection_string(azurite.connection_string, REQUEST_QUEUE)
         publisher.ensure_queue()
         batch = hire_batch()
+        invalid = invalid_event()
+        console.rule("[bold]An operator previews the batch (hire-preview; reads only)")
+        lines = [b if isinstance(b, str) else json.dumps(b) for b in all_bodies()]
+        verdicts = preview_with_settings(Settings.from_environment(), lines)
+        render_table(verdicts, console)
+        console.print(
+            "The preview cannot foresee what only a create reveals: "
+            + ", ".join(f"{k} ({v})" for k, v in _UNFORESEEABLE.items())
+        )
         console.rule("[bold]HR publishes hire events")
         for event in batch:
             publisher.publish(event)
-            console.print(f"  {event['eventId']}  {event['user']['userPrincipalName']}")
-        invalid = _event(110, CONTOSO, "contoso.onmicrosoft.com", "Bad", "Country")
-        invalid["user"]["usageLocation"] = "XX"
+            upn = event["user"].get("userPrincipalName") or "(generated in contoso.onmicrosoft.com)"
+            console.print(f"  {event['eventId']}  {upn}")
         HirePublisher.from_connection_string(
             azurite.connection_string, REQUEST_QUEUE, validate=False
         ).publish(invalid)
         console.print(f"  {invalid['eventId']}  (invalid: usageLocation XX, sent unvalidated)")
-        publisher.publish_raw("this is not JSON")
+        publisher.publish_raw(NOT_JSON)
         console.print("  (a body that is not JSON)")
 
         console.rule("[bold]The local Functions host runs function_app.py")
@@ -212,13 +335,21 @@ def run_demo(*, verbose: bool = False) -> int:
         console.print(poison_table(read_queue(poison)))
         users = sum(len(stack.partner_center.users(c.tenant_id)) for c in DEMO_CUSTOMERS)
         console.print(
-            f"Users in customer tenants: {users} (one was there before); "
+            f"Users in customer tenants: {users} (two were there before: one holds a UPN, "
+            "one was deleted); "
             f"Partner Center calls: {dict(stack.partner_center.counters['calls'])}, "
             f"faults injected: {dict(stack.partner_center.counters['faults_injected'])}; "
             f"token requests: {dict(stack.entra.counters['token_requests'])}"
         )
+        differences = compare(verdicts, outcomes)
+        if differences:
+            console.print(f"[red]the run differed from the preview: {differences}[/]")
+            return 1
+        console.print("The run produced the statuses the preview said (both unforeseeables aside).")
+        if spans is not None:
+            print_trace(spans, outcomes)
         statuses = {o.get("status") for o in outcomes if isinstance(o, dict)}
-        missing = {"created", "already_exists", "rejected", "failed"} - statuses
+        missing = {"created", "restored", "already_exists", "rejected", "failed"} - statuses
         if missing:
             console.print(f"[red]expected every status, missing {sorted(missing)}[/]")
             return 1
@@ -228,12 +359,41 @@ def run_demo(*, verbose: bool = False) -> int:
         return 0
 
 
+def _trace_in_memory() -> InMemorySpanExporter:
+    """OpenTelemetry for the in-process host, exporting to memory (as configure() would to
+    Application Insights or an OTLP collector)."""
+    spans = InMemorySpanExporter()
+    install(span_processors=[SimpleSpanProcessor(spans)])
+    return spans
+
+
+def print_trace(spans: InMemorySpanExporter, outcomes: list[dict[str, Any] | str]) -> None:
+    console.rule(f"[bold]The trace of {TRACED_EVENT} (HR trace {HR_TRACE_ID})")
+    tree = span_tree(spans.get_finished_spans(), int(HR_TRACE_ID, 16))
+    if not tree:
+        console.print("[red]no span of that trace was exported[/]")
+    for line in render(tree):
+        console.print(line, highlight=False, markup=False)
+    carried = [
+        o.get("traceparent")
+        for o in outcomes
+        if isinstance(o, dict) and o.get("eventId") == TRACED_EVENT
+    ]
+    console.print(
+        f"{len(spans.get_finished_spans())} spans exported in all; the outcome of {TRACED_EVENT} "
+        f"carries traceparent {', '.join(map(str, carried))}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the hire pipeline on a local stack.")
     parser.add_argument("--verbose", action="store_true", help="show the function's log lines")
+    parser.add_argument(
+        "--traces", action="store_true", help=f"print the span tree of {TRACED_EVENT}'s trace"
+    )
     args = parser.parse_args(argv)
     try:
-        return run_demo(verbose=args.verbose)
+        return run_demo(verbose=args.verbose, traces=args.traces)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; everything the demo started has been stopped[/]")
         return 130

@@ -58,7 +58,7 @@ class AuditTrail:
             "counts": dict(counts),
             **(details or {}),
         }
-        line = json.dumps(entry, ensure_ascii=False)
+        line = json.dumps(entry)  # ASCII: nothing raw reaches a terminal
         AUDIT_LOGGER.info("%s", line)
         print(f"audit: {line}", file=self.stream)
         if self.audit_file is not None:

@@ -27,9 +27,11 @@ from ops.messages import (
     event_to_body,
     format_timestamp,
     parse_timestamp,
+    read_body,
 )
 from ops.poison_queue import DEFAULT_LEASE_SECONDS, Lease, OperatorError, read_poison_queue
 from ops.selection import Selection
+from shared import jsontext
 
 
 def export_record(message: PoisonMessage) -> JsonObject:
@@ -71,6 +73,7 @@ def message_from_record(record: object, encoding: MessageEncoding) -> PoisonMess
     else:
         raise ValueError('"decoded" must be true or false')
     dequeue_count = record.get("dequeueCount")
+    unreadable = read_body(raw_body, encoding)[1] if event is None else None
     return PoisonMessage(
         message_id=message_id,
         raw_body=raw_body,
@@ -78,6 +81,7 @@ def message_from_record(record: object, encoding: MessageEncoding) -> PoisonMess
         inserted_on=parse_timestamp(record.get("insertedOn")),
         expires_on=parse_timestamp(record.get("expiresOn")),
         dequeue_count=dequeue_count if isinstance(dequeue_count, int) else None,
+        unreadable=unreadable,
     )
 
 
@@ -92,7 +96,8 @@ def write_export(path: Path, messages: list[PoisonMessage]) -> None:
         raise OperatorError(f"{path} exists: choose a new --output file") from None
     with output:
         for message in messages:
-            output.write(json.dumps(export_record(message), ensure_ascii=False) + "\n")
+            # ASCII only: a body's control, escape or bidi characters stay escaped in the file.
+            output.write(json.dumps(export_record(message)) + "\n")
         output.flush()
         os.fsync(output.fileno())
     _fsync_directory(path.resolve().parent)
@@ -120,7 +125,8 @@ def read_export(path: Path, encoding: MessageEncoding) -> list[PoisonMessage]:
         if not line.strip():
             continue
         try:
-            entries.append(message_from_record(json.loads(line), encoding))
+            record = jsontext.parse(line, max_depth=jsontext.MAX_DEPTH + 1)  # event + record
+            entries.append(message_from_record(record, encoding))
         except ValueError as error:
             raise OperatorError(f"{path}:{number}: not an export record: {error}") from None
     return entries

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from shared import jsontext
+
 JsonObject = dict[str, Any]
 
 FAILURE_CATEGORIES = (
@@ -57,7 +59,7 @@ def decode_text(raw_body: str, encoding: MessageEncoding) -> str | None:
     try:
         data = base64.b64decode(raw_body, validate=True)
         return data.decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII text; UnicodeDecodeError
         return None
 
 
@@ -67,16 +69,36 @@ def encode_text(text: str, encoding: MessageEncoding) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
+def read_body(raw_body: str, encoding: MessageEncoding) -> tuple[JsonObject | None, str | None]:
+    """The body as a JSON object, or None and why it is unreadable. Never raises.
+
+    Read as strictly as the function reads it (shared.jsontext): a body the function could
+    not take as an event (too deep, a repeated member name, a lone surrogate...) is kept as
+    raw text, so an export or a replay carries it byte for byte.
+    """
+    if encoding is MessageEncoding.NONE:
+        text = raw_body
+    else:
+        try:
+            data = base64.b64decode(raw_body, validate=True)
+        except (binascii.Error, ValueError):
+            return None, "not base64"
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return None, f"not UTF-8 text (byte {error.start})"
+    try:
+        value = jsontext.parse(text)
+    except jsontext.JsonRejected as error:
+        return None, str(error)
+    if not isinstance(value, dict):
+        return None, "JSON but not an object"
+    return value, None
+
+
 def decode_event(raw_body: str, encoding: MessageEncoding) -> JsonObject | None:
     """The body as a JSON object, or None when it is anything else."""
-    text = decode_text(raw_body, encoding)
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    return read_body(raw_body, encoding)[0]
 
 
 def event_to_body(event: JsonObject, encoding: MessageEncoding) -> str:
@@ -113,6 +135,8 @@ class PoisonMessage:
     inserted_on: datetime | None
     expires_on: datetime | None
     dequeue_count: int | None
+    unreadable: str | None = None
+    """Why the body is not an event, for kind (c)."""
 
     @property
     def kind(self) -> BodyKind:
@@ -155,7 +179,7 @@ class PoisonMessage:
             return _text(failure.get("message")) or ""
         if self.kind is BodyKind.HOST_POISONED:
             return "(poisoned by host)"
-        return "(not an event)"
+        return f"(not an event: {self.unreadable})" if self.unreadable else "(not an event)"
 
     @property
     def attempts(self) -> int | None:

@@ -49,13 +49,20 @@ from ops.render import (
 )
 from ops.selection import CATEGORY_CHOICES, Selection, parse_age, plan_replay
 from shared.hostconfig import QueueHostConfig
-from shared.settings import DEFAULT_REQUEST_QUEUE, STORAGE_CONNECTION_SETTING
+from shared.ledger import open_table_ledger
+from shared.ports import HireLedger
+from shared.settings import (
+    DEFAULT_LEDGER_TABLE,
+    DEFAULT_REQUEST_QUEUE,
+    STORAGE_CONNECTION_SETTING,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 QUEUE_SERVICE_URI_SETTING = f"{STORAGE_CONNECTION_SETTING}__queueServiceUri"
+TABLE_SERVICE_URI_SETTING = f"{STORAGE_CONNECTION_SETTING}__tableServiceUri"
 MAX_LEASE_SECONDS = 7 * 24 * 3600  # the service's limit for a visibility timeout
 
 
@@ -71,6 +78,27 @@ class Session:
     out: Console
     err: Console
     lease_seconds: int
+    ledger: HireLedger | None = None
+
+    def ledger_states(self, messages: list[PoisonMessage]) -> dict[str, str]:
+        """Each event's state in the hire ledger, next to its poison copy (read-only)."""
+        states: dict[str, str] = {}
+        if self.ledger is None:
+            return states
+        for event_id in dict.fromkeys(m.event_id for m in messages if m.event_id):
+            try:
+                record = self.ledger.get(event_id)
+            except Exception as error:  # the poison queue is what matters here: carry on
+                self.err.print(
+                    Text(f"note: the hire ledger could not be read ({type(error).__name__})")
+                )
+                return states
+            if record is None:
+                states[event_id] = "no record"
+            else:
+                last = (record.last_outcome or {}).get("status")
+                states[event_id] = record.state.value + (f" (last: {last})" if last else "")
+        return states
 
     def record(
         self,
@@ -159,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long received messages stay invisible to others while this tool holds them; "
         "released as soon as the command ends (default: %(default)s)",
     )
+    storage.add_argument(
+        "--ledger-table",
+        help="the hire ledger's table, whose state list and show print next to each event "
+        f"(default: env HIRE_LEDGER_TABLE or {DEFAULT_LEDGER_TABLE}; the same account)",
+    )
     audit = common.add_argument_group("audit")
     audit.add_argument("--operator", help="who is acting (default: the OS user)")
     audit.add_argument("--audit-file", type=Path, help="also append audit lines to this file")
@@ -227,6 +260,26 @@ def storage_target(
     return None, environ.get(QUEUE_SERVICE_URI_SETTING, "").strip() or None
 
 
+def ledger_from(
+    args: argparse.Namespace,
+    connection_string: str | None,
+    account_url: str | None,
+    environ: Mapping[str, str],
+) -> HireLedger | None:
+    """The hire ledger in the same storage account, to show each event's state (optional)."""
+    table = args.ledger_table or environ.get("HIRE_LEDGER_TABLE") or DEFAULT_LEDGER_TABLE
+    table_url = environ.get(TABLE_SERVICE_URI_SETTING, "").strip() or None
+    if account_url and not table_url:
+        # https://<account>.queue.core.windows.net -> https://<account>.table.core.windows.net
+        table_url = account_url.replace(".queue.", ".table.", 1)
+    try:
+        return open_table_ledger(
+            table, connection_string=connection_string, table_service_uri=table_url
+        )
+    except ValueError:
+        return None
+
+
 def selection_from(args: argparse.Namespace) -> Selection:
     return Selection(
         categories=frozenset(getattr(args, "category", [])),
@@ -264,10 +317,15 @@ def _read(session: Session) -> list[PoisonMessage]:
 def run_list(args: argparse.Namespace, session: Session) -> int:
     messages = _read(session)
     selected = session.selection.select(messages, session.now)
+    states = session.ledger_states(selected)
     if args.format == "json":
-        print(json.dumps([list_record(message) for message in selected], indent=2))
+        print(
+            json.dumps(
+                [list_record(m, states.get(m.event_id or "")) for m in selected], indent=2
+            )
+        )
     else:
-        session.out.print(messages_table(selected))
+        session.out.print(messages_table(selected, states))
     approximate = approximate_message_count(session.queues.poison)
     if approximate > len(messages):
         session.err.print(
@@ -289,10 +347,18 @@ def run_show(args: argparse.Namespace, session: Session) -> int:
     if not matches:
         session.err.print(Text(f"no poison message with id or eventId {args.target!r}"))
         return EXIT_FAILED
+    states = session.ledger_states(matches)
     if args.format == "json":
-        print(json.dumps([export_record(message) for message in matches], indent=2))
+        records = [
+            {**export_record(m), "ledgerState": states.get(m.event_id or "")} for m in matches
+        ]
+        print(json.dumps(records, indent=2))
     else:
-        print("\n\n".join(show_text(message, session.encoding) for message in matches))
+        print(
+            "\n\n".join(
+                show_text(m, session.encoding, states.get(m.event_id or "")) for m in matches
+            )
+        )
     return EXIT_OK
 
 
@@ -424,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
             out=_stdout_console(),
             err=err,
             lease_seconds=args.lease_seconds,
+            ledger=ledger_from(args, connection_string, account_url, os.environ),
         )
         handler: Callable[[argparse.Namespace, Session], int] = args.handler
         return handler(args, session)

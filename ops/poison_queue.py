@@ -38,7 +38,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
-from ops.messages import MessageEncoding, PoisonMessage, body_for_replay, decode_event
+from ops.messages import MessageEncoding, PoisonMessage, body_for_replay, read_body
 from ops.selection import ReplayItem, ReplayPlan, Selection, plan_replay
 from shared.poison import NEVER_EXPIRES
 
@@ -97,13 +97,15 @@ class Queues:
 
 def to_poison_message(message: QueueMessage, encoding: MessageEncoding) -> PoisonMessage:
     raw_body = "" if message.content is None else str(message.content)
+    event, unreadable = read_body(raw_body, encoding)
     return PoisonMessage(
         message_id=message.id,
         raw_body=raw_body,
-        event=decode_event(raw_body, encoding),
+        event=event,
         inserted_on=message.inserted_on,
         expires_on=message.expires_on,
         dequeue_count=message.dequeue_count,
+        unreadable=unreadable,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
@@ -30,6 +31,11 @@ from ops.messages import (
 from ops.poison_queue import ReplayReport
 from ops.selection import ReplayPlan
 
+# Characters a terminal may act on or that hide and reorder text: controls (escape sequences
+# start with ESC or the C1 CSI), format characters (bidi overrides, zero-width), surrogates,
+# line and paragraph separators, private-use and unassigned code points.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Co", "Cn"})
+
 PROGRESS_THRESHOLD = 20
 """Batches smaller than this finish before a progress bar would tell anyone anything."""
 
@@ -40,6 +46,23 @@ _KIND_DESCRIPTIONS = {
 }
 
 
+def terminal_safe(text: str, *, keep_newlines: bool = False) -> str:
+    """Text from a message, fit for the operator's terminal: every unsafe character escaped."""
+    out = []
+    for char in text:
+        if char == "\n" and keep_newlines:
+            out.append(char)
+        elif unicodedata.category(char) in _UNSAFE_CATEGORIES:
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else
+                f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def _when(value: datetime | None) -> str:
     return format_timestamp(value) if value is not None else ""
 
@@ -48,9 +71,10 @@ def _expiry(message: PoisonMessage) -> str:
     return "never" if message.never_expires else _when(message.expires_on)
 
 
-def list_record(message: PoisonMessage) -> JsonObject:
+def list_record(message: PoisonMessage, ledger_state: str | None = None) -> JsonObject:
     failure = message.last_failure
     return {
+        "ledgerState": ledger_state,
         "messageId": message.message_id,
         "eventId": message.event_id,
         "customerTenantId": message.customer_tenant_id,
@@ -67,9 +91,12 @@ def list_record(message: PoisonMessage) -> JsonObject:
     }
 
 
-def messages_table(messages: list[PoisonMessage]) -> Table:
+def messages_table(
+    messages: list[PoisonMessage], ledger_states: dict[str, str] | None = None
+) -> Table:
+    states = ledger_states or {}
     table = Table(show_lines=False)
-    for heading in ("Event ID", "Customer", "UPN", "Category", "Failure", "Attempts",
+    for heading in ("Event ID", "Ledger", "Customer", "UPN", "Category", "Failure", "Attempts",
                     "Poisoned", "Expires", "Message ID"):
         table.add_column(heading, overflow="fold")
     for message in messages:
@@ -77,9 +104,10 @@ def messages_table(messages: list[PoisonMessage]) -> Table:
         # Text, not str: bodies come from outside and must not be read as rich markup.
         table.add_row(
             *(
-                Text(cell)
+                Text(terminal_safe(cell))
                 for cell in (
                     message.event_id or "-",
+                    states.get(message.event_id or "", "-"),
                     message.customer_tenant_id or "-",
                     message.user_principal_name or "-",
                     message.category,
@@ -94,11 +122,14 @@ def messages_table(messages: list[PoisonMessage]) -> Table:
     return table
 
 
-def show_text(message: PoisonMessage, encoding: MessageEncoding) -> str:
+def show_text(
+    message: PoisonMessage, encoding: MessageEncoding, ledger_state: str | None = None
+) -> str:
     lines = [
         f"Message ID:     {message.message_id}",
         f"Kind:           {_KIND_DESCRIPTIONS[message.kind]}",
         f"Event ID:       {message.event_id or '-'}",
+        f"Ledger state:   {ledger_state or '-'}  (hires show <eventId> for the whole record)",
         f"Category:       {message.category}",
         f"Inserted:       {_when(message.inserted_on)}",
         f"Poisoned:       {_when(message.poisoned_at)}",
@@ -109,11 +140,13 @@ def show_text(message: PoisonMessage, encoding: MessageEncoding) -> str:
     if message.event is not None:
         lines += ["Body (decoded):", json.dumps(message.event, indent=2, ensure_ascii=False)]
     else:
+        if message.unreadable:
+            lines += [f"Unreadable:     {message.unreadable}"]
         lines += ["Body (raw, as on the queue):", message.raw_body]
         text = decode_text(message.raw_body, encoding)
         if text is not None and encoding is not MessageEncoding.NONE:
             lines += ["Body (base64-decoded text):", text]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines), keep_newlines=True)
 
 
 def plan_table(plan: ReplayPlan) -> Table:
@@ -123,7 +156,7 @@ def plan_table(plan: ReplayPlan) -> Table:
     for item in plan.items:
         table.add_row(
             *(
-                Text(cell)
+                Text(terminal_safe(cell))
                 for cell in (
                     item.chosen.event_id or "-",
                     item.chosen.category,
@@ -138,15 +171,18 @@ def plan_table(plan: ReplayPlan) -> Table:
 
 def print_left_in_place(err: Console, entries: Iterable[tuple[PoisonMessage, str]]) -> None:
     for message, reason in entries:
-        err.print(Text(f"skipped {message.message_id} (eventId {message.event_id}): {reason}"))
+        err.print(
+            Text(terminal_safe(f"skipped {message.message_id} (eventId {message.event_id}): "
+                               f"{reason}"))
+        )
 
 
 def print_replay_problems(err: Console, report: ReplayReport) -> None:
     print_left_in_place(err, report.left_in_place)
     for message in report.sent_not_deleted:
-        err.print(Text(f"sent but not deleted: {message.message_id}"))
+        err.print(Text(terminal_safe(f"sent but not deleted: {message.message_id}")))
     for message, reason in report.not_sent:
-        err.print(Text(f"not sent: {message.message_id}: {reason}"))
+        err.print(Text(terminal_safe(f"not sent: {message.message_id}: {reason}")))
 
 
 def report_summary(report: ReplayReport, *, from_file: bool) -> str:

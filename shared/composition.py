@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import requests
@@ -14,13 +15,17 @@ from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
 from shared.credentials import CredentialSecretNames, MsalTokenExchange, PartnerCenterCredentials
+from shared.errors import CredentialsError
 from shared.hostconfig import QueueHostConfig
+from shared.ledger import TableHireLedger, open_table_ledger
+from shared.logs import configure_logging
 from shared.partner_center import PartnerCenterClient, Timeouts
-from shared.passwords import InitialPasswords
 from shared.poison import StoragePoisonQueue, encode_policy
-from shared.provisioning import Provisioner, RetryPolicy
+from shared.provisioning import Provisioner
+from shared.retry import RetryPolicy
 from shared.settings import Settings, SettingsError
-from shared.vault import KeyVaultSecretStore
+from shared.telemetry import Untraced, configure
+from shared.vault import KeyVaultPasswordVault, KeyVaultSecretStore, SecretStore, StoredSecret
 
 _lock = threading.Lock()
 _provisioner: Provisioner | None = None
@@ -51,13 +56,81 @@ def build_provisioner(
     *,
     retry: RetryPolicy | None = None,
     partner_center_timeouts: Timeouts | None = None,
+    telemetry: Untraced | None = None,
 ) -> Provisioner:
+    """``telemetry`` defaults to what the environment configures (``shared.telemetry``)."""
+    telemetry = telemetry or configure()
+    configure_logging()  # quiet SDK loggers (shared/logs.py)
     vault_credential = _vault_credential(settings)
     credential_store = _secret_store(settings.key_vault_url, vault_credential)
     password_store = (
         credential_store
         if settings.initial_password_vault_url == settings.key_vault_url
         else _secret_store(settings.initial_password_vault_url, vault_credential)
+    )
+    tokens = PartnerCenterCredentials(
+        telemetry.traced(credential_store, "key_vault", ("get", "set")),
+        telemetry.traced_call(
+            MsalTokenExchange(
+                authority_host=settings.entra_authority_host, tenant_id=settings.partner_tenant_id
+            ),
+            "entra",
+            "refresh_token_grant",
+        ),
+        names=CredentialSecretNames(
+            app_id=settings.app_id_secret_name,
+            app_secret=settings.app_secret_secret_name,
+            refresh_token=settings.refresh_token_secret_name,
+        ),
+    )
+    session = requests.Session()
+    session.headers["User-Agent"] = "hire-provisioning/0.1"
+    return Provisioner(
+        partner_center=telemetry.traced(
+            PartnerCenterClient(
+                settings.partner_center_base_url,
+                tokens,
+                session=session,
+                timeouts=partner_center_timeouts,
+            ),
+            "partner_center",
+            (
+                "create_user",
+                "get_user",
+                "find_user_by_upn",
+                "restore_user",
+                "reset_password",
+                "subscribed_skus",
+                "assign_licenses",
+            ),
+        ),
+        passwords=telemetry.traced(
+            KeyVaultPasswordVault(password_store), "key_vault", ("store", "read")
+        ),
+        ledger=telemetry.traced(
+            build_ledger(settings), "ledger", ("get", "add", "update", "query")
+        ),
+        poison=telemetry.traced(
+            StoragePoisonQueue(
+                _poison_queue_client(settings, host_config.message_encoding),
+                message_encoding=host_config.message_encoding,
+            ),
+            "poison_queue",
+            ("poison_event", "poison_body"),
+        ),
+        retry=retry or RetryPolicy(max_deliveries=host_config.max_dequeue_count),
+        password_ttl=timedelta(days=settings.initial_password_ttl_days),
+        claim_ttl=timedelta(seconds=settings.claim_seconds),
+        upn_template=settings.upn_template,
+        telemetry=telemetry,
+    )
+
+
+def build_read_only_partner_center(settings: Settings) -> PartnerCenterClient:
+    """A Partner Center client for the operators' preview: it reads the credentials and never
+    writes the rotated refresh token back (the preview writes nothing anywhere)."""
+    credential_store = _ReadOnlySecrets(
+        _secret_store(settings.key_vault_url, _vault_credential(settings))
     )
     tokens = PartnerCenterCredentials(
         credential_store,
@@ -69,24 +142,46 @@ def build_provisioner(
             app_secret=settings.app_secret_secret_name,
             refresh_token=settings.refresh_token_secret_name,
         ),
+        write_back_interval=timedelta.max,
     )
     session = requests.Session()
-    session.headers["User-Agent"] = "hire-provisioning/0.1"
-    return Provisioner(
-        partner_center=PartnerCenterClient(
-            settings.partner_center_base_url,
-            tokens,
-            session=session,
-            timeouts=partner_center_timeouts,
-        ),
-        passwords=InitialPasswords(
-            password_store, ttl=timedelta(days=settings.initial_password_ttl_days)
-        ),
-        poison=StoragePoisonQueue(
-            _poison_queue_client(settings, host_config.message_encoding),
-            message_encoding=host_config.message_encoding,
-        ),
-        retry=retry or RetryPolicy(max_deliveries=host_config.max_dequeue_count),
+    session.headers["User-Agent"] = "hire-provisioning-preview/0.1"
+    return PartnerCenterClient(settings.partner_center_base_url, tokens, session=session)
+
+
+class _ReadOnlySecrets:
+    """A secret store that refuses every write (the rotated refresh token stays in memory)."""
+
+    def __init__(self, inner: SecretStore) -> None:
+        self._inner = inner
+
+    def get(self, name: str, version: str | None = None) -> StoredSecret | None:
+        return self._inner.get(name, version)
+
+    def set(
+        self,
+        name: str,
+        value: str,
+        *,
+        expires_on: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> StoredSecret:
+        raise CredentialsError(f"the preview writes nothing: secret '{name}' was not written")
+
+
+def build_ledger(settings: Settings, *, read_only: bool = False) -> TableHireLedger:
+    """The hire ledger in the AzureWebJobsStorage account (also used by the operator tools)."""
+    if not (settings.storage_connection_string or settings.storage_table_service_uri):
+        raise SettingsError(
+            "app setting AzureWebJobsStorage (or AzureWebJobsStorage__tableServiceUri) is "
+            "required for the hire ledger"
+        )
+    return open_table_ledger(
+        settings.ledger_table,
+        connection_string=settings.storage_connection_string,
+        table_service_uri=settings.storage_table_service_uri,
+        read_only=read_only,
     )
 
 
@@ -119,7 +214,9 @@ def _secret_store(vault_url: str, credential: TokenCredential) -> KeyVaultSecret
         verify_challenge_resource=not _is_loopback(vault_url),
         connection_timeout=5,
         read_timeout=20,
-        retry_total=2,
+        # hostile branch: azure-core would retry and sleep (Retry-After included) on its own;
+        # with its retries off, the function's RetryPolicy and its budget are the one policy.
+        retry_total=0,
     )
     return KeyVaultSecretStore(client)
 

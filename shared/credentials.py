@@ -20,7 +20,12 @@ from typing import Any, Protocol
 import msal
 import requests
 
-from shared.errors import CredentialsError, ProvisioningError, ServiceUnavailableError
+from shared.errors import (
+    CredentialsError,
+    ProvisioningError,
+    ServiceUnavailableError,
+    retry_after_seconds,
+)
 from shared.vault import SecretStore
 
 PARTNER_CENTER_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
@@ -52,8 +57,10 @@ class MsalTokenExchange:
             result: dict[str, Any] = app.acquire_token_by_refresh_token(
                 refresh_token, scopes=[PARTNER_CENTER_SCOPE]
             )
+        except _EntraBusy as busy:
+            problem: ProvisioningError = busy.problem
         except (requests.RequestException, msal.exceptions.MsalServiceError) as error:
-            problem: ProvisioningError = ServiceUnavailableError(
+            problem = ServiceUnavailableError(
                 f"the Entra token endpoint could not be reached or failed ({type(error).__name__})"
             )
         except ValueError as error:
@@ -80,10 +87,58 @@ class MsalTokenExchange:
                 # Instance discovery calls login.microsoftonline.com, which a sovereign cloud
                 # or a local stand-in does not answer for; the authority is configured, not found.
                 instance_discovery=False,
-                timeout=self._timeout,
+                http_client=_EntraHttp(self._timeout),
             )
             self._apps = {key: app}
         return app
+
+
+class _EntraBusy(Exception):
+    """Raised through msal by ``_EntraHttp``; carries the classified failure."""
+
+    def __init__(self, problem: ServiceUnavailableError) -> None:
+        super().__init__(problem.failure.message)
+        self.problem = problem
+
+
+class _EntraHttp:
+    """msal's HTTP client, so that "busy, try later" answers are read as such.
+
+    Left to itself, msal reads any 4xx from the metadata endpoint as a tenant that does not
+    exist (``ValueError``) and parses a token answer as an OAuth error whatever its status, so
+    a 408 or a gateway's 429, with or without Retry-After, would look like credentials a
+    person must fix. Raising here also keeps msal from caching the answer for its Retry-After.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._session = requests.Session()
+        self._timeout = timeout
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return self._checked(self._session.get(url, **kwargs), "metadata")
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return self._checked(self._session.post(url, **kwargs), "token")
+
+    def close(self) -> None:
+        self._session.close()
+
+    @staticmethod
+    def _checked(response: requests.Response, endpoint: str) -> requests.Response:
+        status = response.status_code
+        if status in (408, 429) or status >= 500:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            said = f"the Entra {endpoint} endpoint answered {status}"
+            if status == 429:
+                said += " (throttled" + (f"; it asked to wait {wait:g}s)" if wait else ")")
+            raise _EntraBusy(
+                ServiceUnavailableError(
+                    said, throttled=status == 429, http_status=status, retry_after=wait
+                )
+            )
+        return response
 
 
 @dataclass(kw_only=True)

@@ -1,4 +1,4 @@
-"""Errors raised by the adapters, each already classified for the provisioning decision.
+"""The kinds of failure the decision tells apart, raised by the adapters already classified.
 
 Every message here is written for an operator and never contains a secret value: adapters
 build it from status codes, service error codes and names, not from request or response bodies
@@ -7,11 +7,14 @@ that could echo a credential or a password.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 from shared.outcomes import Category, Failure
 
 
 class ProvisioningError(Exception):
-    """A classified failure of an outside service (Key Vault, Entra ID, Partner Center)."""
+    """A classified failure of an outside service (Key Vault, Entra ID, Partner Center, ledger)."""
 
     def __init__(
         self,
@@ -63,5 +66,46 @@ class ServiceUnavailableError(ProvisioningError):
         )
 
 
+class AnswerLost(ServiceUnavailableError):
+    """A create call got no usable answer (timeout, dropped connection, 5xx): it may have
+    been applied. Only a look-up can tell."""
+
+
+class Refused(ProvisioningError):
+    """Partner Center gave a definite answer that this create cannot succeed as it stands
+    (validation, permission, a unique value taken): nothing was created."""
+
+
+class UpnTaken(Refused):
+    """Partner Center says the userPrincipalName is already held (a deleted user included)."""
+
+    def __init__(
+        self, message: str, *, http_status: int | None = None, code: int | str | None = None
+    ) -> None:
+        super().__init__(Category.CONFLICT, message, http_status=http_status, code=code)
+
+
+class LedgerConflict(Exception):
+    """The hire's record was written by someone else since it was read (or already exists)."""
+
+
 class RedeliveryRequested(Exception):
     """Raised out of the function so the host makes the message visible again later."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header as seconds: delta-seconds or an HTTP date; None if absent or bad."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

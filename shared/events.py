@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
+import unicodedata
 import uuid
+from collections import deque
 from typing import Annotated, Any
 
 import pycountry
@@ -15,7 +16,10 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
+
+from shared import jsontext
 
 MAX_BODY_BYTES = 64 * 1024  # a storage queue message is at most 64 KiB
 
@@ -25,9 +29,17 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 # leading or trailing period; the domain is a DNS name.
 _UPN_LOCAL = re.compile(r"^[A-Za-z0-9'\-_!#^~]+(\.[A-Za-z0-9'\-_!#^~]+)*$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_SCHEMA_VERSION = re.compile(r"^1\.\d+$")
-_INFORMATIONAL_MEMBERS = ("lastFailure", "replay")
-_PASSWORD_KEY = re.compile(r"pass(word|wd)|pwd", re.IGNORECASE)
+# ASCII digits only: str.isdigit and \d also take Arabic-Indic, fullwidth and other digits.
+_SCHEMA_VERSION = re.compile(r"^1\.[0-9]+$", re.ASCII)
+# Matched against member names folded by _folded_key, so "Pass_Word", fullwidth letters
+# and "pass\u200bword" are caught as well.
+_PASSWORD_KEY = re.compile(r"pass(word|wd)|pwd")
+# Unicode categories no name, id or UPN may hold: controls, format characters (zero-width
+# characters, bidi overrides and isolates, the BOM, the soft hyphen), surrogates, and the line
+# and paragraph separators.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+MAX_LICENSES = 20
 
 
 class InvalidEvent(ValueError):
@@ -51,6 +63,28 @@ class NotAnEvent(InvalidEvent):
 def _no_control_characters(value: str) -> str:
     if _CONTROL_CHARACTERS.search(value):
         raise ValueError("must not contain control characters")
+    return value
+
+
+def no_invisible_characters(value: str) -> str:
+    """Refuse characters that hide or reorder text: two UPNs or names that look the same must
+    be the same (validator for every name, id and UPN, schema 1.1 fields included)."""
+    for char in value:
+        category = unicodedata.category(char)
+        if category in _INVISIBLE_CATEGORIES:
+            what = "a control character" if category == "Cc" else (
+                "an invisible or direction-changing character"
+            )
+            raise ValueError(
+                f"must not contain {what} (found U+{ord(char):04X}, Unicode category {category})"
+            )
+    return value
+
+
+def ascii_digits(value: str) -> str:
+    """Refuse digits other than 0-9 where a number is expected (validator)."""
+    if any(char.isdigit() and not char.isascii() for char in value):
+        raise ValueError("must use the digits 0-9 only")
     return value
 
 
@@ -91,20 +125,40 @@ def _user_principal_name(value: str) -> str:
     return value
 
 
+def _domain_name(value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_DNS_LABEL.fullmatch(x) for x in labels):
+        raise ValueError("must be a domain name such as contoso.onmicrosoft.com")
+    return value.lower()
+
+
+def _traceparent(value: str) -> str:
+    # W3C Trace Context version 00; all-zero ids are invalid by that specification.
+    if not _TRACEPARENT.fullmatch(value) or value[3:35] == "0" * 32 or value[36:52] == "0" * 16:
+        raise ValueError("must be a W3C traceparent such as 00-<32 hex>-<16 hex>-<2 hex>")
+    return value
+
+
 def _country_code(value: str) -> str:
     code = value.upper()
-    if len(code) != 2 or not code.isalpha() or pycountry.countries.get(alpha_2=code) is None:
+    if (
+        len(code) != 2
+        or not (code.isascii() and code.isalpha())
+        or pycountry.countries.get(alpha_2=code) is None
+    ):
         raise ValueError("must be an ISO 3166-1 alpha-2 country code such as US or DE")
     return code
 
 
 def _schema_version(value: str) -> str:
+    ascii_digits(value)
     if not _SCHEMA_VERSION.fullmatch(value):
         raise ValueError("must be 1.x (this function understands schema version 1)")
     return value
 
 
 _NameText = (
+    AfterValidator(no_invisible_characters),
     AfterValidator(_no_control_characters),
     AfterValidator(_not_blank),
 )
@@ -116,12 +170,16 @@ Name256 = Annotated[str, StringConstraints(min_length=1, max_length=256), *_Name
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
 
-    user_principal_name: Annotated[
-        str,
-        StringConstraints(min_length=3, max_length=113),
-        AfterValidator(_no_control_characters),
-        AfterValidator(_user_principal_name),
-    ] = Field(alias="userPrincipalName")
+    user_principal_name: (
+        Annotated[
+            str,
+            StringConstraints(min_length=3, max_length=113),
+            AfterValidator(no_invisible_characters),
+            AfterValidator(_no_control_characters),
+            AfterValidator(_user_principal_name),
+        ]
+        | None
+    ) = Field(default=None, alias="userPrincipalName")
     first_name: Name64 = Field(alias="firstName")
     last_name: Name64 = Field(alias="lastName")
     display_name: Name256 = Field(alias="displayName")
@@ -129,10 +187,41 @@ class NewUser(BaseModel):
         str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country_code)
     ] = Field(alias="usageLocation")
     immutable_id: Name128 | None = Field(default=None, alias="immutableId")
+    # Schema 1.1: the function generates the UPN in this domain when HR gives none.
+    upn_domain: (
+        Annotated[
+            str, StringConstraints(min_length=3, max_length=253), AfterValidator(_domain_name)
+        ]
+        | None
+    ) = Field(default=None, alias="upnDomain")
+
+    @model_validator(mode="after")
+    def _upn_or_domain(self) -> NewUser:
+        if self.user_principal_name is None and self.upn_domain is None:
+            raise ValueError(
+                "userPrincipalName is required unless upnDomain is given (then the function "
+                "generates the UPN)"
+            )
+        return self
 
     @property
     def domain(self) -> str:
+        if self.user_principal_name is None:
+            return str(self.upn_domain)
         return self.user_principal_name.rpartition("@")[2].lower()
+
+
+class LicenseRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
+
+    sku_id: Annotated[str, AfterValidator(_guid)] = Field(alias="skuId")
+
+
+def _distinct_skus(value: list[LicenseRequest]) -> list[LicenseRequest]:
+    ids = [item.sku_id for item in value]
+    if len(set(ids)) != len(ids):
+        raise ValueError("must not name a skuId twice")
+    return value
 
 
 class HireEvent(BaseModel):
@@ -142,6 +231,7 @@ class HireEvent(BaseModel):
     event_id: Annotated[
         str,
         StringConstraints(min_length=1, max_length=128),
+        AfterValidator(no_invisible_characters),
         AfterValidator(_printable),
         AfterValidator(_not_blank),
     ] = Field(alias="eventId")
@@ -151,10 +241,23 @@ class HireEvent(BaseModel):
         Annotated[
             str,
             StringConstraints(min_length=1, max_length=128),
+            AfterValidator(no_invisible_characters),
             AfterValidator(_printable),
         ]
         | None
     ) = Field(default=None, alias="correlationId")
+    licenses: Annotated[
+        list[LicenseRequest],
+        Field(max_length=MAX_LICENSES),
+        AfterValidator(_distinct_skus),
+    ] = Field(default_factory=list, alias="licenses")
+    traceparent: (
+        Annotated[str, StringConstraints(max_length=55), AfterValidator(_traceparent)] | None
+    ) = Field(default=None, alias="traceparent")
+
+    @property
+    def sku_ids(self) -> tuple[str, ...]:
+        return tuple(item.sku_id for item in self.licenses)
 
     @property
     def request_id(self) -> str:
@@ -183,55 +286,121 @@ _REQUEST_ID_NAMESPACE = uuid.UUID("6f1f8f2e-52a3-4c5e-9d0b-8f3f4a6c2b71")
 
 
 def decode_body(body: bytes) -> dict[str, Any]:
-    """Turn raw message bytes into a JSON object, or raise NotAnEvent."""
+    """Turn raw message bytes into a JSON object, or raise NotAnEvent (and nothing else)."""
     if len(body) > MAX_BODY_BYTES:
         raise NotAnEvent("", f"the message is larger than {MAX_BODY_BYTES} bytes")
     try:
         text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise NotAnEvent("", "the message is not UTF-8 text") from None
+    except UnicodeDecodeError as error:
+        raise NotAnEvent("", f"the message is not UTF-8 text (byte {error.start})") from None
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise NotAnEvent(
-            "", f"the message is not JSON ({error.msg} at position {error.pos})"
-        ) from None
+        document = jsontext.parse(text)
+    except jsontext.JsonRejected as error:
+        rule = error.rule
+        if not error.field:
+            rule = (
+                f"the message is {rule}"
+                if rule.startswith("not ")
+                else rule.replace("the JSON", "the message's JSON", 1)
+            )
+        raise NotAnEvent(error.field, rule, event_id=_event_id_of_refused(text)) from None
     if not isinstance(document, dict):
         raise NotAnEvent("", "the message is JSON but not an object")
     return document
 
 
-def parse_event(document: dict[str, Any]) -> HireEvent:
-    """Validate a decoded message against the contract; raise InvalidEvent naming field and rule."""
-    event_id = _usable_event_id(document.get("eventId"))
-    password_path = _find_password(document)
-    if password_path is not None:
-        raise InvalidEvent(
-            password_path,
-            "passwords are never accepted from the HR system; remove it (the function "
-            "generates the initial password)",
-            event_id=event_id,
-        )
+def _event_id_of_refused(text: str) -> str | None:
+    """The eventId of a body refused for a repeated member or a lone surrogate, when it has
+    one unambiguous, usable eventId: the outcome can then name the hire it refuses."""
     try:
+        document = jsontext.parse(text, repeated_members=True, lone_surrogates=True)
+    except jsontext.JsonRejected:
+        return None  # not JSON, too deep, numbers out of range: nothing to trust
+    if not isinstance(document, dict):
+        return None
+    try:
+        jsontext.parse(text, lone_surrogates=True)
+    except jsontext.JsonRejected as error:
+        if error.field == "eventId":
+            return None  # two eventIds: which hire is it?
+    return _usable_event_id(document.get("eventId"))
+
+
+def parse_event(document: dict[str, Any]) -> HireEvent:
+    """Validate a decoded message against the contract; raise InvalidEvent naming field and rule.
+
+    Total: whatever ``document`` holds, the answer is a ``HireEvent`` or an ``InvalidEvent``.
+    """
+    event_id = _usable_event_id(document.get("eventId")) if isinstance(document, dict) else None
+    try:
+        password_path = find_password(document)
+        if password_path is not None:
+            raise InvalidEvent(
+                password_path,
+                "passwords are never accepted from the HR system; remove it (the function "
+                "generates the initial password)",
+                event_id=event_id,
+            )
         return HireEvent.model_validate(document)
+    except InvalidEvent:
+        raise
     except ValidationError as error:
         first = error.errors(include_input=False, include_url=False)[0]
-        raise InvalidEvent(
-            _field_path(first["loc"]), _rule_text(first), event_id=event_id
-        ) from None
+        problem = InvalidEvent(_field_path(first["loc"]), _rule_text(first), event_id=event_id)
+    except Exception as error:  # a validator tripped on something no rule foresaw
+        problem = InvalidEvent(
+            "", f"the event could not be validated ({type(error).__name__})", event_id=event_id
+        )
+    raise problem
 
 
 def without_passwords(document: Any) -> Any:
     """A copy with every password-like member removed, so a rejected event can be kept safely."""
-    if isinstance(document, dict):
+    return _filtered(document, 0)
+
+
+def find_password(document: Any) -> str | None:
+    """The path of the first password-like member anywhere in the document, if any.
+
+    Everywhere means everywhere: ``lastFailure`` and ``replay`` are written by this function and
+    the operator tool, but a message can claim to be anything.
+    """
+    pending: deque[tuple[Any, tuple[str | int, ...]]] = deque([(document, ())])
+    while pending:
+        item, path = pending.popleft()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                child = (*path, str(key))
+                if is_password_key(str(key)):
+                    return jsontext.describe_path(child)
+                pending.append((value, child))
+        elif isinstance(item, list):
+            pending.extend((value, (*path, index)) for index, value in enumerate(item))
+    return None
+
+
+def is_password_key(name: str) -> bool:
+    return bool(_PASSWORD_KEY.search(_folded_key(name)))
+
+
+def _folded_key(name: str) -> str:
+    """Compatibility-folded, case-folded, letters and digits only."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(char for char in folded if char.isalnum())
+
+
+def _filtered(value: Any, depth: int) -> Any:
+    if depth > jsontext.MAX_DEPTH:
+        return None  # deeper than any decoded message can be; not worth a recursion error
+    if isinstance(value, dict):
         return {
-            key: without_passwords(value)
-            for key, value in document.items()
-            if not _PASSWORD_KEY.search(str(key))
+            key: _filtered(item, depth + 1)
+            for key, item in value.items()
+            if not is_password_key(str(key))
         }
-    if isinstance(document, list):
-        return [without_passwords(item) for item in document]
-    return document
+    if isinstance(value, list):
+        return [_filtered(item, depth + 1) for item in value]
+    return value
 
 
 def _usable_event_id(value: object) -> str | None:
@@ -241,28 +410,9 @@ def _usable_event_id(value: object) -> str | None:
     return None
 
 
-def _find_password(document: Any, path: str = "") -> str | None:
-    if isinstance(document, dict):
-        for key, value in document.items():
-            if not path and key in _INFORMATIONAL_MEMBERS:
-                continue  # written by this function and the operator tool, never by HR
-            child = f"{path}.{key}" if path else str(key)
-            if _PASSWORD_KEY.search(str(key)):
-                return child
-            found = _find_password(value, child)
-            if found:
-                return found
-    elif isinstance(document, list):
-        for index, item in enumerate(document):
-            found = _find_password(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
-
-
 _FIELD_NAMES = {
     name: field.alias or name
-    for model in (HireEvent, NewUser)
+    for model in (HireEvent, NewUser, LicenseRequest)
     for name, field in model.model_fields.items()
 }
 
@@ -282,6 +432,10 @@ def _rule_text(error: Any) -> str:
         return f"must be at least {context.get('min_length')} characters"
     if kind == "string_too_long":
         return f"must be at most {context.get('max_length')} characters"
+    if kind == "too_long":
+        return f"must hold at most {context.get('max_length')} items"
+    if kind == "list_type":
+        return "must be a JSON array"
     if kind == "value_error":
         return str(context.get("error", error["msg"]))
     return str(error["msg"])

@@ -13,6 +13,7 @@ SCHEMA_VERSION = "1.0"
 
 class Status(StrEnum):
     CREATED = "created"
+    RESTORED = "restored"
     ALREADY_EXISTS = "already_exists"
     REJECTED = "rejected"
     FAILED = "failed"
@@ -59,6 +60,38 @@ class Failure:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LicenseFailure:
+    """A requested licence that could not be assigned, and what an operator should do."""
+
+    sku_id: str
+    category: Category
+    message: str
+    code: int | str | None = None
+
+    def as_message(self) -> dict[str, Any]:
+        return {
+            "skuId": self.sku_id,
+            "category": self.category.value,
+            "message": self.message,
+            "code": self.code,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class LicenseReport:
+    """The outcome's ``licenses``: present only when the event asked for licences."""
+
+    assigned: tuple[str, ...] = ()
+    failed: tuple[LicenseFailure, ...] = ()
+
+    def as_message(self) -> dict[str, Any]:
+        return {
+            "assigned": list(self.assigned),
+            "failed": [failure.as_message() for failure in self.failed],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class Outcome:
     event_id: str | None
     status: Status
@@ -70,9 +103,12 @@ class Outcome:
     initial_password_secret_id: str | None = None
     failure: Failure | None = None
     completed_at: str = ""
+    licenses: LicenseReport | None = None
+    # W3C trace context of the invocation, when the event carried one (CONTRACT section 2).
+    traceparent: str | None = None
 
     def as_message(self) -> dict[str, Any]:
-        return {
+        message: dict[str, Any] = {
             "schemaVersion": SCHEMA_VERSION,
             "eventId": self.event_id,
             "status": self.status.value,
@@ -85,6 +121,59 @@ class Outcome:
             "correlationId": self.correlation_id,
             "completedAt": self.completed_at or utc_now_text(),
         }
+        if self.licenses is not None:
+            message["licenses"] = self.licenses.as_message()
+        if self.traceparent:
+            message["traceparent"] = self.traceparent
+        return message
 
     def to_json(self) -> str:
         return json.dumps(self.as_message(), ensure_ascii=False)
+
+
+def outcome_from_message(message: dict[str, Any]) -> Outcome | None:
+    """An outcome kept in the hire ledger, read back; None when it is not one."""
+    try:
+        error = message.get("error")
+        failure = (
+            Failure(
+                category=Category(error["category"]),
+                message=str(error.get("message", "")),
+                http_status=error.get("httpStatus"),
+                code=error.get("code"),
+            )
+            if isinstance(error, dict)
+            else None
+        )
+        return Outcome(
+            event_id=message.get("eventId"),
+            status=Status(message["status"]),
+            customer_tenant_id=message.get("customerTenantId"),
+            user_principal_name=message.get("userPrincipalName"),
+            correlation_id=message.get("correlationId"),
+            attempts=int(message.get("attempts") or 1),
+            user_id=message.get("userId"),
+            initial_password_secret_id=message.get("initialPasswordSecretId"),
+            failure=failure,
+            completed_at=str(message.get("completedAt") or ""),
+            licenses=_license_report(message.get("licenses")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _license_report(value: object) -> LicenseReport | None:
+    if not isinstance(value, dict):
+        return None
+    failed = tuple(
+        LicenseFailure(
+            sku_id=str(item["skuId"]),
+            category=Category(item["category"]),
+            message=str(item.get("message", "")),
+            code=item.get("code"),
+        )
+        for item in value.get("failed") or []
+    )
+    return LicenseReport(
+        assigned=tuple(str(item) for item in value.get("assigned") or []), failed=failed
+    )

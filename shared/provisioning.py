@@ -1,7 +1,18 @@
 """The provisioning decision: one hire event in, exactly one outcome out.
 
-No SDK in sight: the service talks to Partner Center, the vault and the poison queue through
-the small interfaces below, and the composition root decides what stands behind them.
+Every decision is taken from the hire's record in the ledger, never from a guess. A delivery
+first *claims* the hire (a conditional write naming it as owner, for a limited time); only the
+claim holder stores a password, calls Partner Center or moves the record on. The record is
+written *before* each create call ("a create of generation g may have been sent"), so a
+delivery that dies between the create and the record leaves enough behind for the next one to
+finish the hire by a look-up. Who may be this hire's user (README, "The identity rule"):
+
+- with ``immutableId`` in the event, only a user with exactly that ``immutableId``;
+- without it, a user found holding the UPN only when the ledger proves this hire's create could
+  have made it: the UPN was free when checked before this generation's first create, and a
+  create of this generation may have been applied. Anyone else is a ``conflict``.
+
+No SDK and no adapter in sight: the service works through the ports in ``shared.ports``.
 """
 
 from __future__ import annotations
@@ -11,74 +22,79 @@ import logging
 import random
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn
 
-from shared.errors import ProvisioningError, RedeliveryRequested
-from shared.events import (
-    HireEvent,
-    InvalidEvent,
-    NotAnEvent,
-    decode_body,
-    parse_event,
-    without_passwords,
+from shared.errors import (
+    AnswerLost,
+    LedgerConflict,
+    ProvisioningError,
+    RedeliveryRequested,
+    Refused,
+    ServiceUnavailableError,
+    UpnTaken,
 )
-from shared.outcomes import Category, Failure, Outcome, Status, utc_now_text
-from shared.partner_center import CustomerUser, PartnerCenterError
-from shared.passwords import HireState, InitialPassword, fingerprint
-from shared.poison import PoisonSink, poisoned_event
+from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
+from shared.model import (
+    PASSWORD_STATES,
+    SUCCESS_STATES,
+    FoundUser,
+    HireRecord,
+    HireState,
+    NewUser,
+)
+from shared.outcomes import (
+    Category,
+    Failure,
+    LicenseFailure,
+    LicenseReport,
+    Outcome,
+    Status,
+    outcome_from_message,
+    utc_now_text,
+)
+from shared.passwords import fingerprint, generate_password
+from shared.planning import (
+    SHORTFALL_CODE,
+    UpnChoice,
+    UpnVerdict,
+    choose_upn,
+    exhausted_message,
+    generation_failure_message,
+    plan_licenses,
+    shortfall,
+)
+from shared.ports import (
+    HireLedger,
+    NoTelemetry,
+    PartnerCenter,
+    PasswordVault,
+    PoisonSink,
+    Telemetry,
+)
+from shared.retry import RetryPolicy
+from shared.upn import DEFAULT_TEMPLATE, UpnGenerationError
+
+__all__ = ["Delivery", "Provisioner", "RetryPolicy"]
 
 logger = logging.getLogger("hire_provisioning")
-# A queue message holds 64 KiB once base64-encoded.
-MAX_POISON_BYTES = 48 * 1024
 
-
-class PartnerCenter(Protocol):
-    def get_user(
-        self, customer_tenant_id: str, user_id: str, *, correlation_id: str
-    ) -> CustomerUser | None: ...
-
-    def create_user(
-        self, customer_tenant_id: str, user: dict[str, Any], *, request_id: str, correlation_id: str
-    ) -> CustomerUser: ...
-
-    def find_user_by_upn(
-        self,
-        customer_tenant_id: str,
-        user_principal_name: str,
-        *,
-        correlation_id: str,
-        inactive: bool = False,
-    ) -> CustomerUser | None: ...
-
-
-class PasswordVault(Protocol):
-    def for_event(self, event: HireEvent) -> InitialPassword: ...
-
-    def adopt(self, event: HireEvent, password_fingerprint: str) -> InitialPassword | None: ...
-
-    def has_rival(self, event: HireEvent, password: InitialPassword) -> bool: ...
-
-    def mark_created(self, password: InitialPassword, user_id: str) -> None: ...
-
-    def mark_refused(self, password: InitialPassword) -> None: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """In-invocation retries of transient failures, bounded so the host's lease never lapses."""
-
-    attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    budget: float = 60.0  # seconds an invocation may spend retrying; then the host redelivers
-    max_deliveries: int = 5  # host.json maxDequeueCount: the last delivery must not raise
-
-    def delay(self, retry_number: int, retry_after: float | None, jitter: float) -> float:
-        backoff = min(self.max_delay, self.base_delay * 2.0**retry_number) * (0.5 + jitter)
-        return max(backoff, retry_after or 0.0)
+# A password about to expire is not handed to a new create: the person needs time to use it.
+PASSWORD_FRESHNESS = timedelta(hours=1)
+# A hire's record is re-read at most this many times in one step when others write it.
+MAX_LEDGER_RACES = 5
+# How often one step may pass a generated UPN that someone else took after it was checked.
+MAX_UPN_MOVES = 5
+_USER_EXISTS = frozenset({Status.CREATED, Status.RESTORED, Status.ALREADY_EXISTS})
+_STATE_OF = {
+    Status.CREATED: HireState.CREATED,
+    Status.RESTORED: HireState.RESTORED,
+    Status.ALREADY_EXISTS: HireState.EXISTING,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,16 +104,29 @@ class Delivery:
     message_id: str | None = None
 
 
-class _Attempt:
-    """What one invocation has learnt so far about one event."""
+class _Invocation:
+    """What one invocation knows about its hire (never the password)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery_number = max(1, delivery.dequeue_count)
+        # The claim names this invocation: a redelivery of the same message is another owner.
+        self.owner = f"{delivery.message_id or 'message'}/{self.delivery_number}/{uuid.uuid4().hex}"
         self.calls = 0
-        # A create for this event may have been applied (an earlier delivery stored the
-        # password, or a create call of this one timed out or failed with a 5xx).
-        self.may_have_created = False
-        self.looked_up_before_create = False
         self.request_id: str | None = None
+        self.state: HireState | None = None
+        # Set when this invocation found another delivery at work on the hire.
+        self.waited_for_other = False
+        self.counted = False
+        # The user's outcome once the user exists; licences are assigned after it.
+        self.user_outcome: Outcome | None = None
+
+
+class _DecideAgain(Exception):
+    """The record was moved on (a generated UPN turned out to be someone else's): decide anew."""
+
+
+class _Busy(Exception):
+    """Another delivery holds the hire's claim and this one may not wait any longer."""
 
 
 class Provisioner:
@@ -106,271 +135,810 @@ class Provisioner:
         *,
         partner_center: PartnerCenter,
         passwords: PasswordVault,
+        ledger: HireLedger,
         poison: PoisonSink,
         retry: RetryPolicy | None = None,
+        password_ttl: timedelta = timedelta(days=7),
+        claim_ttl: timedelta = timedelta(minutes=4),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        new_password: Callable[[], str] = generate_password,
+        upn_template: str = DEFAULT_TEMPLATE,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._partner_center = partner_center
         self._passwords = passwords
+        self._ledger = ledger
         self._poison = poison
         self._retry = retry or RetryPolicy()
+        self._password_ttl = password_ttl
+        self._claim_ttl = claim_ttl
+        self._now = now
         self._sleep = sleep
         self._monotonic = monotonic
         self._jitter = jitter
+        self._new_password = new_password
+        self._upn_template = upn_template
+        self._telemetry: Telemetry = telemetry or NoTelemetry()
+
+    # ------------------------------------------------------------------ entry point
 
     def handle(self, delivery: Delivery) -> Outcome:
         """Decide one delivery. Raises ``RedeliveryRequested`` when the host should retry."""
+        with self._telemetry.invocation(delivery.body, max(1, delivery.dequeue_count)) as trace:
+            outcome = self._decide(delivery)
+        # The outcome names the trace it belongs to when the event carried one (CONTRACT 2).
+        return replace(outcome, traceparent=trace.traceparent) if trace.traceparent else outcome
+
+    def _decide(self, delivery: Delivery) -> Outcome:
         started = self._monotonic()
-        attempts = max(1, delivery.dequeue_count)
+        invocation = _Invocation(delivery)
+        try:
+            outcome = self._handle(delivery, invocation)
+        except RedeliveryRequested:
+            raise
+        except Exception as error:  # the last delivery must still end well
+            outcome = self._last_resort(delivery, invocation, error)
+        self._log(outcome, started, invocation, delivery.message_id)
+        return outcome
+
+    def _handle(self, delivery: Delivery, invocation: _Invocation) -> Outcome:
+        attempts = invocation.delivery_number
         try:
             document = decode_body(delivery.body)
         except NotAnEvent as error:
-            outcome = self._reject_unreadable(delivery, error, attempts)
-            self._log(outcome, started, request_id=None, calls=0, message_id=delivery.message_id)
-            return outcome
+            failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
+            self._poison.poison_body(delivery.body, failure, attempts=attempts)
+            return _unreadable_outcome(failure, attempts, event_id=error.event_id)
         try:
             event = parse_event(document)
         except InvalidEvent as error:
-            outcome = self._give_up(
-                document,
-                Failure(category=Category.INVALID_EVENT, message=_invalid_event_message(error)),
-                attempts=attempts,
-                event_id=error.event_id,
-            )
-            self._log(outcome, started, request_id=None, calls=0, message_id=delivery.message_id)
-            return outcome
+            failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
+            return self._give_up(document, failure, attempts, event_id=error.event_id)
 
-        attempt = _Attempt()
-        problem: ProvisioningError | None = None
         try:
-            outcome = self._provision_with_retries(event, attempt, attempts)
+            outcome = self._provision_with_retries(event, invocation)
+            self._poison_license_failures(document, outcome, attempts)
+            return outcome
+        except _Busy:
+            problem: ProvisioningError = ServiceUnavailableError(
+                "another delivery of this hire is at work on it"
+            )
         except ProvisioningError as error:
             problem = error
-        except Exception as error:  # the last delivery must still end in an outcome
+        except Exception as error:  # unclassified: transient, located, not quoted
             problem = _unexpected(error)
-        if problem is not None:
-            # Raised here, outside the handlers, so nothing chains to the adapters' exceptions
-            # (a requests error still holds the request: headers with the token, the body).
-            if problem.is_transient and attempts < self._retry.max_deliveries:
-                self._log_redelivery(
-                    event, problem, started, attempt, attempts, delivery.message_id
-                )
-                raise RedeliveryRequested(
-                    f"event {event.event_id}: {problem.failure.message} (delivery {attempts} of "
-                    f"{self._retry.max_deliveries}; the host delivers it again)"
-                )
-            failure = problem.failure
-            if failure.is_transient:
-                failure = replace(
-                    failure,
-                    message=f"{failure.message}. Gave up after {attempts} deliveries: once the "
-                    "service has recovered, replay the event from the poison queue",
-                )
-            outcome = self._give_up(
-                document, failure, attempts=attempts, event_id=event.event_id, event=event
+        if invocation.user_outcome is not None and (
+            not problem.is_transient or self._retry.is_last(attempts)
+        ):
+            # The user exists: it stays created; only the licences still missing failed.
+            outcome = self._licenses_given_up(event, invocation.user_outcome, problem.failure)
+            self._poison_license_failures(document, outcome, attempts)
+            return outcome
+        if problem.is_transient and not self._retry.is_last(attempts):
+            self._release_claim(event, invocation)
+            self._log_redelivery(event, problem, invocation, delivery.message_id)
+            # Raised here, outside the handlers, so nothing chains to the adapters' exceptions.
+            raise RedeliveryRequested(
+                f"event {event.event_id}: {problem.failure.message} (delivery {attempts} of "
+                f"{self._retry.max_deliveries}; the host delivers it again)"
             )
-        self._log(
-            outcome,
-            started,
-            request_id=attempt.request_id,
-            calls=attempt.calls,
-            message_id=delivery.message_id,
-        )
+        failure = problem.failure
+        if failure.is_transient:
+            failure = replace(
+                failure,
+                message=f"{failure.message}. Gave up after {attempts} deliveries: once the "
+                "service has recovered, replay the event from the poison queue",
+            )
+        outcome = self._give_up(document, failure, attempts, event_id=event.event_id, event=event)
+        self._record_end(event, invocation, outcome)
         return outcome
 
-    def _provision_with_retries(
-        self, event: HireEvent, attempt: _Attempt, attempts: int
-    ) -> Outcome:
+    # ------------------------------------------------------------------ the hire
+
+    def _provision_with_retries(self, event: HireEvent, invocation: _Invocation) -> Outcome:
         started = self._monotonic()
-        for retry_number in range(self._retry.attempts):
+        retry_number = 0
+        while True:
             try:
-                return self._provision_once(event, attempt, attempts)
+                return self._step(event, invocation)
             except ProvisioningError as error:
                 if not error.is_transient or retry_number + 1 >= self._retry.attempts:
                     raise
                 pause = self._retry.delay(retry_number, error.retry_after, self._jitter())
                 if self._monotonic() - started + pause > self._retry.budget:
                     raise
+                self._telemetry.retried(error.failure.category.value)
                 self._sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+                retry_number += 1
 
-    def _provision_once(self, event: HireEvent, attempt: _Attempt, attempts: int) -> Outcome:
-        password = self._passwords.for_event(event)
-        if password.state is HireState.CREATED and password.user_id:
-            return self._created_earlier(event, password, attempt, attempts)
-        if (
-            password.from_earlier_attempt
-            and password.state is HireState.PENDING
-            and not attempt.looked_up_before_create
-        ):
-            # An earlier delivery got as far as the create call: the user may exist already.
-            attempt.may_have_created = True
-            attempt.looked_up_before_create = True
-            existing = self._find(event, attempt)
-            if existing is not None:
-                return self._existing_user(event, existing, password, attempt, attempts)
+    def _step(self, event: HireEvent, invocation: _Invocation) -> Outcome:
+        for _ in range(MAX_LEDGER_RACES + MAX_UPN_MOVES):
+            try:
+                if invocation.user_outcome is None:
+                    invocation.user_outcome = self._step_once(event, invocation)
+                if not event.licenses or invocation.user_outcome.status not in _USER_EXISTS:
+                    return invocation.user_outcome
+                return self._assign_licenses(event, invocation.user_outcome, invocation)
+            except (LedgerConflict, _DecideAgain):
+                continue  # someone wrote the record since we read it: decide again from it
+        raise ServiceUnavailableError(
+            "the hire's ledger record kept changing under this delivery; it is delivered again"
+        )
+
+    def _step_once(self, event: HireEvent, invocation: _Invocation) -> Outcome:
+        record = self._ledger.get(event.event_id) or self._open_record(event, invocation)
+        invocation.state = record.state
+        if record.state in SUCCESS_STATES:
+            return self._answer_from_record(event, record, invocation)
+        if record.claimed_by_other(invocation.owner, self._now()):
+            record = self._wait_for_other(event, record, invocation)
+            invocation.state = record.state
+            if record.state in SUCCESS_STATES:
+                return self._answer_from_record(event, record, invocation)
+            adopted = self._adopt_refusal(record, invocation)
+            if adopted is not None:
+                return adopted
+        record = self._claim(record, invocation)
+        if record.state is HireState.CREATING:
+            return self._resume_create(event, record, invocation)
+        if record.state is HireState.RESTORING:
+            return self._resume_restore(event, record, invocation)
+        return self._first_create(event, record, invocation)
+
+    def _open_record(self, event: HireEvent, invocation: _Invocation) -> HireRecord:
+        now = self._now()
+        record = HireRecord(
+            event_id=event.event_id,
+            customer_tenant_id=event.customer_tenant_id,
+            user_principal_name=event.user.user_principal_name,
+            attempts=1,
+            claim_owner=invocation.owner,
+            claim_expires_at=now + self._claim_ttl,
+            created_at=now,
+            updated_at=now,
+        )
+        added = self._ledger.add(record)  # LedgerConflict: another delivery was first
+        invocation.counted = True
+        return added
+
+    def _claim(self, record: HireRecord, invocation: _Invocation) -> HireRecord:
+        if record.claim_owner == invocation.owner:
+            return record
+        return self._write(
+            record,
+            invocation,
+            attempts=record.attempts + (0 if invocation.counted else 1),
+        )
+
+    def _write(self, record: HireRecord, invocation: _Invocation, **changes: Any) -> HireRecord:
+        """A conditional update that also renews this invocation's claim."""
+        now = self._now()
+        updated = self._ledger.update(
+            record.evolve(
+                **{
+                    "claim_owner": invocation.owner,
+                    "claim_expires_at": now + self._claim_ttl,
+                    "updated_at": now,
+                    **changes,
+                }
+            )
+        )
+        invocation.counted = True
+        invocation.state = updated.state
+        return updated
+
+    def _wait_for_other(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> HireRecord:
+        """Another delivery is at work: give it time instead of calling Partner Center too.
+
+        An early delivery waits briefly and then asks for redelivery; the last one waits until
+        the hire ends or the other's claim runs out (a dead delivery's claim is taken over).
+        """
+        invocation.waited_for_other = True
+        self._telemetry.claim_lost()
+        last = self._retry.is_last(invocation.delivery_number)
+        give_up_at = self._monotonic() + self._retry.claim_wait
+        while record.claimed_by_other(invocation.owner, self._now()):
+            if record.state in SUCCESS_STATES:
+                return record
+            if not last and self._monotonic() >= give_up_at:
+                raise _Busy()
+            self._sleep(self._retry.poll_interval)
+            latest = self._ledger.get(event.event_id)
+            if latest is None:  # removed by an operator: start afresh
+                raise LedgerConflict("the hire's record disappeared")
+            record = latest
+        return record
+
+    def _adopt_refusal(self, record: HireRecord, invocation: _Invocation) -> Outcome | None:
+        """The delivery we waited for refused the hire: say the same, do not try again."""
+        if record.state is not HireState.REJECTED or not record.last_outcome:
+            return None
+        earlier = outcome_from_message(record.last_outcome)
+        if earlier is None or earlier.status is not Status.REJECTED:
+            return None
+        return replace(earlier, attempts=invocation.delivery_number, completed_at=utc_now_text())
+
+    def _first_create(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> Outcome:
+        """No create of this generation was sent yet: choose and check the UPN, then create
+        (or restore the deleted user of a rehire)."""
+        choice = self._choose_upn(event, record, invocation)
+        upn = choice.upn
+        if choice.verdict in (UpnVerdict.THIS_HIRES, UpnVerdict.HELD):
+            assert choice.holder is not None
+            return self._settle_found(
+                event, record.evolve(user_principal_name=upn), choice.holder, invocation, sends=0
+            )
+        if choice.verdict is UpnVerdict.HELD_DELETED:
+            assert choice.holder is not None
+            raise self._refuse(event, record, invocation, _deleted_conflict(event, choice))
+        if choice.verdict is UpnVerdict.REHIRE:
+            assert choice.holder is not None
+            return self._start_restore(event, record, choice, invocation)
+        password, record = self._fresh_password(event, record, invocation)
+        record = self._write(
+            record,
+            invocation,
+            state=HireState.CREATING,
+            user_principal_name=upn,
+            upn_checked=True,
+            upn_holder_before=None,
+            create_calls=1,
+        )
+        return self._send_create(event, record, password, invocation)
+
+    def _resume_create(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> Outcome:
+        """A create of this generation may have been applied: look before creating again."""
+        upn = _upn_of(event, record)
+        found = self._find(event, upn, invocation)
+        if found is not None:
+            return self._settle_found(event, record, found, invocation, sends=record.create_calls)
+        if not record.password_secret_id:  # written before every create; repaired if lost
+            password, record = self._fresh_password(event, record, invocation)
+        else:
+            password = self._passwords.read(record.password_secret_id)
+        record = self._write(record, invocation, create_calls=record.create_calls + 1)
+        return self._send_create(event, record, password, invocation)
+
+    def _send_create(
+        self, event: HireEvent, record: HireRecord, password: str, invocation: _Invocation
+    ) -> Outcome:
+        upn = _upn_of(event, record)
+        invocation.calls += 1
+        invocation.request_id = event.request_id_for(record.generation)
         try:
-            attempt.calls += 1
-            attempt.request_id = event.request_id_for(password.generation)
             user = self._partner_center.create_user(
                 event.customer_tenant_id,
-                _create_user_body(event, password),
-                request_id=attempt.request_id,
+                _new_user(event, upn, password),
+                request_id=invocation.request_id,
                 correlation_id=event.correlation_guid,
             )
-        except PartnerCenterError as error:
-            if not error.doubtful:
-                self._passwords.mark_refused(password)
-                raise
-            if not error.duplicate_upn or self._passwords.has_rival(event, password):
-                # No answer, or a duplicate answer while another delivery of this event is
-                # creating it: this event's create may be the one that happened.
-                attempt.may_have_created = True
-            existing = self._find(event, attempt)
-            if existing is not None:
-                return self._existing_user(
-                    event, existing, password, attempt, attempts, refusal=error
+        except AnswerLost:
+            raise  # the record says CREATING: the next step looks the user up first
+        except UpnTaken as taken:
+            found = self._find(event, upn, invocation)
+            if found is not None:
+                # This call was refused, so only the sends before it could have made the user.
+                return self._settle_found(
+                    event, record, found, invocation, sends=record.create_calls - 1, said=taken
                 )
-            if error.duplicate_upn:
-                problem = self._taken_but_not_listed(event, error, attempt)
-                if not problem.is_transient:
-                    self._passwords.mark_refused(password)
-                raise problem from None
-            raise
-        if user.password_fingerprint and user.password_fingerprint != fingerprint(password.value):
-            # Partner Center answered with the first create of this MS-RequestId: another
-            # delivery of this event created the user, with the password it stored.
-            winner = self._passwords.adopt(event, user.password_fingerprint)
-            if winner is not None:
-                self._passwords.mark_created(winner, user.id)
-                return self._success(event, Status.ALREADY_EXISTS, user, winner, attempts)
-        self._passwords.mark_created(password, user.id)
-        return self._success(event, Status.CREATED, user, password, attempts)
+            deleted = self._find(event, upn, invocation, inactive=True)
+            if deleted is not None:
+                choice = UpnChoice(
+                    upn=upn,
+                    verdict=UpnVerdict.REHIRE
+                    if _same_person(event, deleted)
+                    else UpnVerdict.HELD_DELETED,
+                    holder=deleted,
+                    generated=event.user.user_principal_name is None,
+                )
+                if choice.verdict is UpnVerdict.REHIRE:
+                    # Refused, so nothing was created: this generation is over; restore.
+                    record = self._write(
+                        record, invocation, generation=record.generation + 1, create_calls=0
+                    )
+                    return self._start_restore(event, record, choice, invocation)
+                if choice.generated:
+                    self._move_to_next_upn(record, invocation)
+                raise self._refuse(
+                    event, record, invocation, _deleted_conflict(event, choice, said=taken)
+                ) from None
+            raise ServiceUnavailableError(
+                f"Partner Center says userPrincipalName {upn} is taken but does not list the "
+                "user yet",
+                http_status=taken.failure.http_status,
+                code=taken.failure.code,
+            ) from None
+        except Refused as refusal:
+            if record.create_calls > 1 and refusal.failure.category is not Category.PERMISSION:
+                # An earlier send of this generation may have made the user, and a duplicate
+                # is not always answered in words we recognise: look before calling it refused.
+                found = self._find(event, upn, invocation)
+                if found is not None:
+                    return self._settle_found(
+                        event,
+                        record,
+                        found,
+                        invocation,
+                        sends=record.create_calls - 1,
+                        said=refusal,
+                    )
+            raise self._refuse(event, record, invocation, refusal) from None
+        if user.password_fingerprint and user.password_fingerprint != fingerprint(password):
+            # Partner Center answered with an earlier create of this MS-RequestId, made with a
+            # password this hire does not hold: never report a secret the user does not have.
+            raise self._refuse(
+                event,
+                record,
+                invocation,
+                Refused(
+                    Category.CONFLICT,
+                    f"Partner Center returned user {user.id} for this hire's request id with an "
+                    "initial password the ledger does not hold: reset that user's password by "
+                    "hand, or delete the user and replay",
+                ),
+            ) from None
+        return self._succeed(event, record, invocation, Status.CREATED, user)
 
-    def _created_earlier(
-        self, event: HireEvent, password: InitialPassword, attempt: _Attempt, attempts: int
+    def _settle_found(
+        self,
+        event: HireEvent,
+        record: HireRecord,
+        found: FoundUser,
+        invocation: _Invocation,
+        *,
+        sends: int,
+        said: ProvisioningError | None = None,
     ) -> Outcome:
-        """This event created a user before: answer from that user, whatever the event says now."""
-        attempt.calls += 1
-        user = self._partner_center.get_user(
-            event.customer_tenant_id, str(password.user_id), correlation_id=event.correlation_guid
-        )
-        if user is None or (user.state or "active").lower() != "active":
-            raise ProvisioningError(
-                Category.CONFLICT,
-                f"this event already created user {password.user_id} in customer "
-                f"{event.customer_tenant_id}, which no longer exists or was deleted: restore "
-                "that user and replay, or publish the hire under a new eventId",
+        """A user holds the hire's UPN: this hire's own, the same person from before, or not."""
+        wanted = event.user.immutable_id
+        if wanted is not None and found.immutable_id is None:
+            # A user list may leave immutableId out: ask for the whole user before deciding.
+            invocation.calls += 1
+            found = (
+                self._partner_center.get_user(
+                    event.customer_tenant_id, found.id, correlation_id=event.correlation_guid
+                )
+                or found
             )
-        return self._success(event, Status.ALREADY_EXISTS, user, password, attempts)
+        same_person = wanted is not None and found.immutable_id == wanted
+        made_here = sends > 0 and (
+            same_person
+            if wanted is not None
+            else record.upn_checked and record.upn_holder_before is None
+        )
+        if made_here:
+            return self._succeed(event, record, invocation, Status.CREATED, found)
+        if same_person:
+            return self._succeed(event, record, invocation, Status.ALREADY_EXISTS, found)
+        if event.user.user_principal_name is None:
+            # A generated UPN someone else took meanwhile: unique UPNs mean no create of this
+            # hire made that user, so the next candidate is safe (with a new MS-RequestId).
+            self._move_to_next_upn(record, invocation)
+        raise self._refuse(
+            event,
+            record,
+            invocation,
+            Refused(
+                Category.CONFLICT,
+                f"userPrincipalName {_upn_of(event, record)} already belongs to another user "
+                f"(id {found.id}) in customer "
+                f"{event.customer_tenant_id}: correct the HR record (another UPN, or the right "
+                "immutableId) and republish",
+                http_status=said.failure.http_status if said else None,
+                code=said.failure.code if said else None,
+            ),
+        )
+
+    # ------------------------------------------------------------------ generated UPNs
+
+    def _choose_upn(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> UpnChoice:
+        generated = event.user.user_principal_name is None
+        try:
+            choice = choose_upn(
+                event,
+                self._upn_template,
+                lambda upn, inactive: self._find(event, upn, invocation, inactive=inactive),
+                recorded=record.user_principal_name if generated else None,
+            )
+        except UpnGenerationError as error:
+            raise self._refuse(
+                event,
+                record,
+                invocation,
+                Refused(Category.INVALID_EVENT, generation_failure_message(error)),
+            ) from None
+        except Refused as refusal:  # no such customer, no GDAP role: as definite as a create's
+            raise self._refuse(event, record, invocation, refusal) from None
+        if choice.verdict is UpnVerdict.EXHAUSTED:
+            raise self._refuse(
+                event,
+                record,
+                invocation,
+                Refused(Category.CONFLICT, exhausted_message(event, choice)),
+            )
+        return choice
+
+    def _move_to_next_upn(self, record: HireRecord, invocation: _Invocation) -> NoReturn:
+        """Forget a generated UPN someone else holds; the next step chooses another."""
+        self._write(
+            record,
+            invocation,
+            state=HireState.NEW,
+            user_principal_name=None,
+            user_id=None,
+            generation=record.generation + 1,
+            create_calls=0,
+            upn_checked=False,
+            upn_holder_before=None,
+        )
+        raise _DecideAgain()
+
+    # ------------------------------------------------------------------ rehires
+
+    def _start_restore(
+        self, event: HireEvent, record: HireRecord, choice: UpnChoice, invocation: _Invocation
+    ) -> Outcome:
+        """A deleted user with this immutableId holds the UPN: bring it back.
+
+        The new password is stored and the record says RESTORING before the restore and reset
+        are sent, so a lost answer is finished by the next delivery.
+        """
+        assert choice.holder is not None
+        password, record = self._fresh_password(event, record, invocation)
+        record = self._write(
+            record,
+            invocation,
+            state=HireState.RESTORING,
+            user_principal_name=choice.upn,
+            user_id=choice.holder.id,
+        )
+        return self._finish_restore(event, record, password, invocation, known_inactive=True)
+
+    def _resume_restore(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> Outcome:
+        if not record.password_secret_id or not record.user_id:  # written together; repaired
+            self._write(record, invocation, state=HireState.NEW, user_id=None)
+            raise _DecideAgain()
+        password = self._passwords.read(record.password_secret_id)
+        return self._finish_restore(event, record, password, invocation, known_inactive=False)
+
+    def _finish_restore(
+        self,
+        event: HireEvent,
+        record: HireRecord,
+        password: str,
+        invocation: _Invocation,
+        *,
+        known_inactive: bool,
+    ) -> Outcome:
+        user_id = str(record.user_id)
+        customer = event.customer_tenant_id
+        correlation = event.correlation_guid
+        user: FoundUser | None = None
+        if not known_inactive:
+            invocation.calls += 1
+            user = self._partner_center.get_user(customer, user_id, correlation_id=correlation)
+            if user is None:
+                raise self._refuse(
+                    event,
+                    record.evolve(user_id=None),
+                    invocation,
+                    Refused(
+                        Category.CONFLICT,
+                        f"the deleted user {user_id} this rehire restores is gone from customer "
+                        f"{customer} (purged, or deleted permanently): replay the event to "
+                        "create the user anew",
+                    ),
+                )
+        if user is None or not user.active:
+            invocation.calls += 1
+            try:
+                user = self._partner_center.restore_user(
+                    customer, user_id, correlation_id=correlation
+                )
+            except UpnTaken as taken:
+                raise self._refuse(
+                    event,
+                    record.evolve(user_id=None),
+                    invocation,
+                    Refused(
+                        Category.CONFLICT,
+                        f"the deleted user {user_id} cannot be restored: another active user "
+                        f"holds userPrincipalName {record.user_principal_name} in customer "
+                        f"{customer}; correct the HR record and republish",
+                        http_status=taken.failure.http_status,
+                        code=taken.failure.code,
+                    ),
+                ) from None
+            except Refused as refusal:
+                raise self._refuse(event, record, invocation, refusal) from None
+        invocation.calls += 1
+        try:
+            # Resetting with the same password again is harmless: a repeat changes nothing.
+            self._partner_center.reset_password(
+                customer, user_id, password, correlation_id=correlation
+            )
+        except Refused as refusal:
+            raise self._refuse(event, record, invocation, refusal) from None
+        return self._succeed(event, record, invocation, Status.RESTORED, user)
+
+    # ------------------------------------------------------------------ licences
+
+    def _assign_licenses(
+        self, event: HireEvent, user_outcome: Outcome, invocation: _Invocation
+    ) -> Outcome:
+        """Assign the requested licences the ledger does not list yet (a replay's only work)."""
+        record = self._ledger.get(event.event_id)
+        if record is None:
+            raise LedgerConflict("the hire's record disappeared")
+        assigned = list(record.licenses_assigned)
+        wanted = list(event.sku_ids)
+        failed: list[LicenseFailure] = []
+        customer = event.customer_tenant_id
+        user_id = str(user_outcome.user_id)
+        if any(sku not in assigned for sku in wanted):
+            invocation.calls += 1
+            skus = self._partner_center.subscribed_skus(
+                customer, correlation_id=event.correlation_guid
+            )
+            plan = plan_licenses(customer, wanted, assigned, skus)
+            # A SKU the list shows without units is tried alone: the user may hold it already
+            # (that takes no unit), and it must not sink the rest of its licence group.
+            requests = [list(ids) for _, ids in plan.groups]
+            requests += [[f.sku_id] for f in plan.failed if f.code == SHORTFALL_CODE]
+            failed += [f for f in plan.failed if f.code != SHORTFALL_CODE]
+            while requests:
+                ids = requests.pop(0)
+                invocation.calls += 1
+                try:
+                    self._partner_center.assign_licenses(
+                        customer, user_id, ids, correlation_id=event.correlation_guid
+                    )
+                except Refused as refusal:
+                    if refusal.failure.code == SHORTFALL_CODE and len(ids) > 1:
+                        requests += [[sku] for sku in ids]  # which one is short? one by one
+                        continue
+                    failed += [_license_refused(customer, sku, refusal) for sku in ids]
+                    continue
+                assigned += [sku for sku in ids if sku not in assigned]
+                record = self._ledger.update(
+                    record.evolve(licenses_assigned=tuple(assigned), updated_at=self._now())
+                )
+        order = {sku: index for index, sku in enumerate(wanted)}
+        outcome = replace(
+            user_outcome,
+            licenses=LicenseReport(
+                assigned=tuple(sku for sku in wanted if sku in assigned),
+                failed=tuple(sorted(failed, key=lambda f: order.get(f.sku_id, 0))),
+            ),
+        )
+        self._ledger.update(
+            record.evolve(last_outcome=outcome.as_message(), updated_at=self._now())
+        )
+        return outcome
+
+    def _licenses_given_up(
+        self, event: HireEvent, user_outcome: Outcome, failure: Failure
+    ) -> Outcome:
+        """The user exists but the licence step kept failing: report what is missing."""
+        assigned: tuple[str, ...] = ()
+        try:
+            record = self._ledger.get(event.event_id)
+            assigned = record.licenses_assigned if record else ()
+        except Exception as error:  # the ledger may be what failed; assume nothing assigned
+            logger.info("could not read the licences of %s (%s)", event.event_id, type(error))
+        return replace(
+            user_outcome,
+            licenses=LicenseReport(
+                assigned=tuple(sku for sku in event.sku_ids if sku in assigned),
+                failed=tuple(
+                    LicenseFailure(
+                        sku_id=sku,
+                        category=failure.category,
+                        message=f"not assigned: {failure.message}; replay from the poison queue",
+                        code=failure.code,
+                    )
+                    for sku in event.sku_ids
+                    if sku not in assigned
+                ),
+            ),
+        )
+
+    def _poison_license_failures(
+        self, document: dict[str, Any], outcome: Outcome, attempts: int
+    ) -> None:
+        """A poison copy for licences that failed, so a replay assigns them (and creates
+        nothing); written before the outcome, like every poison copy."""
+        if outcome.licenses is None or not outcome.licenses.failed:
+            return
+        first = outcome.licenses.failed[0]
+        details = "; ".join(f"{f.sku_id}: {f.message}" for f in outcome.licenses.failed)
+        self._poison.poison_event(
+            document,
+            Failure(
+                category=first.category,
+                message=f"user {outcome.user_id} ({outcome.user_principal_name}) is "
+                f"{outcome.status.value} but lacks {len(outcome.licenses.failed)} licence(s): "
+                f"{details}",
+                code=first.code,
+            ),
+            attempts=attempts,
+        )
+
+    def _fresh_password(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> tuple[str, HireRecord]:
+        """The hire's password for a create no earlier create can have used.
+
+        Kept when recorded and fresh (so every outcome names the same secret); replaced when
+        missing, expired or about to expire, since no user can hold it yet.
+        """
+        expires = record.password_expires_on
+        if (
+            record.password_secret_id
+            and expires is not None
+            and expires > self._now() + PASSWORD_FRESHNESS
+        ):
+            return self._passwords.read(record.password_secret_id), record
+        password = self._new_password()
+        stored = self._passwords.store(
+            event.event_id, password, expires_on=self._now() + self._password_ttl
+        )
+        return password, record.evolve(
+            password_secret_id=stored.id, password_expires_on=stored.expires_on
+        )
+
+    def _succeed(
+        self,
+        event: HireEvent,
+        record: HireRecord,
+        invocation: _Invocation,
+        status: Status,
+        user: FoundUser,
+    ) -> Outcome:
+        created = status in (Status.CREATED, Status.RESTORED)
+        outcome = Outcome(
+            event_id=event.event_id,
+            status=status,
+            customer_tenant_id=event.customer_tenant_id,
+            user_principal_name=user.user_principal_name or record.user_principal_name,
+            correlation_id=event.correlation_id,
+            attempts=invocation.delivery_number,
+            user_id=user.id,
+            initial_password_secret_id=record.password_secret_id if created else None,
+            completed_at=utc_now_text(),
+        )
+        self._write(
+            record,
+            invocation,
+            state=_STATE_OF[status],
+            user_id=user.id,
+            user_principal_name=outcome.user_principal_name,
+            password_secret_id=record.password_secret_id if created else None,
+            password_expires_on=record.password_expires_on if created else None,
+            claim_owner=None,
+            claim_expires_at=None,
+            last_failure=None,
+            last_outcome=outcome.as_message(),
+        )
+        return outcome
+
+    def _answer_from_record(
+        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+    ) -> Outcome:
+        """The hire succeeded before: say so, with the same user and password, and nothing else.
+
+        The record wins over the event: an eventId that made a user never makes another, even
+        when HR republishes it with changes.
+        """
+        return Outcome(
+            event_id=event.event_id,
+            status=Status.ALREADY_EXISTS,
+            customer_tenant_id=record.customer_tenant_id,
+            user_principal_name=record.user_principal_name,
+            correlation_id=event.correlation_id,
+            attempts=invocation.delivery_number,
+            user_id=record.user_id,
+            initial_password_secret_id=(
+                record.password_secret_id if record.state in PASSWORD_STATES else None
+            ),
+            completed_at=utc_now_text(),
+        )
+
+    def _refuse(
+        self,
+        event: HireEvent,
+        record: HireRecord,
+        invocation: _Invocation,
+        refusal: ProvisioningError,
+    ) -> ProvisioningError:
+        """A definite answer: nothing was created, and the next try is a new request.
+
+        Only ever for a definite refusal; a transient answer never marks a hire refused.
+        """
+        self._write(
+            record,
+            invocation,
+            state=HireState.REJECTED,
+            # A new MS-RequestId only once a create of this generation was sent.
+            generation=record.generation + (1 if record.create_calls else 0),
+            create_calls=0,
+            upn_checked=False,
+            upn_holder_before=None,
+            last_failure=refusal.failure.as_error(),
+        )
+        return refusal
 
     def _find(
-        self, event: HireEvent, attempt: _Attempt, *, inactive: bool = False
-    ) -> CustomerUser | None:
-        attempt.calls += 1
+        self, event: HireEvent, upn: str, invocation: _Invocation, *, inactive: bool = False
+    ) -> FoundUser | None:
+        invocation.calls += 1
         return self._partner_center.find_user_by_upn(
             event.customer_tenant_id,
-            event.user.user_principal_name,
+            upn,
             correlation_id=event.correlation_guid,
             inactive=inactive,
         )
 
-    def _existing_user(
-        self,
-        event: HireEvent,
-        user: CustomerUser,
-        password: InitialPassword,
-        attempt: _Attempt,
-        attempts: int,
-        refusal: PartnerCenterError | None = None,
-    ) -> Outcome:
-        wanted_id = (event.user.immutable_id or "").casefold()
-        found_id = (user.immutable_id or "").casefold()
-        if wanted_id and found_id:
-            same_person = wanted_id == found_id
-        else:
-            # Without immutable ids, the user is ours only if a create of this event may have
-            # been applied and the names agree; a duplicate answer to a first create is not.
-            same_person = attempt.may_have_created and _same_names(event, user)
-        if not same_person:
-            self._passwords.mark_refused(password)
-            raise ProvisioningError(
-                Category.CONFLICT,
-                f"userPrincipalName {event.user.user_principal_name} already belongs to another "
-                f"user (id {user.id}) in customer {event.customer_tenant_id}: correct the HR "
-                "record (another UPN, or the right immutableId) and republish",
-                http_status=refusal.failure.http_status if refusal else None,
-                code=refusal.failure.code if refusal else None,
-            )
-        if attempt.may_have_created:
-            self._passwords.mark_created(password, user.id)
-        return self._success(
-            event,
-            Status.ALREADY_EXISTS,
-            user,
-            password if attempt.may_have_created else None,
-            attempts,
-        )
+    # ------------------------------------------------------------------ endings
 
-    def _taken_but_not_listed(
-        self, event: HireEvent, error: PartnerCenterError, attempt: _Attempt
-    ) -> ProvisioningError:
-        deleted = self._find(event, attempt, inactive=True)
-        if deleted is not None:
-            return ProvisioningError(
-                Category.CONFLICT,
-                f"userPrincipalName {event.user.user_principal_name} belongs to a deleted user "
-                f"(id {deleted.id}) in customer {event.customer_tenant_id}: restore that user or "
-                "delete it permanently, then replay from the poison queue",
-                http_status=error.failure.http_status,
-                code=error.failure.code,
+    def _record_end(self, event: HireEvent, invocation: _Invocation, outcome: Outcome) -> None:
+        """Keep the final outcome on the record and let go of the claim (best effort)."""
+        try:
+            record = self._ledger.get(event.event_id)
+            if record is None or record.claimed_by_other(invocation.owner, self._now()):
+                return
+            self._ledger.update(
+                record.evolve(
+                    claim_owner=None,
+                    claim_expires_at=None,
+                    updated_at=self._now(),
+                    last_failure=outcome.failure.as_error() if outcome.failure else None,
+                    last_outcome=outcome.as_message(),
+                )
             )
-        return ProvisioningError(
-            Category.UNAVAILABLE,
-            f"Partner Center says userPrincipalName {event.user.user_principal_name} is taken "
-            "but does not list the user yet",
-            http_status=error.failure.http_status,
-            code=error.failure.code,
-        )
+        except Exception as error:  # the outcome stands; the record is a memo
+            logger.warning(
+                "could not keep the outcome of %s on its ledger record (%s)",
+                event.event_id,
+                type(error).__name__,
+            )
 
-    def _success(
-        self,
-        event: HireEvent,
-        status: Status,
-        user: CustomerUser,
-        password: InitialPassword | None,
-        attempts: int,
-    ) -> Outcome:
-        return Outcome(
-            event_id=event.event_id,
-            status=status,
-            customer_tenant_id=event.customer_tenant_id,
-            user_principal_name=user.user_principal_name or event.user.user_principal_name,
-            correlation_id=event.correlation_id,
-            attempts=attempts,
-            user_id=user.id,
-            initial_password_secret_id=password.secret_id if password else None,
-            completed_at=utc_now_text(),
-        )
+    def _release_claim(self, event: HireEvent, invocation: _Invocation) -> None:
+        """Free the hire for the next delivery at once instead of after the claim expires."""
+        try:
+            record = self._ledger.get(event.event_id)
+            if record is not None and record.claim_owner == invocation.owner:
+                self._ledger.update(record.evolve(claim_owner=None, claim_expires_at=None))
+        except Exception as error:  # the claim expires by itself anyway
+            logger.info(
+                "could not release the claim on %s (%s)", event.event_id, type(error).__name__
+            )
 
     def _give_up(
         self,
         document: dict[str, Any],
         failure: Failure,
-        *,
         attempts: int,
+        *,
         event_id: str | None,
         event: HireEvent | None = None,
     ) -> Outcome:
         # The poison copy goes first: if it cannot be written, the error propagates and the
         # host delivers the message again, so nothing is lost.
-        copy = poisoned_event(document, failure, attempts=attempts)
-        if len(copy) > MAX_POISON_BYTES:
-            # With lastFailure it would not fit in a queue message: keep the event itself.
-            copy = json.dumps(without_passwords(document), ensure_ascii=False).encode("utf-8")
-        self._poison.send(copy)
+        self._poison.poison_event(document, failure, attempts=attempts)
         user = document.get("user")
         user = user if isinstance(user, dict) else {}
         return Outcome(
@@ -388,28 +956,31 @@ class Provisioner:
             completed_at=utc_now_text(),
         )
 
-    def _reject_unreadable(self, delivery: Delivery, error: NotAnEvent, attempts: int) -> Outcome:
-        failure = Failure(category=Category.INVALID_EVENT, message=_invalid_event_message(error))
-        self._poison.send(delivery.body)
-        return Outcome(
-            event_id=None,
-            status=Status.REJECTED,
-            customer_tenant_id=None,
-            user_principal_name=None,
-            correlation_id=None,
-            attempts=attempts,
-            failure=failure,
-            completed_at=utc_now_text(),
+    def _last_resort(
+        self, delivery: Delivery, invocation: _Invocation, error: Exception
+    ) -> Outcome:
+        """Something failed outside every expected path (a bug, or the poison queue down)."""
+        problem = _unexpected(error)
+        attempts = invocation.delivery_number
+        if not self._retry.is_last(attempts):
+            raise RedeliveryRequested(
+                f"{problem.failure.message} (delivery {attempts} of "
+                f"{self._retry.max_deliveries}; the host delivers it again)"
+            ) from None
+        failure = replace(
+            problem.failure,
+            message=f"{problem.failure.message}. Gave up after {attempts} deliveries: replay "
+            "the event from the poison queue once the cause is fixed",
         )
+        # Unchanged body, so nothing of a half-understood event is re-serialised. If even this
+        # fails, the host's own poison copy keeps the body.
+        self._poison.poison_body(delivery.body, failure, attempts=attempts)
+        return replace(_unreadable_outcome(failure, attempts), status=Status.FAILED)
+
+    # ------------------------------------------------------------------ the decision log
 
     def _log(
-        self,
-        outcome: Outcome,
-        started: float,
-        *,
-        request_id: str | None,
-        calls: int,
-        message_id: str | None,
+        self, outcome: Outcome, started: float, invocation: _Invocation, message_id: str | None
     ) -> None:
         self._log_decision(
             status=outcome.status.value,
@@ -417,20 +988,17 @@ class Provisioner:
             event_id=outcome.event_id,
             correlation_id=outcome.correlation_id,
             customer=outcome.customer_tenant_id,
-            attempts=outcome.attempts,
             started=started,
-            request_id=request_id,
-            calls=calls,
+            invocation=invocation,
             message_id=message_id,
+            licenses=outcome.licenses,
         )
 
     def _log_redelivery(
         self,
         event: HireEvent,
         error: ProvisioningError,
-        started: float,
-        attempt: _Attempt,
-        attempts: int,
+        invocation: _Invocation,
         message_id: str | None,
     ) -> None:
         self._log_decision(
@@ -439,10 +1007,8 @@ class Provisioner:
             event_id=event.event_id,
             correlation_id=event.correlation_id,
             customer=event.customer_tenant_id,
-            attempts=attempts,
-            started=started,
-            request_id=attempt.request_id,
-            calls=attempt.calls,
+            started=None,
+            invocation=invocation,
             message_id=message_id,
         )
 
@@ -454,63 +1020,120 @@ class Provisioner:
         event_id: str | None,
         correlation_id: str | None,
         customer: str | None,
-        attempts: int,
-        started: float,
-        request_id: str | None,
-        calls: int,
+        started: float | None,
+        invocation: _Invocation,
         message_id: str | None,
+        licenses: LicenseReport | None = None,
     ) -> None:
         """The one structured line per decision (retries included); never a secret in it."""
         fields: dict[str, object] = {
             "eventId": event_id,
             "correlationId": correlation_id,
-            "requestId": request_id,
+            "requestId": invocation.request_id,
             "messageId": message_id,
             "customer": customer,
             "status": status,
             "category": failure.category.value if failure else None,
-            "attempts": attempts,
-            "calls": calls,
-            "durationMs": round((self._monotonic() - started) * 1000),
+            "delivery": invocation.delivery_number,
+            "ledgerState": invocation.state.value if invocation.state else None,
+            "waitedForOtherDelivery": invocation.waited_for_other,
+            "calls": invocation.calls,
         }
+        if started is not None:
+            fields["durationMs"] = round((self._monotonic() - started) * 1000)
         if failure:
             fields["error"] = failure.message
+        if licenses is not None:
+            fields["licensesAssigned"] = len(licenses.assigned)
+            fields["licensesFailed"] = [f.sku_id for f in licenses.failed]
+        short = licenses is not None and bool(licenses.failed)
+        self._telemetry.decided(fields)
         logger.log(
-            logging.INFO if failure is None else logging.WARNING,
+            logging.INFO if failure is None and not short else logging.WARNING,
             "decision %s",
             json.dumps(fields, ensure_ascii=False),
             extra={"decision": fields},
         )
 
 
-def _create_user_body(event: HireEvent, password: InitialPassword) -> dict[str, Any]:
-    user = event.user
-    body: dict[str, Any] = {
-        "usageLocation": user.usage_location,
-        "userPrincipalName": user.user_principal_name,
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-        "displayName": user.display_name,
-        "passwordProfile": {"password": password.value, "forceChangePassword": True},
-        "attributes": {"objectType": "CustomerUser"},
-    }
-    if user.immutable_id:
-        body["immutableId"] = user.immutable_id
-    return body
+def _upn_of(event: HireEvent, record: HireRecord) -> str:
+    """The UPN this hire uses: the recorded one, else the event's (checked before use)."""
+    upn = record.user_principal_name or event.user.user_principal_name
+    if upn is None:  # a generated UPN is recorded before anything uses it
+        raise ServiceUnavailableError("the hire's generated userPrincipalName is not recorded")
+    return upn
 
 
-def _same_names(event: HireEvent, user: CustomerUser) -> bool:
-    def same(wanted: str, found: str | None) -> bool:
-        return found is not None and wanted.strip().casefold() == found.strip().casefold()
+def _same_person(event: HireEvent, user: FoundUser) -> bool:
+    return event.user.immutable_id is not None and user.immutable_id == event.user.immutable_id
 
-    return (
-        same(event.user.display_name, user.display_name)
-        and same(event.user.first_name, user.first_name)
-        and same(event.user.last_name, user.last_name)
+
+def _deleted_conflict(
+    event: HireEvent, choice: UpnChoice, *, said: ProvisioningError | None = None
+) -> Refused:
+    holder = choice.holder
+    assert holder is not None
+    return Refused(
+        Category.CONFLICT,
+        f"userPrincipalName {choice.upn} belongs to a deleted user (id {holder.id}) in "
+        f"customer {event.customer_tenant_id} who is someone else (another immutableId): "
+        "delete that user permanently or give this hire another UPN, then replay from the "
+        "poison queue",
+        http_status=said.failure.http_status if said else None,
+        code=said.failure.code if said else None,
     )
 
 
-def _invalid_event_message(error: InvalidEvent) -> str:
+def _license_refused(customer: str, sku_id: str, refusal: ProvisioningError) -> LicenseFailure:
+    failure = refusal.failure
+    if failure.code == SHORTFALL_CODE:
+        return shortfall(customer, sku_id)
+    if failure.category is Category.PERMISSION:
+        return LicenseFailure(
+            sku_id=sku_id,
+            category=Category.PERMISSION,
+            message=f"the partner user may not assign licences in customer {customer}: grant a "
+            "GDAP role License Administrator, User Administrator or Directory Writers, then "
+            "replay from the poison queue",
+            code=failure.code,
+        )
+    return LicenseFailure(
+        sku_id=sku_id,
+        category=failure.category,
+        message=f"Partner Center refused SKU {sku_id}: {failure.message}",
+        code=failure.code,
+    )
+
+
+def _new_user(event: HireEvent, upn: str, password: str) -> NewUser:
+    user = event.user
+    return NewUser(
+        user_principal_name=upn,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        display_name=user.display_name,
+        usage_location=user.usage_location,
+        immutable_id=user.immutable_id,
+        password=password,
+    )
+
+
+def _unreadable_outcome(
+    failure: Failure, attempts: int, *, event_id: str | None = None
+) -> Outcome:
+    return Outcome(
+        event_id=event_id,
+        status=Status.REJECTED,
+        customer_tenant_id=None,
+        user_principal_name=None,
+        correlation_id=None,
+        attempts=attempts,
+        failure=failure,
+        completed_at=utc_now_text(),
+    )
+
+
+def _invalid_message(error: InvalidEvent) -> str:
     return (
         f"the hire event is invalid: {error}. Correct the HR record and publish the event "
         "again (see the event contract)"

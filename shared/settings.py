@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from shared.upn import UpnTemplateError, validate_template
 
 DEFAULT_REQUEST_QUEUE = "user-create-requests"
 DEFAULT_RESULT_QUEUE = "user-create-results"
 DEFAULT_PARTNER_CENTER_BASE_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com"
 STORAGE_CONNECTION_SETTING = "AzureWebJobsStorage"
+DEFAULT_LEDGER_TABLE = "hireledger"
+DEFAULT_UPN_TEMPLATE = "{firstName}.{lastName}"
+# How long a delivery's claim on a hire lasts: longer than one invocation can run, shorter than
+# the host's 10-minute message lease, so a dead delivery's claim is taken over by the next.
+DEFAULT_CLAIM_SECONDS = 240
+
+
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 
 
 class SettingsError(ValueError):
@@ -36,6 +47,10 @@ class Settings:
     key_vault_credential: str
     storage_connection_string: str | None
     storage_queue_service_uri: str | None
+    storage_table_service_uri: str | None = None
+    ledger_table: str = DEFAULT_LEDGER_TABLE
+    upn_template: str = DEFAULT_UPN_TEMPLATE
+    claim_seconds: int = DEFAULT_CLAIM_SECONDS
 
     @property
     def poison_queue(self) -> str:
@@ -72,6 +87,21 @@ class Settings:
             )
         connection = env.get(STORAGE_CONNECTION_SETTING, "").strip() or None
         queue_service_uri = env.get(f"{STORAGE_CONNECTION_SETTING}__queueServiceUri", "").strip()
+        table_service_uri = env.get(f"{STORAGE_CONNECTION_SETTING}__tableServiceUri", "").strip()
+        ledger_table = optional("HIRE_LEDGER_TABLE", DEFAULT_LEDGER_TABLE)
+        if not _TABLE_NAME.fullmatch(ledger_table):
+            raise SettingsError(
+                "app setting HIRE_LEDGER_TABLE must be a table name: 3 to 63 letters and "
+                "digits, starting with a letter"
+            )
+        claim_text = optional("HIRE_CLAIM_SECONDS", str(DEFAULT_CLAIM_SECONDS))
+        if not (claim_text.isascii() and claim_text.isdigit()) or not 5 <= int(claim_text) <= 540:
+            raise SettingsError("app setting HIRE_CLAIM_SECONDS must be a whole number, 5 to 540")
+        upn_template = optional("UPN_TEMPLATE", DEFAULT_UPN_TEMPLATE)
+        try:
+            validate_template(upn_template)
+        except UpnTemplateError as error:
+            raise SettingsError(str(error)) from None
         return cls(
             request_queue=optional("REQUEST_QUEUE_NAME", DEFAULT_REQUEST_QUEUE),
             result_queue=optional("RESULT_QUEUE_NAME", DEFAULT_RESULT_QUEUE),
@@ -95,4 +125,8 @@ class Settings:
             key_vault_credential=credential_kind,
             storage_connection_string=connection,
             storage_queue_service_uri=queue_service_uri or None,
+            storage_table_service_uri=table_service_uri or None,
+            ledger_table=ledger_table,
+            upn_template=upn_template,
+            claim_seconds=int(claim_text),
         )

@@ -1,4 +1,9 @@
-"""Key Vault secrets behind a small interface, with failures classified for the decision."""
+"""Key Vault secrets behind small interfaces, with failures classified for the decision.
+
+``KeyVaultSecretStore`` serves the App+User credentials; ``KeyVaultPasswordVault`` is the
+decision's ``PasswordVault``: initial passwords only, one write per hire, read back by the
+exact version the hire ledger recorded.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -16,7 +22,15 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import KeyVaultSecret, SecretClient
 
-from shared.errors import CredentialsError, ProvisioningError, ServiceUnavailableError
+from shared.errors import (
+    CredentialsError,
+    ProvisioningError,
+    ServiceUnavailableError,
+    retry_after_seconds,
+)
+from shared.model import SecretRef
+from shared.passwords import CONTENT_TYPE as PASSWORD_CONTENT_TYPE
+from shared.passwords import secret_name_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,8 +48,8 @@ class StoredSecret:
 
 
 class SecretStore(Protocol):
-    def get(self, name: str) -> StoredSecret | None:
-        """The latest version, or None when the secret does not exist."""
+    def get(self, name: str, version: str | None = None) -> StoredSecret | None:
+        """That version (the latest when None), or None when it does not exist."""
         ...
 
     def set(
@@ -50,14 +64,6 @@ class SecretStore(Protocol):
         """Store a new version."""
         ...
 
-    def versions(self, name: str) -> list[StoredSecret]:
-        """Every enabled version, with its value; [] when the secret does not exist."""
-        ...
-
-    def update_tags(self, secret: StoredSecret, tags: Mapping[str, str]) -> None:
-        """Replace the tags of that version (no new version)."""
-        ...
-
 
 class KeyVaultSecretStore:
     """``SecretStore`` over ``azure.keyvault.secrets.SecretClient``."""
@@ -69,31 +75,8 @@ class KeyVaultSecretStore:
     def vault_url(self) -> str:
         return str(self._client.vault_url)
 
-    def get(self, name: str) -> StoredSecret | None:
-        return self._get(name)
-
-    def versions(self, name: str) -> list[StoredSecret]:
-        try:
-            listed = [
-                properties.version
-                for properties in self._client.list_properties_of_secret_versions(name)
-                if properties.enabled is not False and properties.version
-            ]
-        except ResourceNotFoundError:
-            return []
-        except Exception as error:
-            raise self._classify(error, action="read", name=name) from None
-        found = (self._get(name, version) for version in listed)
-        return [secret for secret in found if secret is not None]
-
-    def update_tags(self, secret: StoredSecret, tags: Mapping[str, str]) -> None:
-        try:
-            self._client.update_secret_properties(secret.name, secret.version, tags=dict(tags))
-        except Exception as error:
-            problem = self._classify(error, action="write", name=secret.name)
-        else:
-            return
-        raise problem
+    def get(self, name: str, version: str | None = None) -> StoredSecret | None:
+        return self._get(name, version)
 
     def _get(self, name: str, version: str | None = None) -> StoredSecret | None:
         try:
@@ -166,11 +149,14 @@ class KeyVaultSecretStore:
                     code=code,
                 )
             if status == 429 or status >= 500 or status == 408:
+                headers = getattr(error.response, "headers", None) or {}
                 return ServiceUnavailableError(
                     f"Key Vault answered {status} to a {action} of {where}",
                     throttled=status == 429,
                     http_status=status,
                     code=code,
+                    # The SDK's own retries are off (composition): this one policy decides.
+                    retry_after=retry_after_seconds(headers.get("Retry-After")),
                 )
             return CredentialsError(
                 f"Key Vault refused a {action} of {where} ({status} {code or ''}); check the "
@@ -196,3 +182,41 @@ def _stored(name: str, secret: KeyVaultSecret, *, value: str | None = None) -> S
         expires_on=secret.properties.expires_on,
         tags=dict(secret.properties.tags or {}),
     )
+
+
+class KeyVaultPasswordVault:
+    """``PasswordVault``: each hire's initial password as a secret named after its eventId."""
+
+    def __init__(self, store: KeyVaultSecretStore) -> None:
+        self._store = store
+
+    def store(self, event_id: str, password: str, *, expires_on: datetime) -> SecretRef:
+        stored = self._store.set(
+            secret_name_for(event_id),
+            password,
+            expires_on=expires_on,
+            content_type=PASSWORD_CONTENT_TYPE,
+            # Labels for a person browsing the vault; the hire's state lives in the ledger.
+            tags={
+                "eventId": event_id[:256],
+                "purpose": "initial password of a user created by hire-provisioning",
+            },
+        )
+        return SecretRef(id=stored.id, expires_on=stored.expires_on or expires_on)
+
+    def read(self, secret_id: str) -> str:
+        name, version = _name_and_version(secret_id)
+        secret = self._store.get(name, version)
+        if secret is None or not secret.value:
+            raise CredentialsError(
+                f"the initial password {secret_id} recorded for this hire is gone from Key "
+                "Vault (deleted or purged?); recover it, or restore the secret, then replay"
+            )
+        return secret.value
+
+
+def _name_and_version(secret_id: str) -> tuple[str, str | None]:
+    parts = urlsplit(secret_id).path.strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "secrets":
+        return parts[1], parts[2] if len(parts) > 2 else None
+    return parts[-1], None

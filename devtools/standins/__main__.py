@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="TENANT_ID:DOMAIN[=federated|=unverified],...[:no-gdap]",
     )
     parser.add_argument(
+        "--subscribed-sku",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="TENANT_ID:SKU_ID:UNITS[:LICENSE_GROUP[:NAME]] (group default group1), a product "
+        "the customer can assign",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -105,6 +113,18 @@ def parse_customer(spec: str) -> tuple[str, list[Domain], bool]:
             raise ValueError(f"domain {item!r}: the kind is federated or unverified")
         domains.append(Domain(name, federated=kind == "federated", verified=kind != "unverified"))
     return tenant_id, domains, flag != "no-gdap"
+
+
+def parse_subscribed_sku(spec: str) -> tuple[str, str, int, str, str | None]:
+    """(tenant id, SKU id, units, licence group, name) from TENANT:SKU:UNITS[:GROUP[:NAME]]."""
+    parts = spec.split(":", 4)
+    if len(parts) < 3 or not parts[0] or not parts[1] or not parts[2].isdigit():
+        raise ValueError(
+            f"subscribed SKU spec {spec!r}: expected TENANT_ID:SKU_ID:UNITS[:GROUP[:NAME]]"
+        )
+    group = parts[3] if len(parts) > 3 and parts[3] else "group1"
+    name = parts[4] if len(parts) > 4 and parts[4] else None
+    return parts[0], parts[1], int(parts[2]), group, name
 
 
 def parse_options(text: str) -> dict[str, str]:
@@ -253,6 +273,9 @@ def configure(stack: StandInStack, arguments: argparse.Namespace) -> list[Partne
     for spec in arguments.customer:
         tenant_id, domains, gdap = parse_customer(spec)
         stack.partner_center.add_customer(tenant_id, domains, gdap=gdap)
+    for spec in arguments.subscribed_sku:
+        tenant_id, sku_id, units, group, name = parse_subscribed_sku(spec)
+        stack.partner_center.add_subscribed_sku(tenant_id, sku_id, group, units, name=name)
     for spec in arguments.config:
         apply_config(stack, spec)
     for spec in arguments.fault:

@@ -1,6 +1,7 @@
 """The demo data ``python -m devtools.standins --seed-demo`` loads: one partner with App+User
 credentials in the vault, and customers that exercise each path of the product (a normal
-customer, an unverified domain, a federated domain, no GDAP role, an existing user).
+customer, an unverified domain, a federated domain, no GDAP role, an existing user, products
+to license).
 
 Tenant ids are fixed so demo events and documentation can name them.
 """
@@ -62,9 +63,22 @@ DEMO_EXISTING_USER = {
 }
 
 
+# Contoso's products, so hire events can ask for licences: three units of one, none of the other
+# (its licence update answers 60012), and one of another licence group.
+DEMO_SKUS = (
+    ("c42b9cae-ea4f-4ab7-9717-81576235ccac", "Microsoft 365 Business Premium", "group1", 3),
+    ("4b244418-9658-4451-a2b8-b5e2b364e9bd", "Visio Plan 2", "group1", 0),
+    ("a5e4f3d2-c1b0-4a9f-8e7d-6c5b4a3f2e1d", "Minecraft Education", "group2", 10),
+)
+
+
 def seed_demo(stack: StandInStack) -> PartnerSeed:
     seed = stack.seed_partner(DEMO_PARTNER_TENANT_ID)
     for customer in DEMO_CUSTOMERS:
         stack.partner_center.add_customer(customer.tenant_id, customer.domains, gdap=customer.gdap)
     stack.partner_center.add_user(DEMO_CUSTOMERS[0].tenant_id, dict(DEMO_EXISTING_USER))
+    for sku_id, name, group, units in DEMO_SKUS:
+        stack.partner_center.add_subscribed_sku(
+            DEMO_CUSTOMERS[0].tenant_id, sku_id, group, units, name=name
+        )
     return seed

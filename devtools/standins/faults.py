@@ -36,6 +36,7 @@ class Fault:
     status_code: int | None = None
     retry_after: int | None = None
     seconds: float = 0.0
+    bare: bool = False
 
     @classmethod
     def status(cls, status_code: int, *, retry_after: int | None = None) -> Fault:
@@ -43,6 +44,12 @@ class Fault:
         if retry_after is None and status_code == 429:
             retry_after = DEFAULT_THROTTLE_RETRY_AFTER
         return cls(FaultKind.STATUS, status_code=status_code, retry_after=retry_after)
+
+    @classmethod
+    def bare_status(cls, status_code: int, *, retry_after: int | None = None) -> Fault:
+        """Answer ``status_code`` as a gateway or proxy in front of the service would: a plain
+        text body, not the service's error format, and Retry-After only when given."""
+        return cls(FaultKind.STATUS, status_code=status_code, retry_after=retry_after, bare=True)
 
     @classmethod
     def latency(cls, seconds: float) -> Fault:
@@ -81,7 +88,7 @@ class Fault:
     def label(self) -> str:
         """The name counters use: ``"status_429"``, ``"drop"``, ``"apply_then_hang"``..."""
         if self.kind is FaultKind.STATUS:
-            return f"status_{self.status_code}"
+            return f"{'bare_' if self.bare else ''}status_{self.status_code}"
         return self.kind.value
 
     @classmethod
@@ -109,13 +116,15 @@ class Fault:
             "status": self.status_code,
             "retry_after": self.retry_after,
             "seconds": self.seconds,
+            "bare": self.bare,
         }
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> Fault:
         kind = FaultKind(payload["kind"])
         if kind is FaultKind.STATUS:
-            return cls.status(int(payload["status"]), retry_after=payload.get("retry_after"))
+            make = cls.bare_status if payload.get("bare") else cls.status
+            return make(int(payload["status"]), retry_after=payload.get("retry_after"))
         seconds = payload.get("seconds")
         if seconds is None:
             seconds = (

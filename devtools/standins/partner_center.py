@@ -1,4 +1,6 @@
-"""Partner Center stand-in: ``/v1/customers/{id}/users`` (create, list with continuation, get).
+"""Partner Center stand-in: ``/v1/customers/{id}/users`` (create, list with continuation, get,
+delete, restore, password reset), ``/subscribedskus`` and a user's ``licenseupdates`` and
+``licenses``.
 
 Faithful to ``shared/reference/partner-center.md``: the error envelope, App+User tokens for
 audience ``https://api.partnercenter.microsoft.com``, GDAP, the validation a create goes
@@ -18,6 +20,7 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pycountry
@@ -29,6 +32,8 @@ from .wire import Request, Response, Route
 
 PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
 USERS_ROUTE = "/v1/customers/{id}/users"
+USER_ROUTE = USERS_ROUTE + "/{user_id}"
+SUBSCRIBED_SKUS_ROUTE = "/v1/customers/{id}/subscribedskus"
 DUPLICATE_UPN_DESCRIPTION = (
     "Another object with the same value for property userPrincipalName already exists."
 )
@@ -52,8 +57,20 @@ ACCESS_DENIED_403 = 2032
 GDAP_ROLE_MISSING = 900150
 TENANT_NOT_FOUND = 60003
 UNEXPECTED_ERROR = 800003
+NO_LICENSES_LEFT = 60012
 # Undocumented: the code that comes with a 404 for a user or a path that does not exist.
 RESOURCE_NOT_FOUND = 404
+# Undocumented: the code for a method a path does not take (a 405).
+METHOD_NOT_ALLOWED = 405
+
+# Which path takes a password reset: Microsoft's page shows both (reference, "Beyond the first
+# create"); "both" accepts either.
+PASSWORD_RESET_PATHS = ("user", "resetpassword", "both")
+_CONFIG_CHOICES: dict[str, tuple[object, ...]] = {
+    "success_status": (200, 201),
+    "duplicate_upn_status": (400, 409),
+    "password_reset_path": PASSWORD_RESET_PATHS,
+}
 
 # Entra ID's rules for the part of a UPN before the @ (letters, digits and a few symbols,
 # no leading, trailing or doubled period).
@@ -77,6 +94,48 @@ class PartnerCenterConfig:
     idempotent_request_ids: bool = True  # False: a replayed MS-RequestId creates again
     require_mfa: bool = True  # App+User tokens without the MFA claim get 401 / 900421
     default_page_size: int = 100
+    # A deleted user keeps its UPN until it is purged: a create with that UPN is a duplicate.
+    deleted_users_hold_upn: bool = True
+    restore_window_days: int = 30  # deleted users older than this are purged (then 404)
+    password_reset_path: str = "both"  # "user", "resetpassword" or "both"
+    reset_echoes_password: bool = True  # the reset answer carries passwordProfile.password
+    # How a next-page link is written (its form is undocumented): {path} is
+    # /v1/customers/{id}/users, {tail} the same without /v1, {query} the query, {base} the
+    # stand-in's URL. Tests point it elsewhere to check where a client sends its token.
+    next_link_format: str = "{path}?{query}"
+
+
+@dataclass
+class _SubscribedSku:
+    sku_id: str
+    name: str
+    license_group_id: str
+    units: int
+    consumed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "availableUnits": self.units - self.consumed,
+            "activeUnits": self.units,
+            "consumedUnits": self.consumed,
+            "suspendedUnits": 0,
+            "totalUnits": self.units,
+            "warningUnits": 0,
+            "productSku": self.product_sku(),
+            "servicePlans": [],
+            "capabilityStatus": "Enabled",
+            "licenseGroupId": self.license_group_id,
+            "attributes": {"objectType": "SubscribedSku"},
+        }
+
+    def product_sku(self) -> dict[str, Any]:
+        return {
+            "id": self.sku_id,
+            "name": self.name,
+            "skuPartNumber": self.name.upper().replace(" ", "_"),
+            "targetType": "User",
+            "licenseGroupId": self.license_group_id,
+        }
 
 
 @dataclass
@@ -85,18 +144,46 @@ class _Customer:
     domains: dict[str, Domain]
     gdap: bool
     users: list[dict[str, Any]] = field(default_factory=list)
+    skus: dict[str, _SubscribedSku] = field(default_factory=dict)
+    # SKU ids assigned to each user id, in the order they were assigned.
+    assigned_skus: dict[str, list[str]] = field(default_factory=dict)
     # First answer per MS-RequestId, replayed verbatim to a retry.
     answers_by_request_id: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     # A digest of each created user's password, so tests can check the user could sign in
     # with the password a caller claims it set (the password itself is never kept).
     password_digests: dict[str, str] = field(default_factory=dict)
 
-    def active_user_with_upn(self, upn: str) -> dict[str, Any] | None:
+    def user_with_upn(self, upn: str, *, deleted_too: bool) -> dict[str, Any] | None:
         wanted = upn.lower()
         for user in self.users:
-            if user["state"] == "active" and user["userPrincipalName"].lower() == wanted:
+            if user["userPrincipalName"].lower() == wanted and (
+                deleted_too or user["state"] == "active"
+            ):
                 return user
         return None
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        wanted = user_id.lower()
+        return next((user for user in self.users if user["id"].lower() == wanted), None)
+
+    def purge(self, now: datetime, window: timedelta) -> None:
+        """Forget deleted users past the restore window, as the directory does."""
+        kept = []
+        for user in self.users:
+            deleted_at = user.get("softDeletionTime")
+            if (
+                user["state"] == "inactive"
+                and isinstance(deleted_at, str)
+                and now - _parse_time(deleted_at) > window
+            ):
+                self.password_digests.pop(user["id"], None)
+                continue
+            kept.append(user)
+        self.users = kept
+
+    def release_licenses(self, user_id: str) -> None:
+        for sku_id in self.assigned_skus.pop(user_id, []):
+            self.skus[sku_id].consumed -= 1
 
 
 @dataclass(frozen=True)
@@ -118,7 +205,16 @@ class _Refusal(Exception):
 
 class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
     name = "partner_center"
-    counter_totals = ("users_created", "replays_absorbed")
+    counter_totals = (
+        "users_created",
+        "replays_absorbed",
+        "users_deleted",
+        "users_restored",
+        "passwords_reset",
+        "license_updates",
+        "licenses_assigned",
+        "licenses_removed",
+    )
     secret_body_keys = frozenset({"password"})
 
     def __init__(self, tokens: AccessTokenRegistry) -> None:
@@ -141,19 +237,21 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                 existing.gdap = gdap
 
     def users(self, tenant_id: str) -> list[dict[str, Any]]:
-        """Every user of the customer, oldest first, without passwords."""
+        """Every user of the customer (deleted ones too), oldest first, without passwords."""
         with self._lock:
-            return copy.deepcopy(self._customer(tenant_id).users)
+            return copy.deepcopy(self._live_customer(tenant_id).users)
 
     def user_has_password(self, tenant_id: str, user_id: str, password: str) -> bool:
-        """Whether the user was created with this password (as a sign-in would tell)."""
+        """Whether the user's password (from its create or latest reset) is this one, as a
+        sign-in would tell."""
         with self._lock:
             digest = self._customer(tenant_id).password_digests.get(user_id)
         return digest is not None and hmac.compare_digest(digest, _digest(password))
 
     def add_user(self, tenant_id: str, user: dict[str, Any]) -> dict[str, Any]:
         """Seed an existing user (e.g. someone who already has a UPN). Only
-        ``userPrincipalName`` is required; ``state: "inactive"`` seeds a deleted user."""
+        ``userPrincipalName`` is required; ``state: "inactive"`` seeds a deleted user (deleted
+        now unless ``softDeletionTime`` says when)."""
         stored = _user_record(
             {
                 "id": str(uuid.uuid4()),
@@ -165,20 +263,101 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                 **user,
             }
         )
+        if stored["state"] not in ("active", "inactive"):
+            raise ValueError("state is active or inactive")
+        if stored["state"] == "inactive":
+            deleted_at = stored["softDeletionTime"]
+            stored["softDeletionTime"] = _format_time(
+                _parse_time(deleted_at) if deleted_at else _now()
+            )
         with self._lock:
-            customer = self._customer(tenant_id)
-            if stored["state"] == "active" and customer.active_user_with_upn(
-                stored["userPrincipalName"]
+            customer = self._live_customer(tenant_id)
+            if stored["state"] == "active" and customer.user_with_upn(
+                stored["userPrincipalName"], deleted_too=False
             ):
                 raise ValueError(f"{stored['userPrincipalName']} already exists in {tenant_id}")
             customer.users.append(stored)
         return copy.deepcopy(stored)
+
+    def delete_user(
+        self, tenant_id: str, user_id: str, *, deleted_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Soft-delete a user as the directory does: ``state`` inactive, ``softDeletionTime``
+        ``deleted_at`` (default now; more than ``restore_window_days`` ago purges it at once),
+        its licences released."""
+        with self._lock:
+            customer = self._live_customer(tenant_id)
+            user = customer.user(user_id)
+            if user is None:
+                raise KeyError(f"no user {user_id} in {tenant_id}")
+            _soft_delete(customer, user, deleted_at or _now())
+            customer.purge(_now(), self._restore_window)
+            return copy.deepcopy(user)
+
+    def add_subscribed_sku(
+        self,
+        tenant_id: str,
+        sku_id: str,
+        license_group_id: str = "group1",
+        units: int = 1,
+        *,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Give the customer a product: ``units`` licences of ``sku_id`` in a licence group
+        (``group1`` Entra ID, ``group2`` Minecraft). Again: replaces units, group and name."""
+        if units < 0:
+            raise ValueError("units must not be negative")
+        with self._lock:
+            customer = self._customer(tenant_id)
+            key = sku_id.lower()
+            existing = customer.skus.get(key)
+            consumed = existing.consumed if existing else 0
+            customer.skus[key] = _SubscribedSku(
+                sku_id, name or f"Product {sku_id[:8]}", license_group_id, units, consumed
+            )
+            return customer.skus[key].to_json()
+
+    def add_units(self, tenant_id: str, sku_id: str, units: int) -> dict[str, Any]:
+        """Buy ``units`` more licences of a subscribed SKU (negative: cancel some)."""
+        with self._lock:
+            sku = self._customer(tenant_id).skus[sku_id.lower()]
+            if sku.units + units < 0:
+                raise ValueError("a SKU cannot have fewer than no units")
+            sku.units += units
+            return sku.to_json()
+
+    def subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The customer's products with their unit accounting, as the API lists them."""
+        with self._lock:
+            return [sku.to_json() for sku in self._customer(tenant_id).skus.values()]
+
+    def assigned_skus(self, tenant_id: str, user_id: str) -> list[str]:
+        """The SKU ids assigned to a user, in the order they were assigned."""
+        with self._lock:
+            customer = self._customer(tenant_id)
+            return [customer.skus[key].sku_id for key in customer.assigned_skus.get(user_id, [])]
 
     def _customer(self, tenant_id: str) -> _Customer:
         customer = self._customers.get(tenant_id.lower())
         if customer is None:
             raise KeyError(f"no customer {tenant_id} was seeded")
         return customer
+
+    def _live_customer(self, tenant_id: str) -> _Customer:
+        """The customer, after purging the users whose restore window has passed."""
+        customer = self._customer(tenant_id)
+        customer.purge(_now(), self._restore_window)
+        return customer
+
+    @property
+    def _restore_window(self) -> timedelta:
+        return timedelta(days=self.config.restore_window_days)
+
+    def update_config(self, changes: dict[str, Any]) -> None:
+        for name, choices in _CONFIG_CHOICES.items():
+            if name in changes and changes[name] not in choices:
+                raise ControlError(f"config field {name!r} is one of {list(choices)}")
+        super().update_config(changes)
 
     def clear_state(self) -> None:
         self._customers.clear()
@@ -190,7 +369,13 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
         return [
             Route("POST", USERS_ROUTE, self._create_user),
             Route("GET", USERS_ROUTE, self._list_users),
-            Route("GET", USERS_ROUTE + "/{user_id}", self._get_user),
+            Route("GET", USER_ROUTE, self._get_user),
+            Route("DELETE", USER_ROUTE, self._delete_user),
+            Route("PATCH", USER_ROUTE, self._update_user),
+            Route("PATCH", USER_ROUTE + "/resetpassword", self._reset_password),
+            Route("GET", SUBSCRIBED_SKUS_ROUTE, self._list_subscribed_skus),
+            Route("POST", USER_ROUTE + "/licenseupdates", self._update_licenses),
+            Route("GET", USER_ROUTE + "/licenses", self._list_licenses),
         ]
 
     def _create_user(self, request: Request, params: dict[str, str]) -> Response:
@@ -246,7 +431,12 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                     customer.tenant_id, state, offset + page_size
                 )
                 links["next"] = {
-                    "uri": f"{path}?size={page_size}&seekOperation=next",
+                    "uri": self.config.next_link_format.format(
+                        base=self.base_url,
+                        path=path,
+                        tail=path.removeprefix("/v1"),
+                        query=f"size={page_size}&seekOperation=next",
+                    ),
                     "method": "GET",
                     "headers": [{"key": "MS-ContinuationToken", "value": token}],
                 }
@@ -260,18 +450,209 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
         return Response.json(200, collection, self._answer_headers(request))
 
     def _get_user(self, request: Request, params: dict[str, str]) -> Response:
+        """One user, deleted ones too (with their ``state`` and ``softDeletionTime``)."""
+        try:
+            customer = self._authorise(request, params["id"])
+            with self._lock:
+                user = copy.deepcopy(_existing_user(customer, params["user_id"]))
+        except _Refusal as refusal:
+            return self._refusal(request, refusal)
+        return Response.json(200, user, self._answer_headers(request))
+
+    def _delete_user(self, request: Request, params: dict[str, str]) -> Response:
+        try:
+            customer = self._authorise(request, params["id"])
+            with self._lock:
+                user = _existing_user(customer, params["user_id"], active=True)
+                _soft_delete(customer, user, _now())
+                self.count("users_deleted")
+        except _Refusal as refusal:
+            return self._refusal(request, refusal)
+        return Response.empty(204, self._answer_headers(request))
+
+    def _update_user(self, request: Request, params: dict[str, str]) -> Response:
+        """``{"state": "active"}`` restores a deleted user; ``passwordProfile`` resets the
+        password (when ``password_reset_path`` allows it here); both at once do both."""
+        try:
+            customer = self._authorise(request, params["id"])
+            patch = _json_object(request)
+            restore, profile = "state" in patch, patch.get("passwordProfile")
+            if not restore and profile is None:
+                raise _Refusal(
+                    400,
+                    INVALID_INPUT,
+                    "Invalid input: nothing to update (state or passwordProfile).",
+                )
+            if profile is not None and self.config.password_reset_path == "resetpassword":
+                raise _Refusal(
+                    405,
+                    METHOD_NOT_ALLOWED,
+                    "The requested resource does not support updating passwordProfile.",
+                )
+            _check_object_type(patch, "CustomerUser")
+            if restore and patch["state"] != "active":
+                raise _Refusal(
+                    400, INVALID_INPUT, 'Invalid input: state can only be set to "active".'
+                )
+            password = None if profile is None else _new_password(profile)
+            with self._lock:
+                user = _existing_user(customer, params["user_id"])
+                if restore:
+                    self._restore(customer, user)
+                if password is not None:
+                    self._reset(customer, user, password, profile)
+                answer = self._user_answer(user, password)
+        except _Refusal as refusal:
+            return self._refusal(request, refusal)
+        return Response.json(200, answer, self._answer_headers(request))
+
+    def _reset_password(self, request: Request, params: dict[str, str]) -> Response:
+        if self.config.password_reset_path == "user":
+            return self.not_found(request)  # this service has no such path
+        try:
+            customer = self._authorise(request, params["id"])
+            posted = _json_object(request)
+            profile = posted.get("passwordProfile")
+            _check_object_type(posted, "CustomerUser")
+            password = _new_password(profile)
+            with self._lock:
+                user = _existing_user(customer, params["user_id"])
+                self._reset(customer, user, password, profile)
+                answer = self._user_answer(user, password)
+        except _Refusal as refusal:
+            return self._refusal(request, refusal)
+        return Response.json(200, answer, self._answer_headers(request))
+
+    def _restore(self, customer: _Customer, user: dict[str, Any]) -> None:
+        if user["state"] == "active":
+            return  # restoring an active user changes nothing (a retried restore succeeds)
+        holder = customer.user_with_upn(user["userPrincipalName"], deleted_too=False)
+        if holder is not None:
+            raise _Refusal(
+                self.config.duplicate_upn_status, INVALID_PROPERTY, DUPLICATE_UPN_DESCRIPTION
+            )
+        user["state"] = "active"
+        user["softDeletionTime"] = None
+        self.count("users_restored")
+
+    def _reset(
+        self, customer: _Customer, user: dict[str, Any], password: str, profile: Any
+    ) -> None:
+        if user["state"] != "active":
+            raise _Refusal(404, RESOURCE_NOT_FOUND, f"User {user['id']} was not found.")
+        user["passwordProfile"] = {"forceChangePassword": profile.get("forceChangePassword", True)}
+        customer.password_digests[user["id"]] = _digest(password)
+        self.count("passwords_reset")
+
+    def _user_answer(self, user: dict[str, Any], password: str | None) -> dict[str, Any]:
+        answer = copy.deepcopy(user)
+        if password is not None and self.config.reset_echoes_password:
+            answer["passwordProfile"] = {**answer.get("passwordProfile", {}), "password": password}
+        return answer
+
+    def _list_subscribed_skus(self, request: Request, params: dict[str, str]) -> Response:
         try:
             customer = self._authorise(request, params["id"])
         except _Refusal as refusal:
             return self._refusal(request, refusal)
+        groups = _license_group_filter(request)
         with self._lock:
-            for user in customer.users:
-                if user["id"].lower() == params["user_id"].lower():
-                    return Response.json(200, copy.deepcopy(user), self._answer_headers(request))
-        return self._refusal(
-            request,
-            _Refusal(404, RESOURCE_NOT_FOUND, f"User {params['user_id']} was not found."),
-        )
+            items = [
+                sku.to_json()
+                for sku in customer.skus.values()
+                if groups is None or sku.license_group_id in groups
+            ]
+        return Response.json(200, _collection(items), self._answer_headers(request))
+
+    def _list_licenses(self, request: Request, params: dict[str, str]) -> Response:
+        try:
+            customer = self._authorise(request, params["id"])
+            groups = _license_group_filter(request)
+            with self._lock:
+                user = _existing_user(customer, params["user_id"])
+                skus = [customer.skus[key] for key in customer.assigned_skus.get(user["id"], [])]
+                items = [
+                    {
+                        "servicePlans": [],
+                        "productSku": sku.product_sku(),
+                        "attributes": {"objectType": "License"},
+                    }
+                    for sku in skus
+                    if groups is None or sku.license_group_id in groups
+                ]
+        except _Refusal as refusal:
+            return self._refusal(request, refusal)
+        return Response.json(200, _collection(items), self._answer_headers(request))
+
+    def _update_licenses(self, request: Request, params: dict[str, str]) -> Response:
+        try:
+            customer = self._authorise(request, params["id"])
+            posted = _json_object(request)
+            with self._lock:
+                user = _existing_user(customer, params["user_id"], active=True)
+                update = self._license_update(customer, user["id"], posted)
+        except _Refusal as refusal:
+            return self._refusal(request, refusal)
+        return Response.json(201, update, self._answer_headers(request))
+
+    def _license_update(
+        self, customer: _Customer, user_id: str, posted: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Check the whole request, then apply it: all of it or nothing."""
+        _check_object_type(posted, "LicenseUpdate")
+        to_assign = _licenses_to_assign(posted.get("licensesToAssign"))
+        to_remove = _licenses_to_remove(posted.get("licensesToRemove"))
+        if not to_assign and not to_remove:
+            raise _Refusal(
+                400, INVALID_INPUT, "Invalid input: licensesToAssign or licensesToRemove is empty."
+            )
+        wanted = [entry["skuId"].lower() for entry in to_assign] + [s.lower() for s in to_remove]
+        for key in wanted:
+            if key not in customer.skus:
+                raise _Refusal(
+                    400,
+                    INVALID_INPUT,
+                    f"Invalid input: the customer has no subscription for SKU {key}.",
+                )
+        if len({customer.skus[key].license_group_id for key in wanted}) > 1:
+            raise _Refusal(
+                400,
+                INVALID_INPUT,
+                "Invalid input: licences of different licence groups cannot be updated in one "
+                "request.",
+            )
+        held = customer.assigned_skus.setdefault(user_id, [])
+        removing = [key for key in dict.fromkeys(s.lower() for s in to_remove) if key in held]
+        adding = [
+            key
+            for key in dict.fromkeys(entry["skuId"].lower() for entry in to_assign)
+            if key not in held or key in removing
+        ]
+        for key in adding:
+            sku = customer.skus[key]
+            freed = 1 if key in removing else 0
+            if sku.units - sku.consumed + freed < 1:
+                raise _Refusal(
+                    400,
+                    NO_LICENSES_LEFT,
+                    f"No licenses available for {sku.name} ({sku.sku_id}): all "
+                    f"{sku.units} are assigned.",
+                )
+        for key in removing:
+            held.remove(key)
+            customer.skus[key].consumed -= 1
+        for key in adding:
+            held.append(key)
+            customer.skus[key].consumed += 1
+        self.count("license_updates")
+        self.count("licenses_assigned", len(adding))
+        self.count("licenses_removed", len(removing))
+        return {
+            "licensesToAssign": to_assign,
+            "licensesToRemove": to_remove,
+            "licenseWarnings": [],
+            "attributes": {"objectType": "LicenseUpdate"},
+        }
 
     # Checks, in the order the service applies them -------------------------------------------
 
@@ -294,6 +675,8 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                 GDAP_ROLE_MISSING,
                 "The supplied role does not have the rights to perform the requested operation.",
             )
+        with self._lock:
+            customer.purge(_now(), self._restore_window)
         return customer
 
     def _check_app_plus_user(self, grant: AccessToken) -> None:
@@ -307,14 +690,7 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
             )
 
     def _validated_new_user(self, customer: _Customer, request: Request) -> dict[str, Any]:
-        try:
-            posted = request.json()
-        except ValueError:
-            raise _Refusal(
-                400, INVALID_REQUEST_INPUT, "The request body is not valid JSON."
-            ) from None
-        if not isinstance(posted, dict):
-            raise _Refusal(400, INVALID_REQUEST_INPUT, "The request body must be a JSON object.")
+        posted = _json_object(request)
         for name in REQUIRED_TEXT_FIELDS:
             if not isinstance(posted.get(name), str) or not posted[name].strip():
                 raise _Refusal(400, INVALID_INPUT, f"Invalid input: {name} is required.")
@@ -323,18 +699,14 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
             raise _Refusal(
                 400, INVALID_INPUT, "Invalid input: passwordProfile.password is required."
             )
-        attributes = posted.get("attributes")
-        if not isinstance(attributes, dict) or attributes.get("objectType") != "CustomerUser":
-            raise _Refusal(
-                400, INVALID_INPUT, 'Invalid input: attributes.objectType must be "CustomerUser".'
-            )
+        _check_object_type(posted, "CustomerUser")
         _check_lengths(posted)
         upn: str = posted["userPrincipalName"]
         _check_upn_syntax(upn)
         _check_domain(customer, upn.rpartition("@")[2])
         _check_usage_location(posted["usageLocation"])
         _check_password(profile["password"])
-        if customer.active_user_with_upn(upn) is not None:
+        if customer.user_with_upn(upn, deleted_too=self.config.deleted_users_hold_upn):
             raise _Refusal(
                 self.config.duplicate_upn_status, INVALID_PROPERTY, DUPLICATE_UPN_DESCRIPTION
             )
@@ -434,6 +806,25 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
             Route("POST", f"{CONTROL_PREFIX}/customers", self._control_add_customer),
             Route("GET", f"{CONTROL_PREFIX}/customers/{{id}}/users", self._control_users),
             Route("POST", f"{CONTROL_PREFIX}/customers/{{id}}/users", self._control_add_user),
+            Route(
+                "POST",
+                f"{CONTROL_PREFIX}/customers/{{id}}/users/{{user_id}}/delete",
+                self._control_delete_user,
+            ),
+            Route(
+                "GET",
+                f"{CONTROL_PREFIX}/customers/{{id}}/users/{{user_id}}/licenses",
+                self._control_assigned_skus,
+            ),
+            Route("GET", f"{CONTROL_PREFIX}/customers/{{id}}/subscribedskus", self._control_skus),
+            Route(
+                "POST", f"{CONTROL_PREFIX}/customers/{{id}}/subscribedskus", self._control_add_sku
+            ),
+            Route(
+                "POST",
+                f"{CONTROL_PREFIX}/customers/{{id}}/subscribedskus/{{sku_id}}/units",
+                self._control_add_units,
+            ),
         ]
 
     def _control_customers(self, _request: Request, _params: dict[str, str]) -> Response:
@@ -462,6 +853,38 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
 
     def _control_add_user(self, request: Request, params: dict[str, str]) -> Response:
         return Response.json(200, self.add_user(params["id"], control_object(request)))
+
+    def _control_delete_user(self, request: Request, params: dict[str, str]) -> Response:
+        """``{"deletedAt": ISO 8601}`` or ``{"daysAgo": N}``; neither: now."""
+        payload = control_object(request)
+        deleted_at = None
+        if payload.get("deletedAt") is not None:
+            deleted_at = _parse_time(str(payload["deletedAt"]))
+        elif payload.get("daysAgo") is not None:
+            deleted_at = _now() - timedelta(days=float(payload["daysAgo"]))
+        user = self.delete_user(params["id"], params["user_id"], deleted_at=deleted_at)
+        return Response.json(200, user)
+
+    def _control_assigned_skus(self, _request: Request, params: dict[str, str]) -> Response:
+        return Response.json(200, self.assigned_skus(params["id"], params["user_id"]))
+
+    def _control_skus(self, _request: Request, params: dict[str, str]) -> Response:
+        return Response.json(200, self.subscribed_skus(params["id"]))
+
+    def _control_add_sku(self, request: Request, params: dict[str, str]) -> Response:
+        payload = control_object(request)
+        sku = self.add_subscribed_sku(
+            params["id"],
+            str(payload["skuId"]),
+            str(payload.get("licenseGroupId", "group1")),
+            int(payload.get("units", 1)),
+            name=payload.get("name"),
+        )
+        return Response.json(200, sku)
+
+    def _control_add_units(self, request: Request, params: dict[str, str]) -> Response:
+        units = int(control_object(request)["units"])
+        return Response.json(200, self.add_units(params["id"], params["sku_id"], units))
 
 
 def _digest(password: str) -> str:
@@ -596,3 +1019,112 @@ def _state_filter(text: str | None) -> str:
     ):
         return str(wanted["Value"]).lower()
     raise _Refusal(400, INVALID_REQUEST_INPUT, "The filter is not valid.")
+
+
+def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        posted = request.json()
+    except ValueError:
+        raise _Refusal(400, INVALID_REQUEST_INPUT, "The request body is not valid JSON.") from None
+    if not isinstance(posted, dict):
+        raise _Refusal(400, INVALID_REQUEST_INPUT, "The request body must be a JSON object.")
+    return posted
+
+
+def _check_object_type(posted: dict[str, Any], object_type: str) -> None:
+    attributes = posted.get("attributes")
+    if not isinstance(attributes, dict) or attributes.get("objectType") != object_type:
+        raise _Refusal(
+            400, INVALID_INPUT, f'Invalid input: attributes.objectType must be "{object_type}".'
+        )
+
+
+def _new_password(profile: Any) -> str:
+    if not isinstance(profile, dict) or not isinstance(profile.get("password"), str):
+        raise _Refusal(400, INVALID_INPUT, "Invalid input: passwordProfile.password is required.")
+    password: str = profile["password"]
+    _check_password(password)
+    return password
+
+
+def _existing_user(customer: _Customer, user_id: str, *, active: bool = False) -> dict[str, Any]:
+    """The user (``active``: only if not deleted), or the service's 404."""
+    user = customer.user(user_id)
+    if user is None or (active and user["state"] != "active"):
+        raise _Refusal(404, RESOURCE_NOT_FOUND, f"User {user_id} was not found.")
+    return user
+
+
+def _soft_delete(customer: _Customer, user: dict[str, Any], at: datetime) -> None:
+    user["state"] = "inactive"
+    user["softDeletionTime"] = _format_time(at)
+    # A deleted user's licences go back to the pool (a restored user has none).
+    customer.release_licenses(user["id"])
+
+
+def _collection(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "totalCount": len(items),
+        "items": items,
+        "links": {},
+        "attributes": {"objectType": "Collection"},
+    }
+
+
+def _license_group_filter(request: Request) -> set[str] | None:
+    """``licenseGroupIds=group1`` (repeated or comma-separated) narrows a licence listing."""
+    values = request.query.get("licenseGroupIds")
+    if not values:
+        return None
+    return {group.strip() for value in values for group in value.split(",") if group.strip()}
+
+
+def _licenses_to_assign(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Refusal(400, INVALID_INPUT, "Invalid input: licensesToAssign must be a list.")
+    entries = []
+    for index, entry in enumerate(value):
+        sku_id = entry.get("skuId") if isinstance(entry, dict) else None
+        excluded = entry.get("excludedPlans") if isinstance(entry, dict) else None
+        if not isinstance(sku_id, str) or not _is_guid(sku_id):
+            raise _Refusal(
+                400, INVALID_INPUT, f"Invalid input: licensesToAssign[{index}].skuId is not a GUID."
+            )
+        if excluded is not None and not (
+            isinstance(excluded, list) and all(isinstance(plan, str) for plan in excluded)
+        ):
+            raise _Refusal(
+                400,
+                INVALID_INPUT,
+                f"Invalid input: licensesToAssign[{index}].excludedPlans must be null or a "
+                "list of service plan ids.",
+            )
+        entries.append({"skuId": sku_id, "excludedPlans": excluded})
+    return entries
+
+
+def _licenses_to_remove(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(sku_id, str) and _is_guid(sku_id) for sku_id in value
+    ):
+        raise _Refusal(
+            400, INVALID_INPUT, "Invalid input: licensesToRemove must be a list of SKU ids."
+        )
+    return list(value)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -201,6 +201,12 @@ class StandInService(ABC, Generic[ConfigT]):
         if fault is None:
             return handle()
         self._counters.tally("faults_injected", fault.label)
+        if fault.kind is FaultKind.STATUS and fault.bare:
+            headers = {"Content-Type": "text/plain; charset=utf-8"}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
+            reason = f"{fault.status_code} (injected by a gateway in front of the service)"
+            return Response(fault.status_code or 500, reason.encode(), headers)
         if fault.kind is FaultKind.STATUS:
             return self.fault_response(fault)
         if fault.kind is FaultKind.LATENCY:
@@ -288,6 +294,11 @@ class StandInService(ABC, Generic[ConfigT]):
     def _control_update_config(self, request: Request, _params: dict[str, str]) -> Response:
         self.update_config(control_object(request))
         return self._control_config(request, _params)
+
+    def configure(self, **changes: Any) -> None:
+        """``update_config`` by keyword, e.g. ``partner_center.configure(success_status=200)``
+        (``reset()`` restores the defaults, so a test's choice ends with the test)."""
+        self.update_config(changes)
 
     def update_config(self, changes: dict[str, Any]) -> None:
         """Set config fields by name, refusing unknown names and values of the wrong type."""

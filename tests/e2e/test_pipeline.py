@@ -112,6 +112,8 @@ def pipeline(
         "AzureWebJobsStorage": azurite.connection_string,
         "REQUEST_QUEUE_NAME": queue,
         "RESULT_QUEUE_NAME": f"{queue}-results",
+        # A ledger per test: eventIds repeat across tests.
+        "HIRE_LEDGER_TABLE": f"ledger{uuid.uuid4().hex[:12]}",
         # The suite's process trusts the stand-ins' CA alone; keep it so.
         "REQUESTS_CA_BUNDLE": str(standins.ca_file),
     }

@@ -114,11 +114,44 @@ class FunctionHarness:
     def users(self, customer: str = CUSTOMER) -> list[dict[str, Any]]:
         return self.stack.partner_center.users(customer)
 
+    def ledger_record(self, event_id: str) -> Any:
+        return composition.build_ledger(Settings.from_environment(self.settings)).get(event_id)
 
-@pytest.fixture
+    def assert_secret_holds_users_password(self, outcome: dict[str, Any]) -> None:
+        """The outcome's secret holds the password Partner Center recorded for the user."""
+        secret_id = outcome["initialPasswordSecretId"]
+        assert secret_id, outcome
+        name, version = secret_id.rstrip("/").split("/")[-2:]
+        stored = next(
+            v for v in self.stack.key_vault.versions(name) if v["id"].endswith(version)
+        )
+        assert self.stack.partner_center.user_has_password(
+            outcome["customerTenantId"], outcome["userId"], stored["value"]
+        )
+
+
+# Two sets of the variants the Partner Center documentation leaves open; every function test
+# runs under both, so each variant is exercised at least once (a test may still set its own).
+PARTNER_CENTER_VARIANTS = {
+    "remembers-request-id": {"idempotent_request_ids": True},
+    "forgets-request-id": {
+        "idempotent_request_ids": False,  # how long it is remembered is undocumented
+        "success_status": 200,  # the seed example; the newer reference says 201
+        "duplicate_upn_status": 409,  # undocumented: 409 or 400
+        "code_as_string": True,  # documented as a string, seen as a number
+    },
+}
+
+
+@pytest.fixture(params=list(PARTNER_CENTER_VARIANTS))
 def harness(
-    standins: StandInStack, azurite: AzuriteQueue, monkeypatch: pytest.MonkeyPatch
+    standins: StandInStack,
+    azurite: AzuriteQueue,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[FunctionHarness]:
+    """Every function test runs under both variant sets of PARTNER_CENTER_VARIANTS."""
+    standins.partner_center.configure(**PARTNER_CENTER_VARIANTS[request.param])
     partner_tenant_id = str(uuid.uuid4())
     standins.seed_partner(partner_tenant_id)
     standins.partner_center.add_customer(
@@ -133,6 +166,8 @@ def harness(
         "AzureWebJobsStorage": azurite.connection_string,
         "REQUEST_QUEUE_NAME": queue,
         "RESULT_QUEUE_NAME": f"{queue}-out",
+        # A ledger per test: eventIds repeat across tests.
+        "HIRE_LEDGER_TABLE": f"ledger{uuid.uuid4().hex[:12]}",
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)

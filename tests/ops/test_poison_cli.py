@@ -61,7 +61,7 @@ def test_list_table_shows_placeholders_and_expiry(bench: Bench, mixed: dict[str,
     run = bench.cli("list")
 
     assert run.code == 0
-    for text in ("Event ID", "hr-1", "(poisoned by host)", "(not an event)", "never", "permission"):
+    for text in ("Event ID", "hr-1", "(poisoned by host)", "(not an event", "never", "permission"):
         assert text in run.out
     assert '"action": "list"' in run.err
 
@@ -284,7 +284,8 @@ def test_replay_from_a_bad_file_sends_nothing(bench: Bench, tmp_path: Path) -> N
 
     run = bench.cli("replay", "--from-file", str(export_file), "--yes")
 
-    assert run.code == 1 and "bad.jsonl:2" in run.err
+    # The console may wrap a long temporary path anywhere.
+    assert run.code == 1 and "bad.jsonl:2" in run.err.replace("\n", "")
     assert bench.request_bodies() == []
 
 

@@ -14,7 +14,7 @@ import requests
 from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
-from devtools.standins.__main__ import parse_customer
+from devtools.standins.__main__ import build_parser, configure, parse_customer, parse_subscribed_sku
 from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID
 
 from .helpers import PARTNER_CENTER_SCOPE, headers, user_body
@@ -166,3 +166,49 @@ def test_customer_spec():
     assert gdap is False
     with pytest.raises(ValueError):
         parse_customer(f"{tenant_id}:a.example=weird")
+
+
+def test_subscribed_sku_spec():
+    tenant_id, sku_id = str(uuid.uuid4()), str(uuid.uuid4())
+    assert parse_subscribed_sku(f"{tenant_id}:{sku_id}:5") == (tenant_id, sku_id, 5, "group1", None)
+    assert parse_subscribed_sku(f"{tenant_id}:{sku_id}:0:group2:Minecraft: Education") == (
+        tenant_id,
+        sku_id,
+        0,
+        "group2",
+        "Minecraft: Education",
+    )
+    for bad in (f"{tenant_id}:{sku_id}", f"{tenant_id}:{sku_id}:many", f"::{sku_id}:1"):
+        with pytest.raises(ValueError, match="subscribed SKU spec"):
+            parse_subscribed_sku(bad)
+
+
+def test_flags_configure_skus_and_switches(standins):
+    tenant_id, sku_id = str(uuid.uuid4()), str(uuid.uuid4())
+    arguments = build_parser().parse_args(
+        [
+            "--customer",
+            f"{tenant_id}:a.example",
+            "--subscribed-sku",
+            f"{tenant_id}:{sku_id}:4:group1:Plan",
+            "--config",
+            'partner_center.password_reset_path="user"',
+            "--config",
+            "partner_center.reset_echoes_password=false",
+            "--config",
+            "partner_center.duplicate_upn_status=409",
+        ]
+    )
+    configure(standins, arguments)
+    (sku,) = standins.partner_center.subscribed_skus(tenant_id)
+    assert (sku["productSku"]["id"], sku["activeUnits"], sku["productSku"]["name"]) == (
+        sku_id,
+        4,
+        "Plan",
+    )
+    config = standins.partner_center.config
+    assert (config.password_reset_path, config.reset_echoes_password) == ("user", False)
+    assert config.duplicate_upn_status == 409
+    bad = build_parser().parse_args(["--config", 'partner_center.password_reset_path="x"'])
+    with pytest.raises(ValueError, match="password_reset_path"):
+        configure(standins, bad)

@@ -160,3 +160,94 @@ def test_control_errors(standins):
     bad = control(standins, "partner_center", "POST", "customers", {"tenantId": "x"})
     assert bad.status_code == 400
     assert control(standins, "partner_center", "POST", "faults", {"fault": {}}).status_code == 400
+
+
+def test_deleted_users_skus_and_licences_over_http(standins, customer, token):
+    sku_id = str(uuid.uuid4())
+    user = create_user(standins, customer, token).json()
+    added = control(
+        standins,
+        "partner_center",
+        "POST",
+        f"customers/{customer}/subscribedskus",
+        {"skuId": sku_id, "licenseGroupId": "group1", "units": 0, "name": "Plan"},
+    )
+    assert added.json()["availableUnits"] == 0
+    more = control(
+        standins,
+        "partner_center",
+        "POST",
+        f"customers/{customer}/subscribedskus/{sku_id}/units",
+        {"units": 2},
+    )
+    assert more.json()["activeUnits"] == 2
+    listed = control(standins, "partner_center", "GET", f"customers/{customer}/subscribedskus")
+    assert [sku["productSku"]["name"] for sku in listed.json()] == ["Plan"]
+    assigned = requests.post(
+        f"{standins.partner_center.base_url}/v1/customers/{customer}/users/{user['id']}"
+        "/licenseupdates",
+        json={
+            "licensesToAssign": [{"skuId": sku_id, "excludedPlans": None}],
+            "attributes": {"objectType": "LicenseUpdate"},
+        },
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert assigned.status_code == 201
+    licences = control(
+        standins, "partner_center", "GET", f"customers/{customer}/users/{user['id']}/licenses"
+    )
+    assert licences.json() == [sku_id]
+
+    deleted = control(
+        standins,
+        "partner_center",
+        "POST",
+        f"customers/{customer}/users/{user['id']}/delete",
+        {"daysAgo": 3},
+    )
+    assert deleted.json()["state"] == "inactive"
+    assert (
+        control(
+            standins, "partner_center", "GET", f"customers/{customer}/users/{user['id']}/licenses"
+        ).json()
+        == []
+    )
+    aged = control(
+        standins,
+        "partner_center",
+        "POST",
+        f"customers/{customer}/users/{user['id']}/delete",
+        {"deletedAt": "2020-01-01T00:00:00Z"},
+    )
+    assert aged.status_code == 200
+    assert control(standins, "partner_center", "GET", f"customers/{customer}/users").json() == []
+
+    counters = control(standins, "partner_center", "GET", "counters").json()
+    assert counters["license_updates"] == counters["licenses_assigned"] == 1
+    for name in ("users_restored", "passwords_reset", "users_deleted", "licenses_removed"):
+        assert counters[name] == 0
+
+
+def test_new_config_switches_over_http(standins):
+    answer = control(
+        standins,
+        "partner_center",
+        "POST",
+        "config",
+        {"password_reset_path": "resetpassword", "reset_echoes_password": False},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["password_reset_path"] == "resetpassword"
+    assert answer.json()["deleted_users_hold_upn"] is True
+    refused = control(
+        standins, "partner_center", "POST", "config", {"password_reset_path": "nowhere"}
+    )
+    assert refused.status_code == 400
+    assert "password_reset_path" in refused.json()["error"]
+    assert (
+        control(
+            standins, "partner_center", "POST", "config", {"duplicate_upn_status": 404}
+        ).status_code
+        == 400
+    )

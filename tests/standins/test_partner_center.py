@@ -278,7 +278,17 @@ def test_duplicate_upn_409_variant_against_a_seeded_user(standins, customer, tok
     assert answer.status_code == 409
 
 
-def test_inactive_user_does_not_hold_the_upn(standins, customer, token):
+def test_a_deleted_user_still_holds_the_upn(standins, customer, token):
+    standins.partner_center.add_user(
+        customer, {"userPrincipalName": "jane.doe@contoso.onmicrosoft.com", "state": "inactive"}
+    )
+    answer = create_user(standins, customer, token)
+    assert (answer.status_code, answer.json()["code"]) == (400, 3000)
+    assert "userPrincipalName already exists" in answer.json()["description"]
+
+
+def test_deleted_users_hold_upn_switch(standins, customer, token):
+    standins.partner_center.configure(deleted_users_hold_upn=False)
     standins.partner_center.add_user(
         customer, {"userPrincipalName": "jane.doe@contoso.onmicrosoft.com", "state": "inactive"}
     )

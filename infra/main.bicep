@@ -1,0 +1,260 @@
+// Hire provisioning on Azure: `azd up` deploys this into a new resource group.
+// README, "Deploy to Azure", explains every parameter, role and alert.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name: names the resource group and seeds every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of every new resource (Flex Consumption must be offered there).')
+param location string
+
+@description('The partner\'s Entra tenant id (PARTNER_TENANT_ID): the token endpoint of the App+User credentials.')
+param partnerTenantId string
+
+// ---- Function settings (CONTRACT section 4); the defaults are the contract's. ----
+param requestQueueName string = 'user-create-requests'
+param resultQueueName string = 'user-create-results'
+param hireLedgerTable string = 'hireledger'
+param upnTemplate string = '{firstName}.{lastName}'
+param appIdSecretName string = 'partner-center-app-id'
+param appSecretSecretName string = 'partner-center-app-secret'
+param refreshTokenSecretName string = 'partner-center-refresh-token'
+param partnerCenterBaseUrl string = 'https://api.partnercenter.microsoft.com'
+param entraAuthorityHost string = 'https://login.microsoftonline.com'
+
+@minValue(1)
+@maxValue(365)
+param initialPasswordTtlDays int = 7
+
+@description('How long a delivery\'s claim on a hire lasts, in seconds (HIRE_CLAIM_SECONDS).')
+@minValue(5)
+@maxValue(540)
+param hireClaimSeconds int = 240
+
+// ---- Reuse instead of create. Empty names create new resources in the new group. ----
+@description('An existing storage account for the queues, the ledger table and the deployment package (shared keys should be off).')
+param existingStorageAccountName string = ''
+@description('Its resource group; empty means the new resource group.')
+param existingStorageAccountResourceGroup string = ''
+@description('An existing vault (RBAC model) holding the App+User credentials.')
+param existingKeyVaultName string = ''
+param existingKeyVaultResourceGroup string = ''
+@description('An existing vault (RBAC model) for initial passwords; empty creates a separate one.')
+param existingPasswordVaultName string = ''
+param existingPasswordVaultResourceGroup string = ''
+
+@description('Replication of a new storage account.')
+@allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS', 'Standard_RAGZRS'])
+param storageSkuName string = 'Standard_ZRS'
+
+@description('Set to true once the three credential secrets exist: the refresh-token write-back role then narrows from the vault to that one secret.')
+param credentialSecretsStored bool = false
+
+// ---- Scale: total concurrency = maximumInstanceCount x (batchSize + newBatchThreshold). ----
+// README, "Concurrency and Partner Center throttling", has the reasoning behind the defaults.
+@minValue(1)
+@maxValue(10)
+param maximumInstanceCount int = 1
+@minValue(1)
+@maxValue(32)
+param queueBatchSize int = 8
+@minValue(0)
+@maxValue(32)
+param queueNewBatchThreshold int = 4
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+// The code needs Python 3.11 or newer (datetime.UTC, enum.StrEnum).
+@allowed(['3.11', '3.12', '3.13'])
+param pythonVersion string = '3.11'
+
+// ---- Alerts and operators ----
+@description('E-mail addresses the alerts go to, comma-separated; none creates the alerts without notifications.')
+param alertEmailAddresses string = ''
+@minValue(1)
+@maxValue(100)
+@description('Alert when more than this share of outcomes in 30 minutes are rejected or failed.')
+param failureRateThresholdPercent int = 20
+@description('Object id of an Entra group of operators who run poison-queue (optional).')
+param operatorsPrincipalId string = ''
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var resourceGroupName = 'rg-${environmentName}'
+var newStorage = empty(existingStorageAccountName)
+var newKeyVault = empty(existingKeyVaultName)
+var newPasswordVault = empty(existingPasswordVaultName)
+var storageAccountName = newStorage ? 'st${resourceToken}' : existingStorageAccountName
+var storageResourceGroup = newStorage || empty(existingStorageAccountResourceGroup) ? resourceGroupName : existingStorageAccountResourceGroup
+var keyVaultName = newKeyVault ? 'kv-${resourceToken}' : existingKeyVaultName
+var keyVaultResourceGroup = newKeyVault || empty(existingKeyVaultResourceGroup) ? resourceGroupName : existingKeyVaultResourceGroup
+var passwordVaultName = newPasswordVault ? 'kvpw-${resourceToken}' : existingPasswordVaultName
+var passwordVaultResourceGroup = newPasswordVault || empty(existingPasswordVaultResourceGroup) ? resourceGroupName : existingPasswordVaultResourceGroup
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: resourceGroupName
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    resourceToken: resourceToken
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
+module storageAccount 'modules/storage-account.bicep' = if (newStorage) {
+  name: 'storage-account'
+  scope: rg
+  params: {
+    name: storageAccountName
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module storage 'modules/storage-data.bicep' = {
+  name: 'storage-data'
+  scope: resourceGroup(storageResourceGroup)
+  dependsOn: [rg, storageAccount]
+  params: {
+    accountName: storageAccountName
+    requestQueueName: requestQueueName
+    resultQueueName: resultQueueName
+    hireLedgerTable: hireLedgerTable
+    deploymentContainerName: 'app-package-${resourceToken}'
+    principalId: identity.outputs.principalId
+    operatorsPrincipalId: operatorsPrincipalId
+  }
+}
+
+module keyVault 'modules/key-vault.bicep' = if (newKeyVault) {
+  name: 'key-vault'
+  scope: rg
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module passwordVault 'modules/key-vault.bicep' = if (newPasswordVault) {
+  name: 'password-vault'
+  scope: rg
+  params: {
+    name: passwordVaultName
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module vaultAccess 'modules/vault-access.bicep' = {
+  name: 'vault-access'
+  scope: resourceGroup(keyVaultResourceGroup)
+  dependsOn: [rg, keyVault]
+  params: {
+    vaultName: keyVaultName
+    principalId: identity.outputs.principalId
+    refreshTokenSecretName: refreshTokenSecretName
+    credentialSecretsStored: credentialSecretsStored
+  }
+}
+
+module passwordVaultAccess 'modules/password-vault-access.bicep' = {
+  name: 'password-vault-access'
+  scope: resourceGroup(passwordVaultResourceGroup)
+  dependsOn: [rg, passwordVault]
+  params: {
+    vaultName: passwordVaultName
+    principalId: identity.outputs.principalId
+  }
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  // The roles must exist before the host starts, or its first minutes fail with 403s.
+  dependsOn: [storage, vaultAccess, passwordVaultAccess]
+  params: {
+    name: 'func-${resourceToken}'
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storage: storage.outputs.endpoints
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    pythonVersion: pythonVersion
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    queueBatchSize: queueBatchSize
+    queueNewBatchThreshold: queueNewBatchThreshold
+    settings: {
+      REQUEST_QUEUE_NAME: requestQueueName
+      RESULT_QUEUE_NAME: resultQueueName
+      HIRE_LEDGER_TABLE: hireLedgerTable
+      UPN_TEMPLATE: upnTemplate
+      KEY_VAULT_URL: vaultAccess.outputs.vaultUri
+      INITIAL_PASSWORD_VAULT_URL: passwordVaultAccess.outputs.vaultUri
+      INITIAL_PASSWORD_TTL_DAYS: string(initialPasswordTtlDays)
+      HIRE_CLAIM_SECONDS: string(hireClaimSeconds)
+      PARTNER_TENANT_ID: partnerTenantId
+      PARTNER_CENTER_APP_ID_SECRET: appIdSecretName
+      PARTNER_CENTER_APP_SECRET_SECRET: appSecretSecretName
+      PARTNER_CENTER_REFRESH_TOKEN_SECRET: refreshTokenSecretName
+      PARTNER_CENTER_BASE_URL: partnerCenterBaseUrl
+      ENTRA_AUTHORITY_HOST: entraAuthorityHost
+      // The service's name on every span, metric and log record (shared/telemetry.py).
+      OTEL_SERVICE_NAME: 'hire-provisioning'
+      // The SDKs' own HTTP logging stays at WARNING (shared/logs.py); INFO or DEBUG to debug.
+      SDK_LOG_LEVEL: 'WARNING'
+    }
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    resourceToken: resourceToken
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    alertEmailAddresses: alertEmailAddresses
+    failureRateThresholdPercent: failureRateThresholdPercent
+    poisonQueueName: '${requestQueueName}-poison'
+    decisions: monitoring.outputs.decisionsQuery
+  }
+}
+
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storageAccountName
+output AZURE_KEY_VAULT_NAME string = keyVaultName
+output AZURE_PASSWORD_VAULT_NAME string = passwordVaultName
+output AZURE_QUEUE_SERVICE_URI string = storage.outputs.endpoints.queue
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output TOTAL_CONCURRENCY int = maximumInstanceCount * (queueBatchSize + queueNewBatchThreshold)

@@ -1,0 +1,396 @@
+"""`hire-preview`: what a batch of hire events would do, before it is published.
+
+    hire-preview [FILE.jsonl | -] [--format table|json]
+
+Reads hire events, one JSON object per line (stdin without FILE or with ``-``), and says per
+event what the function would do: invalid (field and rule), would create (with the UPN it
+would get), already this hire's user, would restore (a rehire), conflict (with whom), refused
+by Partner Center, and for the licences asked for, which are available and which are short.
+
+Read-only by construction: only ``GET`` calls to Partner Center (users, deleted users,
+subscribed SKUs), the credentials read from Key Vault (a rotated refresh token is never
+written back), and the hire ledger read when storage is configured (never created). Nothing
+is published, stored or written anywhere.
+
+The verdicts use the decision's own rules (``shared.planning``) and account for the batch
+itself: two events generating the same UPN get ``jane.doe`` and ``jane.doe2``, a repeated
+``eventId`` is already that hire's user, and licence units are counted down event by event.
+What only a create can reveal (a federated or unverified domain, a service outage, throttling)
+is not foreseen.
+
+Exit status: 0 when every event would succeed (licences included); 1 otherwise; 2 bad usage or
+settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from shared.errors import ProvisioningError
+from shared.events import HireEvent, InvalidEvent, decode_body, parse_event
+from shared.model import SUCCESS_STATES, FoundUser, HireRecord, SubscribedSku
+from shared.planning import (
+    SHORTFALL_CODE,
+    UpnChoice,
+    UpnVerdict,
+    choose_upn,
+    exhausted_message,
+    plan_licenses,
+)
+from shared.settings import Settings, SettingsError
+from shared.upn import UpnGenerationError
+
+EXIT_OK = 0
+EXIT_WOULD_FAIL = 1
+EXIT_USAGE = 2
+
+# verdict -> the outcome status the run would report
+EXPECTED_STATUS = {
+    "invalid": "rejected",
+    "create": "created",
+    "restore": "restored",
+    "exists": "already_exists",
+    "conflict": "rejected",
+    "refused": "rejected",
+    "unknown": None,
+}
+SUCCESS_VERDICTS = frozenset({"create", "restore", "exists"})
+
+
+class PartnerCenterReader(Protocol):
+    """The read-only part of ``shared.ports.PartnerCenter`` the preview uses."""
+
+    def find_user_by_upn(
+        self,
+        customer_tenant_id: str,
+        user_principal_name: str,
+        *,
+        correlation_id: str,
+        inactive: bool = False,
+    ) -> FoundUser | None: ...
+
+    def subscribed_skus(
+        self, customer_tenant_id: str, *, correlation_id: str
+    ) -> list[SubscribedSku]: ...
+
+
+class LedgerReader(Protocol):
+    def get(self, event_id: str) -> HireRecord | None: ...
+
+
+@dataclass
+class Verdict:
+    line: int
+    event_id: str | None
+    verdict: str
+    detail: str = ""
+    user_principal_name: str | None = None
+    user_id: str | None = None
+    category: str | None = None
+    licenses: dict[str, list[str]] | None = None
+
+    @property
+    def expected_status(self) -> str | None:
+        return EXPECTED_STATUS[self.verdict]
+
+    @property
+    def would_succeed(self) -> bool:
+        short = self.licenses and (self.licenses["short"] or self.licenses["unknown"])
+        return self.verdict in SUCCESS_VERDICTS and not short
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "eventId": self.event_id,
+            "verdict": self.verdict,
+            "expectedStatus": self.expected_status,
+            "category": self.category,
+            "userPrincipalName": self.user_principal_name,
+            "userId": self.user_id,
+            "licenses": self.licenses,
+            "detail": self.detail,
+            "wouldSucceed": self.would_succeed,
+        }
+
+
+@dataclass
+class _Batch:
+    """What earlier events of the batch would have done, so later ones see it."""
+
+    taken: dict[tuple[str, str], FoundUser] = field(default_factory=dict)
+    hires: dict[str, Verdict] = field(default_factory=dict)
+    units: dict[str, dict[str, SubscribedSku]] = field(default_factory=dict)
+
+
+class Previewer:
+    def __init__(
+        self,
+        partner_center: PartnerCenterReader,
+        *,
+        upn_template: str,
+        ledger: LedgerReader | None = None,
+    ) -> None:
+        self._pc = partner_center
+        self._template = upn_template
+        self._ledger = ledger
+
+    def preview(self, lines: Iterable[str]) -> list[Verdict]:
+        batch = _Batch()
+        verdicts: list[Verdict] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            verdicts.append(self._one(number, line, batch))
+        return verdicts
+
+    def _one(self, number: int, line: str, batch: _Batch) -> Verdict:
+        try:
+            event = parse_event(decode_body(line.strip().encode("utf-8")))
+        except InvalidEvent as error:
+            return Verdict(number, error.event_id, "invalid", str(error), category="invalid_event")
+        earlier = batch.hires.get(event.event_id)
+        if earlier is not None and earlier.verdict in SUCCESS_VERDICTS:
+            return Verdict(
+                number,
+                event.event_id,
+                "exists",
+                f"the same eventId as line {earlier.line}: that hire's user",
+                user_principal_name=earlier.user_principal_name,
+                user_id=earlier.user_id,
+                licenses=earlier.licenses and _nothing_more(earlier.licenses),
+            )
+        try:
+            verdict = self._decide(number, event, batch)
+        except ProvisioningError as error:
+            verdict = Verdict(
+                number,
+                event.event_id,
+                "unknown" if error.is_transient else "refused",
+                error.failure.message,
+                category=error.failure.category.value,
+            )
+        batch.hires[event.event_id] = verdict
+        return verdict
+
+    def _decide(self, number: int, event: HireEvent, batch: _Batch) -> Verdict:
+        record = self._ledger.get(event.event_id) if self._ledger else None
+        if record is not None and record.state in SUCCESS_STATES:
+            return Verdict(
+                number,
+                event.event_id,
+                "exists",
+                "the ledger says this hire made or found its user already",
+                user_principal_name=record.user_principal_name,
+                user_id=record.user_id,
+                licenses=self._licenses(event, batch, record.licenses_assigned),
+            )
+        correlation = event.correlation_guid
+        customer = event.customer_tenant_id
+
+        def lookup(upn: str, inactive: bool) -> FoundUser | None:
+            if not inactive and (customer, upn.casefold()) in batch.taken:
+                return batch.taken[(customer, upn.casefold())]
+            return self._pc.find_user_by_upn(
+                customer, upn, correlation_id=correlation, inactive=inactive
+            )
+
+        recorded = record.user_principal_name if record is not None else None
+        try:
+            choice = choose_upn(
+                event,
+                self._template,
+                lookup,
+                recorded=recorded if event.user.user_principal_name is None else None,
+            )
+        except UpnGenerationError as error:
+            return Verdict(number, event.event_id, "invalid", str(error), category="invalid_event")
+        if choice.verdict is UpnVerdict.FREE and not choice.generated:
+            # The function meets a deleted holder on create; the preview looks it up.
+            deleted = lookup(choice.upn, True)
+            if deleted is not None:
+                choice = UpnChoice(upn=choice.upn, verdict=UpnVerdict.HELD_DELETED, holder=deleted)
+        verdict = self._verdict(number, event, choice)
+        if verdict.verdict in SUCCESS_VERDICTS:
+            batch.taken[(customer, choice.upn.casefold())] = FoundUser(
+                id=f"(line {number})",
+                user_principal_name=choice.upn,
+                immutable_id=event.user.immutable_id,
+            )
+            verdict.licenses = self._licenses(event, batch, ())
+        return verdict
+
+    def _verdict(self, number: int, event: HireEvent, choice: UpnChoice) -> Verdict:
+        upn, holder = choice.upn, choice.holder
+        passed = (
+            " (passed over " + ", ".join(u for u, _ in choice.skipped) + ": held by others)"
+            if choice.skipped
+            else ""
+        )
+        if choice.verdict is UpnVerdict.FREE:
+            how = "generated" if choice.generated else "given"
+            return Verdict(number, event.event_id, "create", f"UPN {how}, free{passed}", upn)
+        if choice.verdict is UpnVerdict.THIS_HIRES:
+            assert holder is not None
+            return Verdict(
+                number,
+                event.event_id,
+                "exists",
+                f"user {holder.id} has this immutableId{passed}",
+                upn,
+                holder.id,
+            )
+        if choice.verdict is UpnVerdict.REHIRE:
+            assert holder is not None
+            return Verdict(
+                number,
+                event.event_id,
+                "restore",
+                f"deleted user {holder.id} has this immutableId: a rehire{passed}",
+                upn,
+                holder.id,
+            )
+        if choice.verdict is UpnVerdict.EXHAUSTED:
+            return Verdict(
+                number,
+                event.event_id,
+                "conflict",
+                exhausted_message(event, choice),
+                category="conflict",
+            )
+        assert holder is not None
+        state = "deleted user" if choice.verdict is UpnVerdict.HELD_DELETED else "user"
+        ids = f"immutableId {holder.immutable_id}" if holder.immutable_id else "no immutableId"
+        return Verdict(
+            number,
+            event.event_id,
+            "conflict",
+            f"held by {state} {holder.id} ({ids}): someone else",
+            upn,
+            category="conflict",
+        )
+
+    def _licenses(
+        self, event: HireEvent, batch: _Batch, assigned: Sequence[str]
+    ) -> dict[str, list[str]] | None:
+        if not event.licenses:
+            return None
+        customer = event.customer_tenant_id
+        skus = batch.units.get(customer)
+        if skus is None:
+            listed = self._pc.subscribed_skus(customer, correlation_id=event.correlation_guid)
+            skus = batch.units[customer] = {sku.sku_id.lower(): sku for sku in listed}
+        plan = plan_licenses(customer, list(event.sku_ids), assigned, list(skus.values()))
+        available = [sku for _, ids in plan.groups for sku in ids]
+        for sku_id in available:  # this event takes a unit: later ones see one fewer
+            sku = skus[sku_id.lower()]
+            skus[sku_id.lower()] = SubscribedSku(
+                sku_id=sku.sku_id,
+                license_group_id=sku.license_group_id,
+                available_units=sku.available_units - 1,
+                name=sku.name,
+            )
+        return {
+            "assigned": list(assigned),
+            "available": available,
+            "short": [f.sku_id for f in plan.failed if f.code == SHORTFALL_CODE],
+            "unknown": [f.sku_id for f in plan.failed if f.code != SHORTFALL_CODE],
+        }
+
+
+def _nothing_more(licenses: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A repeat of an event earlier in the batch: its licences are that hire's already."""
+    done = licenses["assigned"] + licenses["available"]
+    return {"assigned": done, "available": [], "short": licenses["short"], "unknown": []}
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def render_table(verdicts: Sequence[Verdict], console: Console) -> None:
+    table = Table(title="hire-preview: what each event would do (nothing was written)")
+    for column in ("line", "eventId", "verdict", "run status", "userPrincipalName", "licences"):
+        table.add_column(column, overflow="fold")
+    table.add_column("detail", overflow="fold")
+    style = {"create": "green", "restore": "green", "exists": "cyan"}
+    for verdict in verdicts:
+        table.add_row(
+            str(verdict.line),
+            verdict.event_id or "-",
+            f"[{style.get(verdict.verdict, 'red')}]{verdict.verdict}[/]",
+            verdict.expected_status or "?",
+            verdict.user_principal_name or "-",
+            _licence_text(verdict.licenses),
+            verdict.detail,
+        )
+    console.print(table)
+    failing = sum(1 for v in verdicts if not v.would_succeed)
+    console.print(
+        f"{len(verdicts)} event(s); {len(verdicts) - failing} would succeed, "
+        f"{failing} would not (or not fully)"
+    )
+
+
+def _licence_text(licenses: dict[str, list[str]] | None) -> str:
+    if licenses is None:
+        return "-"
+    parts = []
+    for label in ("assigned", "available", "short", "unknown"):
+        if licenses[label]:
+            parts.append(f"{label}: {', '.join(licenses[label])}")
+    return "; ".join(parts) or "-"
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hire-preview",
+        description="Say what each hire event would do, reading only (README: operators).",
+    )
+    parser.add_argument("file", nargs="?", default="-", help="JSON Lines file; - for stdin")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_environment()
+    except SettingsError as error:
+        print(f"hire-preview: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.file == "-":
+            lines = list(stdin or sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8") as handle:
+                lines = list(handle)
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"hire-preview: cannot read {args.file}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    verdicts = preview_with_settings(settings, lines)
+    if args.format == "json":
+        print(json.dumps([v.as_json() for v in verdicts], indent=2, ensure_ascii=False))
+    else:
+        render_table(verdicts, Console(width=None if sys.stdout.isatty() else 200))
+    return EXIT_OK if all(v.would_succeed for v in verdicts) else EXIT_WOULD_FAIL
+
+
+def preview_with_settings(settings: Settings, lines: Iterable[str]) -> list[Verdict]:
+    # Imported here: the composition root pulls in every SDK, which --help does not need.
+    from shared import composition
+
+    ledger = None
+    if settings.storage_connection_string or settings.storage_table_service_uri:
+        ledger = composition.build_ledger(settings, read_only=True)
+    client = composition.build_read_only_partner_center(settings)
+    try:
+        return Previewer(client, upn_template=settings.upn_template, ledger=ledger).preview(lines)
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

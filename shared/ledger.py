@@ -1,0 +1,318 @@
+"""The hire ledger on Azure Table Storage (``azure-data-tables``): the ``HireLedger`` port.
+
+One entity per eventId. Keys are derived from a digest of the eventId, because an eventId may
+hold characters table keys refuse (``/ \\ # ?``); the eventId itself is a property. Inserts
+fail when the entity exists and updates carry the entity's ETag, so a record never changes
+behind a reader's back (CONTRACT section 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.errors import (
+    CredentialsError,
+    LedgerConflict,
+    ProvisioningError,
+    ServiceUnavailableError,
+)
+from shared.model import HireRecord, HireState
+from shared.ports import LedgerQuery
+
+# The well-known Azurite development account (public, documented by Microsoft; not a secret).
+_DEVELOPMENT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+    "KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
+def open_table_ledger(
+    table_name: str,
+    *,
+    connection_string: str | None = None,
+    table_service_uri: str | None = None,
+    credential: TokenCredential | None = None,
+    read_only: bool = False,
+) -> TableHireLedger:
+    """A ledger by connection string, or by service URI with an Entra identity."""
+    # The decision's RetryPolicy is the one that retries: the SDK's own would stack under it.
+    options: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 10}
+    if connection_string:
+        if connection_string.replace(" ", "").lower() == "usedevelopmentstorage=true":
+            connection_string = _DEVELOPMENT_STORAGE  # the tables SDK lacks the shortcut
+        client = TableClient.from_connection_string(connection_string, table_name, **options)
+    elif table_service_uri:
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        client = TableClient(table_service_uri, table_name, credential=credential, **options)
+    else:
+        raise ValueError("a connection string or a table service URI is needed")
+    return TableHireLedger(client, read_only=read_only)
+
+
+def row_key_for(event_id: str) -> str:
+    return hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+
+
+def partition_key_for(event_id: str) -> str:
+    # 256 partitions: the ledger scales out instead of queueing on one partition server.
+    return row_key_for(event_id)[:2]
+
+
+class TableHireLedger:
+    """``HireLedger`` over a ``TableClient``; the table is created on first use.
+
+    ``read_only`` (the operators' preview) never creates the table: a missing one reads as empty.
+    """
+
+    def __init__(self, client: TableClient, *, read_only: bool = False) -> None:
+        self._client = client
+        self._read_only = read_only
+        self._table_ready = read_only
+        self._lock = threading.Lock()
+
+    @property
+    def table_name(self) -> str:
+        return str(self._client.table_name)
+
+    def get(self, event_id: str) -> HireRecord | None:
+        try:
+            entity = self._call(
+                self._client.get_entity,
+                partition_key_for(event_id),
+                row_key_for(event_id),
+            )
+        except ResourceNotFoundError:
+            return None
+        return to_record(entity)
+
+    def add(self, record: HireRecord) -> HireRecord:
+        entity = to_entity(record)
+        try:
+            metadata = self._call(self._client.create_entity, entity)
+        except ResourceExistsError:
+            raise LedgerConflict(f"hire {record.event_id!r} is already in the ledger") from None
+        return record.evolve(etag=_etag(metadata))
+
+    def update(self, record: HireRecord) -> HireRecord:
+        if record.etag is None:
+            raise LedgerConflict("a record must be read before it is changed")
+        entity = to_entity(record)
+        try:
+            metadata = self._call(
+                self._client.update_entity,
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise LedgerConflict(
+                f"hire {record.event_id!r} was changed by another delivery"
+            ) from None
+        return record.evolve(etag=_etag(metadata))
+
+    def query(self, query: LedgerQuery) -> Iterator[HireRecord]:
+        clauses: list[str] = []
+        parameters: dict[str, Any] = {}
+        if query.customer_tenant_id:
+            clauses.append("CustomerTenantId eq @customer")
+            parameters["customer"] = query.customer_tenant_id
+        if query.since:
+            clauses.append("UpdatedAt ge @since")
+            parameters["since"] = query.since
+        if query.states:
+            names = sorted(state.value for state in query.states)
+            alternatives = []
+            for index, name in enumerate(names):
+                alternatives.append(f"State eq @state{index}")
+                parameters[f"state{index}"] = name
+            # Spaces around the parentheses: the SDK finds parameters by splitting on spaces.
+            clauses.append("( " + " or ".join(alternatives) + " )")
+        try:
+            self._ensure_table()
+            if clauses:
+                entities = self._client.query_entities(" and ".join(clauses), parameters=parameters)
+            else:
+                entities = self._client.list_entities()
+            for returned, entity in enumerate(entities):
+                if query.limit is not None and returned >= query.limit:
+                    return
+                yield to_record(entity)
+        except ResourceNotFoundError:
+            return
+        except (LedgerConflict, ProvisioningError):
+            raise
+        except Exception as error:
+            raise _classify(error, self.table_name) from None
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        self._ensure_table()
+        try:
+            return method(*args, **kwargs)
+        except (ResourceExistsError, ResourceModifiedError):
+            raise
+        except ResourceNotFoundError as error:
+            if _table_missing(error) and not self._read_only:
+                # Deleted behind our back (or never made, under a read-only role): once more.
+                self._table_ready = False
+                self._ensure_table()
+                return method(*args, **kwargs)
+            raise
+        except Exception as error:
+            raise _classify(error, self.table_name) from None
+
+    def _ensure_table(self) -> None:
+        if self._table_ready:
+            return
+        with self._lock:
+            if self._table_ready:
+                return
+            try:
+                self._client.create_table()
+            except ResourceExistsError:
+                pass
+            except HttpResponseError as error:
+                # 403 under a role that may write entities but not create tables: the
+                # deployment creates the table up front, so carry on and let calls tell.
+                if error.status_code != 403:
+                    raise _classify(error, self.table_name) from None
+            except Exception as error:
+                raise _classify(error, self.table_name) from None
+            self._table_ready = True
+
+
+def _table_missing(error: ResourceNotFoundError) -> bool:
+    code = getattr(error, "error_code", None) or ""
+    return str(code) == "TableNotFound"
+
+
+def _etag(metadata: Any) -> str | None:
+    if isinstance(metadata, dict):
+        value = metadata.get("etag")
+        return str(value) if value else None
+    return None
+
+
+def _classify(error: Exception, table: str) -> ProvisioningError:
+    where = f"the hire ledger (table '{table}')"
+    if isinstance(error, ClientAuthenticationError):
+        status = getattr(error, "status_code", None)
+        if status in (None, 429) or (status or 0) >= 500:
+            return ServiceUnavailableError(
+                f"the function's identity could not get a token for {where} "
+                f"({type(error).__name__})"
+            )
+        return CredentialsError(
+            f"the function could not authenticate to {where}; check AzureWebJobsStorage "
+            "and grant its identity 'Storage Table Data Contributor'",
+            http_status=status,
+        )
+    if isinstance(error, HttpResponseError) and error.status_code is not None:
+        status = int(error.status_code)
+        if status in (401, 403):
+            return CredentialsError(
+                f"{where} refused the function ({status}): grant its identity 'Storage Table "
+                "Data Contributor' on the storage account",
+                http_status=status,
+            )
+        return ServiceUnavailableError(
+            f"{where} answered {status}",
+            throttled=status in (429, 503),
+            http_status=status,
+        )
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+        return ServiceUnavailableError(f"{where} could not be reached ({type(error).__name__})")
+    return ServiceUnavailableError(f"unexpected failure of {where} ({type(error).__name__})")
+
+
+_FIELDS: dict[str, str] = {
+    # record attribute -> entity property
+    "event_id": "EventId",
+    "customer_tenant_id": "CustomerTenantId",
+    "state": "State",
+    "user_principal_name": "UserPrincipalName",
+    "password_secret_id": "PasswordSecretId",
+    "password_expires_on": "PasswordExpiresOn",
+    "generation": "Generation",
+    "upn_holder_before": "UpnHolderBefore",
+    "upn_checked": "UpnChecked",
+    "user_id": "UserId",
+    "attempts": "Attempts",
+    "create_calls": "CreateCalls",
+    "claim_owner": "ClaimOwner",
+    "claim_expires_at": "ClaimExpiresAt",
+    "licenses_assigned": "LicensesAssigned",
+    "last_failure": "LastFailure",
+    "last_outcome": "LastOutcome",
+    "created_at": "CreatedAt",
+    "updated_at": "UpdatedAt",
+}
+_JSON_FIELDS = frozenset({"last_failure", "last_outcome", "licenses_assigned"})
+
+
+def to_entity(record: HireRecord) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": partition_key_for(record.event_id),
+        "RowKey": row_key_for(record.event_id),
+    }
+    for attribute, name in _FIELDS.items():
+        value = getattr(record, attribute)
+        if value is None or (attribute == "licenses_assigned" and not value):
+            continue  # a REPLACE drops what is not written
+        if attribute in _JSON_FIELDS:
+            value = json.dumps(
+                list(value) if isinstance(value, tuple) else value, ensure_ascii=False
+            )
+        elif isinstance(value, HireState):
+            value = value.value
+        entity[name] = value
+    return entity
+
+
+def to_record(entity: Any) -> HireRecord:
+    values: dict[str, Any] = {}
+    for attribute, name in _FIELDS.items():
+        value = entity.get(name)
+        if value is None:
+            continue
+        if attribute in _JSON_FIELDS:
+            try:
+                value = json.loads(value)
+            except (TypeError, ValueError):
+                continue
+            if attribute == "licenses_assigned":
+                if not isinstance(value, list):
+                    continue
+                value = tuple(str(item) for item in value)
+        elif attribute == "state":
+            try:
+                value = HireState(value)
+            except ValueError:
+                value = HireState.CREATING  # unknown: assume the least certain state
+        elif isinstance(value, datetime):
+            value = datetime.fromtimestamp(value.timestamp(), UTC)
+        values[attribute] = value
+    metadata = getattr(entity, "metadata", None) or {}
+    return HireRecord(**values, etag=_etag(metadata))

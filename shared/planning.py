@@ -1,0 +1,196 @@
+"""What a hire would do with a UPN and with its licences, decided from read-only look-ups.
+
+Shared by the provisioning decision and the operator's preview (``ops/preview.py``), so both
+give the same verdict for the same state of the customer tenant. No I/O of its own: the
+caller passes the look-up (so it counts and paces the calls).
+
+The identity rule for a UPN found held before any create of this hire was sent: only a user
+with exactly the event's ``immutableId`` is this hire's (active: it exists already; deleted:
+a rehire, restored). Anyone else holding it, active or deleted, is someone else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.events import HireEvent
+from shared.model import FoundUser, SubscribedSku
+from shared.outcomes import Category, LicenseFailure
+from shared.upn import MAX_COUNTER, UpnGenerationError, candidate, render_local_part
+
+# SHORTFALL is Partner Center's code for "no units left" on a licence update.
+SHORTFALL_CODE = 60012
+
+Lookup = Callable[[str, bool], FoundUser | None]
+"""(upn, inactive) -> the user holding it, active ones or deleted ones."""
+
+
+class UpnVerdict(StrEnum):
+    FREE = "free"  # nobody holds it: create
+    THIS_HIRES = "this_hires"  # an active user with this event's immutableId
+    REHIRE = "rehire"  # a deleted user with this event's immutableId: restore
+    HELD = "held"  # an active user who is someone else
+    HELD_DELETED = "held_deleted"  # a deleted user who is someone else
+    EXHAUSTED = "exhausted"  # every generated candidate is held by someone else
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpnChoice:
+    upn: str
+    verdict: UpnVerdict
+    holder: FoundUser | None = None
+    generated: bool = False
+    # Generated candidates passed over, with who holds each (for messages and the preview).
+    skipped: tuple[tuple[str, FoundUser], ...] = ()
+
+
+def choose_upn(
+    event: HireEvent, template: str, lookup: Lookup, *, recorded: str | None = None
+) -> UpnChoice:
+    """The UPN this hire uses and what holds it.
+
+    An event with a UPN gets its verdict for that UPN. Without one, the UPN recorded in the
+    ledger (``recorded``) is tried first, then ``UPN_TEMPLATE``'s candidates in order, passing
+    over those someone else holds. Raises ``UpnGenerationError`` when the names leave no UPN.
+    """
+    given = event.user.user_principal_name
+    if given is not None:
+        return _verdict(event, given, lookup, generated=False)
+    skipped: list[tuple[str, FoundUser]] = []
+    tried: set[str] = set()
+    for upn in _candidates(event, template, recorded):
+        if upn.casefold() in tried:
+            continue
+        tried.add(upn.casefold())
+        choice = _verdict(event, upn, lookup, generated=True)
+        if choice.verdict in (UpnVerdict.HELD, UpnVerdict.HELD_DELETED):
+            assert choice.holder is not None
+            skipped.append((upn, choice.holder))
+            continue
+        return UpnChoice(
+            upn=upn,
+            verdict=choice.verdict,
+            holder=choice.holder,
+            generated=True,
+            skipped=tuple(skipped),
+        )
+    last = skipped[-1][0] if skipped else ""
+    return UpnChoice(upn=last, verdict=UpnVerdict.EXHAUSTED, generated=True, skipped=tuple(skipped))
+
+
+def generated_candidates(event: HireEvent, template: str) -> Iterator[str]:
+    """``UPN_TEMPLATE``'s candidates for this event: jane.doe@d, jane.doe2@d ... jane.doe99@d."""
+    user = event.user
+    local = render_local_part(
+        template,
+        {
+            "firstName": user.first_name,
+            "lastName": user.last_name,
+            "displayName": user.display_name,
+            "immutableId": user.immutable_id,
+        },
+    )
+    for n in range(1, MAX_COUNTER + 1):
+        yield candidate(local, user.domain, n)
+
+
+def _candidates(event: HireEvent, template: str, recorded: str | None) -> Iterator[str]:
+    candidates = list(generated_candidates(event, template))
+    # Only a UPN this event's template could have chosen: after a republish with another
+    # domain or other names, a recorded UPN of the old event is not this one's.
+    if recorded and recorded.casefold() in {upn.casefold() for upn in candidates}:
+        yield recorded
+    yield from candidates
+
+
+def _verdict(event: HireEvent, upn: str, lookup: Lookup, *, generated: bool) -> UpnChoice:
+    wanted = event.user.immutable_id
+    active = lookup(upn, False)
+    if active is not None:
+        same = wanted is not None and active.immutable_id == wanted
+        verdict = UpnVerdict.THIS_HIRES if same else UpnVerdict.HELD
+        return UpnChoice(upn=upn, verdict=verdict, holder=active, generated=generated)
+    if wanted is None and not generated:
+        # No immutableId: no rehire is possible, and a deleted holder shows itself as a
+        # duplicate on create, so one look-up fewer on the common path.
+        return UpnChoice(upn=upn, verdict=UpnVerdict.FREE, generated=generated)
+    deleted = lookup(upn, True)
+    if deleted is None:
+        return UpnChoice(upn=upn, verdict=UpnVerdict.FREE, generated=generated)
+    same = wanted is not None and deleted.immutable_id == wanted
+    verdict = UpnVerdict.REHIRE if same else UpnVerdict.HELD_DELETED
+    return UpnChoice(upn=upn, verdict=verdict, holder=deleted, generated=generated)
+
+
+def exhausted_message(event: HireEvent, choice: UpnChoice) -> str:
+    first = choice.skipped[0][0] if choice.skipped else "?"
+    return (
+        f"every generated userPrincipalName from {first} to the counter {MAX_COUNTER} is held "
+        f"by someone else in customer {event.customer_tenant_id}: give the user a "
+        "userPrincipalName in the HR record and republish"
+    )
+
+
+def generation_failure_message(error: UpnGenerationError) -> str:
+    return f"no userPrincipalName can be generated: {error}"
+
+
+# ---------------------------------------------------------------------------- licences
+
+
+@dataclass(frozen=True, kw_only=True)
+class LicensePlan:
+    """Requests to send (each one licence group's SKUs) and what cannot be assigned."""
+
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    failed: tuple[LicenseFailure, ...] = ()
+
+
+def plan_licenses(
+    customer_tenant_id: str,
+    wanted: Sequence[str],
+    assigned: Collection[str],
+    skus: Sequence[SubscribedSku],
+) -> LicensePlan:
+    """Group the SKUs still to assign by licence group; an unknown SKU or one without a free
+    unit fails without a call (Partner Center would refuse the whole group's request)."""
+    known = {sku.sku_id.lower(): sku for sku in skus}
+    groups: dict[str, list[str]] = {}
+    failed: list[LicenseFailure] = []
+    for sku_id in wanted:
+        if sku_id in assigned:
+            continue
+        sku = known.get(sku_id.lower())
+        if sku is None:
+            failed.append(unknown_sku(customer_tenant_id, sku_id))
+        elif sku.available_units <= 0:
+            failed.append(shortfall(customer_tenant_id, sku_id, sku.name))
+        else:
+            groups.setdefault(sku.license_group_id, []).append(sku_id)
+    return LicensePlan(
+        groups=tuple((group, tuple(ids)) for group, ids in groups.items()),
+        failed=tuple(failed),
+    )
+
+
+def unknown_sku(customer_tenant_id: str, sku_id: str) -> LicenseFailure:
+    return LicenseFailure(
+        sku_id=sku_id,
+        category=Category.VALIDATION,
+        message=f"customer {customer_tenant_id} has no subscription for SKU {sku_id}: buy the "
+        "product or correct the HR record, then replay from the poison queue",
+    )
+
+
+def shortfall(customer_tenant_id: str, sku_id: str, name: str | None = None) -> LicenseFailure:
+    product = f" ({name})" if name else ""
+    return LicenseFailure(
+        sku_id=sku_id,
+        category=Category.VALIDATION,
+        message=f"no unit of SKU {sku_id}{product} is left in customer {customer_tenant_id}: "
+        "buy more units, then replay from the poison queue (the user exists; the replay only "
+        "assigns the missing licences)",
+        code=SHORTFALL_CODE,
+    )

@@ -1,0 +1,32 @@
+"""When to try again, apart from what to do: in-invocation retries, waits and redeliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Bounds every invocation so the host's lease never lapses and the last delivery ends.
+
+    Transient failures are retried in the invocation ``attempts`` times within ``budget``
+    seconds; then the host redelivers after ``visibilityTimeout``, up to ``max_deliveries``
+    (host.json ``maxDequeueCount``), and the last delivery writes the outcome instead.
+    """
+
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    budget: float = 60.0
+    max_deliveries: int = 5
+    # A delivery that finds another delivery of the same hire at work waits this long for it
+    # before asking for redelivery; the last delivery waits until that claim expires.
+    claim_wait: float = 10.0
+    poll_interval: float = 0.5
+
+    def delay(self, retry_number: int, retry_after: float | None, jitter: float) -> float:
+        backoff = min(self.max_delay, self.base_delay * 2.0**retry_number) * (0.5 + jitter)
+        return max(backoff, retry_after or 0.0)
+
+    def is_last(self, delivery_number: int) -> bool:
+        return delivery_number >= self.max_deliveries

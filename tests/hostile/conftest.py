@@ -1,0 +1,5 @@
+"""The function harness of tests/function, for the hostile-input tests."""
+
+from tests.function.conftest import harness
+
+__all__ = ["harness"]

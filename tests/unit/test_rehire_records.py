@@ -1,0 +1,37 @@
+"""The ledger entity and the settings for schema 1.1 (no I/O)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.ledger import to_entity, to_record
+from shared.model import HireRecord, HireState
+from shared.settings import Settings, SettingsError
+
+SKU = "c42b9cae-ea4f-4ab7-9717-81576235ccac"
+
+
+def test_a_restoring_record_with_licences_survives_the_table_entity() -> None:
+    record = HireRecord(
+        event_id="hr-1",
+        customer_tenant_id="4b10bf41-ab11-40e3-8c53-cd67849b50de",
+        state=HireState.RESTORING,
+        user_id="u1",
+        licenses_assigned=(SKU,),
+    )
+    entity = to_entity(record)
+    assert entity["LicensesAssigned"] == f'["{SKU}"]'
+    assert to_record(entity) == record
+
+
+def test_a_record_without_licences_writes_no_licence_property() -> None:
+    record = HireRecord(event_id="hr-1", customer_tenant_id="c")
+    assert "LicensesAssigned" not in to_entity(record)
+    assert to_record(to_entity(record)).licenses_assigned == ()
+
+
+def test_a_bad_upn_template_stops_the_start_with_the_rule() -> None:
+    environ = {"KEY_VAULT_URL": "https://v.vault.azure.net", "PARTNER_TENANT_ID": "t"}
+    assert Settings.from_environment({**environ, "UPN_TEMPLATE": "{firstName[0]}{lastName}"})
+    with pytest.raises(SettingsError, match="UPN_TEMPLATE: unknown placeholder"):
+        Settings.from_environment({**environ, "UPN_TEMPLATE": "{surname}"})
