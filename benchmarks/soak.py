@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -487,10 +487,19 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
                 f"{config.hang_rate:.1%}, kill every {config.kill_every or 'never'}, "
                 f"seed {config.seed}" + (f", limit {config.rate_limit}/min" if limiter else "")
             )
-            # Published from another thread, so hosts are killed on time meanwhile.
-            publishing = ThreadPoolExecutor(max_workers=1)
-            first = publishing.submit(publish, requests_queue, first_round(hires))
-            publishing.shutdown(wait=False)
+            # Published from another thread, so hosts are killed on time meanwhile (a daemon:
+            # an interrupted run must not wait for it).
+            first: Future[None] = Future()
+
+            def publish_first_round() -> None:
+                try:
+                    publish(requests_queue, first_round(hires))
+                except BaseException as error:
+                    first.set_exception(error)
+                else:
+                    first.set_result(None)
+
+            threading.Thread(target=publish_first_round, name="soak-publisher", daemon=True).start()
             later = [body for hire in hires for body in hire.later]
             published_later = not later
             next_kill = config.kill_every or None
