@@ -35,6 +35,8 @@ from shared.throttle import ThrottleGate, ThrottleHeld
 
 PARTNER_CENTER_API_VERSION = "v1"
 LIST_PAGE_SIZE = 100
+PAGE_READS = 3  # tries per page of a user list (5xx, broken connections)
+PAGE_REREAD_PAUSE = 0.2  # seconds before the second read of a page, doubled before the third
 MAX_LIST_PAGES = 500  # 50,000 users; a lookup must not outlast the message's lease
 # Seconds one paged lookup may take, its last page included; with the retry budget it keeps
 # an invocation well inside host.json's functionTimeout.
@@ -103,6 +105,7 @@ class PartnerCenterClient:
         reset_password_path: str = "user",  # noqa: S107 (a URL path, not a password)
         lookup_budget: float = LOOKUP_BUDGET,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
         gate: ThrottleGate | None = None,
     ) -> None:
         if reset_password_path not in RESET_PATHS:
@@ -118,6 +121,7 @@ class PartnerCenterClient:
         self._locale = locale
         self._lookup_budget = lookup_budget
         self._monotonic = monotonic
+        self._sleep = sleep
 
     def close(self) -> None:
         self._session.close()
@@ -209,14 +213,9 @@ class PartnerCenterClient:
                     f"{self._lookup_budget:g}s ({pages} pages); the lookup by UPN stopped there",
                 )
             extra_headers = {"MS-ContinuationToken": continuation} if continuation else {}
-            response = self._send(
-                "GET",
-                path,
-                correlation_id=correlation_id,
-                extra_headers=extra_headers,
-                read_timeout=min(self._timeouts.read, max(remaining, 1.0)),
+            page = self._read_page(
+                path, correlation_id=correlation_id, extra_headers=extra_headers, deadline=deadline
             )
-            page = _json_object(response)
             items = page.get("items") or []
             yield from (item for item in items if isinstance(item, dict))
             links = page.get("links")
@@ -237,6 +236,40 @@ class PartnerCenterClient:
             f"the user list of customer {customer_tenant_id} has more than "
             f"{MAX_LIST_PAGES * LIST_PAGE_SIZE} users; the lookup by UPN stopped there",
         )
+
+    def _read_page(
+        self,
+        path: str,
+        *,
+        correlation_id: str,
+        extra_headers: dict[str, str],
+        deadline: float,
+    ) -> dict[str, Any]:
+        """One page of a list. A page is an idempotent read: after a 5xx or a broken
+        connection it is read again at once (briefly, within the lookup's budget) instead of
+        failing the whole lookup, whose earlier pages would all be read again. Throttling is
+        not retried here: the gate and the decision's retry policy wait for it."""
+        for attempt in range(PAGE_READS):
+            remaining = deadline - self._monotonic()
+            try:
+                response = self._send(
+                    "GET",
+                    path,
+                    correlation_id=correlation_id,
+                    extra_headers=extra_headers,
+                    read_timeout=min(self._timeouts.read, max(remaining, 1.0)),
+                )
+                return _json_object(response)
+            except ServiceUnavailableError as error:
+                pause = PAGE_REREAD_PAUSE * 2**attempt
+                if (
+                    error.failure.category is Category.THROTTLED
+                    or attempt + 1 >= PAGE_READS
+                    or self._monotonic() + pause >= deadline
+                ):
+                    raise
+                self._sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def restore_user(
         self, customer_tenant_id: str, user_id: str, *, correlation_id: str

@@ -584,3 +584,22 @@ def test_an_identity_hiccup_getting_a_vault_token_is_retried_not_rejected(
     last = harness.invoke(hire_event(65), dequeue_count=5)
 
     assert (last["status"], last["error"]["category"]) == ("failed", "unavailable")
+
+
+def test_a_failing_page_of_the_user_list_is_read_again_not_the_whole_lookup(
+    harness: FunctionHarness,
+) -> None:
+    for number in range(150):
+        harness.stack.partner_center.add_user(
+            CUSTOMER, {"userPrincipalName": f"page{number}@contoso.onmicrosoft.com"}
+        )
+    # The first page of the check before the create fails once, then answers.
+    harness.stack.partner_center.faults.add(
+        Fault.status(503), match="GET /v1/customers/*/users", times=1
+    )
+    outcome = harness.invoke(hire_event(51))
+    assert outcome["status"] == "created"
+    calls = harness.stack.partner_center.counters["calls"]
+    # Two pages of active users, the first read twice (the lookup was not started over),
+    # and one page of deleted users.
+    assert calls["GET /v1/customers/{id}/users"] == 4

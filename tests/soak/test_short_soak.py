@@ -5,17 +5,10 @@ The full run (10,000 hires, both MS-RequestId behaviours) is `python -m benchmar
 
 from __future__ import annotations
 
-import pytest
-
 from benchmarks.soak import DEFECTS, SoakConfig, render, run_soak
 from devtools.azurite import AzuriteQueue
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="until the hire ledger lands: today's product reports some successes as conflicts "
-    "and some outcomes name a password the user does not have",
-)
 def test_a_short_soak_finds_no_defect(azurite: AzuriteQueue) -> None:
     config = SoakConfig(
         hires=250,
