@@ -101,6 +101,8 @@ def test_each_kind_of_defect_is_counted(standins: StandInStack):
         "outcomes contradicting each other": 2,  # e3 (two users), e5 (created and rejected)
         "successes poisoned": 1,  # e5
         "wrong verdicts": 1,  # e5 rejected as a conflict
+        "more than 5 % of valid hires got no user": 1,  # e4: one in five
+        "events left to the host's poison copy": 0,
         "secrets in outcomes": 0,
         "secrets in poison copies": 0,
         "secrets in logs": 1,

@@ -19,7 +19,7 @@ def test_a_short_soak_finds_no_defect(azurite: AzuriteQueue) -> None:
         # The harder of the two behaviours: only the product's own record prevents a second user.
         request_ids="forgotten",
         seed=7,
-        lease_seconds=8,
+        lease_seconds=10,
         drain_timeout=150,
         verbose=False,
     )
