@@ -116,6 +116,7 @@ class _Invocation:
         self.state: HireState | None = None
         # Set when this invocation found another delivery at work on the hire.
         self.waited_for_other = False
+        self.insert_tried = False
         self.counted = False
         # The user's outcome once the user exists; licences are assigned after it.
         self.user_outcome: Outcome | None = None
@@ -269,7 +270,7 @@ class Provisioner:
         )
 
     def _step_once(self, event: HireEvent, invocation: _Invocation) -> Outcome:
-        record = self._ledger.get(event.event_id) or self._open_record(event, invocation)
+        record = self._first_read(event, invocation)
         invocation.state = record.state
         if record.state in SUCCESS_STATES:
             return self._answer_from_record(event, record, invocation)
@@ -287,6 +288,20 @@ class Provisioner:
         if record.state is HireState.RESTORING:
             return self._resume_restore(event, record, invocation)
         return self._first_create(event, record, invocation)
+
+    def _first_read(self, event: HireEvent, invocation: _Invocation) -> HireRecord:
+        """The hire's record, claimed by this delivery when it is new.
+
+        Most deliveries are a hire's first: the insert is tried before any read (one table
+        call instead of two); a record that exists is then read as it is.
+        """
+        if not invocation.insert_tried:
+            invocation.insert_tried = True
+            try:
+                return self._open_record(event, invocation)
+            except LedgerConflict:
+                pass
+        return self._ledger.get(event.event_id) or self._open_record(event, invocation)
 
     def _open_record(self, event: HireEvent, invocation: _Invocation) -> HireRecord:
         now = self._now()

@@ -73,8 +73,7 @@ def test_created_hire_continues_the_hr_trace(harness: FunctionHarness, exported:
     # from Key Vault and exchanged at Entra under the first Partner Center call.
     children = [line.strip() for line in shape if line.startswith("  ") and line[2] != " "]
     assert children == [
-        "ledger get",
-        "ledger add",
+        "ledger add",  # a hire's first delivery inserts its record without reading first
         # Deleted users only: a rehire is restored; with an immutableId the create's own
         # duplicate answer reveals an active holder, so active users are not listed first.
         "partner_center find_user_by_upn",
