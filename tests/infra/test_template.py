@@ -37,6 +37,7 @@ LOCAL_ONLY = {
     "AZURE_TENANT_ID": "the client_secret credential, for the local stand-ins only",
     "AZURE_CLIENT_SECRET": "the client_secret credential, for the local stand-ins only",
     "REQUESTS_CA_BUNDLE": "the local stand-ins' CA",
+    "CURL_CA_BUNDLE": "requests' other name for REQUESTS_CA_BUNDLE; Azure needs neither",
 }
 
 # Settings that would put a secret or a key into the app's configuration.
