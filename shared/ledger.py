@@ -256,7 +256,6 @@ _FIELDS: dict[str, str] = {
     "password_secret_id": "PasswordSecretId",
     "password_expires_on": "PasswordExpiresOn",
     "generation": "Generation",
-    "upn_holder_before": "UpnHolderBefore",
     "upn_checked": "UpnChecked",
     "user_id": "UserId",
     "attempts": "Attempts",

@@ -99,9 +99,8 @@ class HireRecord:
     # MS-RequestId generation: the same on every retry of a create, a new one after a
     # definite answer (Partner Center asks for both).
     generation: int = 0
-    # Who held the UPN when this generation's first create was about to be sent: None means
-    # nobody, so a user found holding it later can only be this hire's.
-    upn_holder_before: str | None = None
+    # The UPN was found free just before this generation's first create: a user found
+    # holding it later can only be this hire's (the identity rule, without immutableId).
     upn_checked: bool = False
     user_id: str | None = None
     attempts: int = 0

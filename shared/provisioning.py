@@ -403,7 +403,6 @@ class Provisioner:
             state=HireState.CREATING,
             user_principal_name=upn,
             upn_checked=True,
-            upn_holder_before=None,
             create_calls=1,
         )
         return self._send_create(event, record, password, invocation)
@@ -527,7 +526,7 @@ class Provisioner:
         made_here = sends > 0 and (
             same_person
             if wanted is not None
-            else record.upn_checked and record.upn_holder_before is None
+            else record.upn_checked
         )
         if made_here:
             return self._succeed(event, record, invocation, Status.CREATED, found)
@@ -599,7 +598,6 @@ class Provisioner:
             generation=record.generation + 1,
             create_calls=0,
             upn_checked=False,
-            upn_holder_before=None,
         )
         raise _DecideAgain()
 
@@ -895,7 +893,6 @@ class Provisioner:
             generation=record.generation + (1 if record.create_calls else 0),
             create_calls=0,
             upn_checked=False,
-            upn_holder_before=None,
             last_failure=refusal.failure.as_error(),
         )
         return refusal
