@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -110,7 +112,20 @@ def test_threads_waiting_on_a_failed_refresh_share_its_failure(standins: StandIn
         Fault.status(503), match=f"POST /{partner_tenant_id}/oauth2/v2.0/token", times=None
     )
 
+    # The failing exchange is slowed down and every thread starts at once, so all eight are
+    # waiting on the lock before the one refresh fails; without this a thread the pool starts
+    # late would rightly send a fresh exchange and the count would depend on scheduling.
+    real_exchange = credentials._exchange  # type: ignore[attr-defined]
+
+    def slow_exchange(**arguments: str) -> object:
+        time.sleep(0.5)
+        return real_exchange(**arguments)
+
+    credentials._exchange = slow_exchange  # type: ignore[attr-defined]
+    everyone = threading.Barrier(8)
+
     def ask(_: int) -> str:
+        everyone.wait()
         try:
             return credentials.access_token()
         except ProvisioningError as error:
