@@ -241,12 +241,13 @@ class Provisioner:
 
     def _provision_with_retries(self, event: HireEvent, invocation: _Invocation) -> Outcome:
         started = self._monotonic()
+        attempts = self._retry.attempts_for(invocation.delivery_number)
         retry_number = 0
         while True:
             try:
                 return self._step(event, invocation)
             except ProvisioningError as error:
-                if not error.is_transient or retry_number + 1 >= self._retry.attempts:
+                if not error.is_transient or retry_number + 1 >= attempts:
                     raise
                 pause = self._retry.delay(retry_number, error.retry_after, self._jitter())
                 if self._monotonic() - started + pause > self._retry.budget:

@@ -15,6 +15,10 @@ class RetryPolicy:
     """
 
     attempts: int = 3
+    # The last delivery has no redelivery behind it: a transient failure there becomes a
+    # failed outcome and a poison copy (and, after a create whose answer was lost, a user
+    # nobody was told about), so it retries more often within the same budget.
+    last_delivery_attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 8.0
     budget: float = 60.0
@@ -27,6 +31,11 @@ class RetryPolicy:
     def delay(self, retry_number: int, retry_after: float | None, jitter: float) -> float:
         backoff = min(self.max_delay, self.base_delay * 2.0**retry_number) * (0.5 + jitter)
         return max(backoff, retry_after or 0.0)
+
+    def attempts_for(self, delivery_number: int) -> int:
+        if self.is_last(delivery_number):
+            return max(self.attempts, self.last_delivery_attempts)
+        return self.attempts
 
     def is_last(self, delivery_number: int) -> bool:
         return delivery_number >= self.max_deliveries

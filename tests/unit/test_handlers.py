@@ -104,6 +104,19 @@ def test_a_failed_ledger_write_after_the_create_then_a_corrected_republish(bench
     bench.assert_one_correct_account(UPN)
 
 
+def test_the_last_delivery_retries_longer_before_it_gives_up(bench: Bench) -> None:
+    # The create went through but its answer was lost; then five throttled answers. Earlier
+    # deliveries would hand it back after three tries; the last one has no redelivery behind
+    # it and keeps going, so the hire ends created instead of failed with a user nobody knows.
+    bench.partner_center.create_script = ["lost-after"] + ["throttle"] * 5
+    with pytest.raises(RedeliveryRequested):
+        bench.deliver(event(), delivery=1)
+    outcome = bench.deliver(event(), delivery=RETRY.max_deliveries)
+    assert outcome.status is Status.CREATED
+    bench.assert_one_correct_account(UPN)
+    assert bench.poison.copies == []
+
+
 def test_a_transient_answer_never_marks_a_hire_refused(bench: Bench) -> None:
     bench.partner_center.create_script = ["throttle"] * 20
     outcome = bench.deliver_until_outcome(event())
