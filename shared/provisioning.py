@@ -17,18 +17,17 @@ No SDK and no adapter in sight: the service works through the ports in ``shared.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 import traceback
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from shared.decisions import DecisionLog
 from shared.errors import (
     AnswerLost,
     LedgerConflict,
@@ -39,6 +38,8 @@ from shared.errors import (
     UpnTaken,
 )
 from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
+from shared.invocation import Delivery, Invocation
+from shared.licensing import LicenceStep
 from shared.model import (
     PASSWORD_STATES,
     SUCCESS_STATES,
@@ -50,8 +51,6 @@ from shared.model import (
 from shared.outcomes import (
     Category,
     Failure,
-    LicenseFailure,
-    LicenseReport,
     Outcome,
     Status,
     outcome_from_message,
@@ -59,14 +58,11 @@ from shared.outcomes import (
 )
 from shared.passwords import fingerprint, generate_password
 from shared.planning import (
-    SHORTFALL_CODE,
     UpnChoice,
     UpnVerdict,
     choose_upn,
     exhausted_message,
     generation_failure_message,
-    plan_licenses,
-    shortfall,
 )
 from shared.ports import (
     HireLedger,
@@ -95,31 +91,6 @@ _STATE_OF = {
     Status.RESTORED: HireState.RESTORED,
     Status.ALREADY_EXISTS: HireState.EXISTING,
 }
-
-
-@dataclass(frozen=True, kw_only=True)
-class Delivery:
-    body: bytes
-    dequeue_count: int
-    message_id: str | None = None
-
-
-class _Invocation:
-    """What one invocation knows about its hire (never the password)."""
-
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery_number = max(1, delivery.dequeue_count)
-        # The claim names this invocation: a redelivery of the same message is another owner.
-        self.owner = f"{delivery.message_id or 'message'}/{self.delivery_number}/{uuid.uuid4().hex}"
-        self.calls = 0
-        self.request_id: str | None = None
-        self.state: HireState | None = None
-        # Set when this invocation found another delivery at work on the hire.
-        self.waited_for_other = False
-        self.insert_tried = False
-        self.counted = False
-        # The user's outcome once the user exists; licences are assigned after it.
-        self.user_outcome: Outcome | None = None
 
 
 class _DecideAgain(Exception):
@@ -163,6 +134,10 @@ class Provisioner:
         self._new_password = new_password
         self._upn_template = upn_template
         self._telemetry: Telemetry = telemetry or NoTelemetry()
+        self._licences = LicenceStep(
+            partner_center=partner_center, ledger=ledger, poison=poison, now=now
+        )
+        self._decisions = DecisionLog(telemetry=self._telemetry, monotonic=monotonic)
 
     # ------------------------------------------------------------------ entry point
 
@@ -175,17 +150,19 @@ class Provisioner:
 
     def _decide(self, delivery: Delivery) -> Outcome:
         started = self._monotonic()
-        invocation = _Invocation(delivery)
+        invocation = Invocation(delivery)
         try:
             outcome = self._handle(delivery, invocation)
         except RedeliveryRequested:
             raise
         except Exception as error:  # the last delivery must still end well
             outcome = self._last_resort(delivery, invocation, error)
-        self._log(outcome, started, invocation, delivery.message_id)
+        self._decisions.decided(
+            outcome, started=started, invocation=invocation, message_id=delivery.message_id
+        )
         return outcome
 
-    def _handle(self, delivery: Delivery, invocation: _Invocation) -> Outcome:
+    def _handle(self, delivery: Delivery, invocation: Invocation) -> Outcome:
         attempts = invocation.delivery_number
         try:
             document = decode_body(delivery.body)
@@ -201,7 +178,7 @@ class Provisioner:
 
         try:
             outcome = self._provision_with_retries(event, invocation)
-            self._poison_license_failures(document, outcome, attempts)
+            self._licences.poison_failures(document, outcome, attempts)
             return outcome
         except _Busy:
             problem: ProvisioningError = ServiceUnavailableError(
@@ -215,12 +192,14 @@ class Provisioner:
             not problem.is_transient or self._retry.is_last(attempts)
         ):
             # The user exists: it stays created; only the licences still missing failed.
-            outcome = self._licenses_given_up(event, invocation.user_outcome, problem.failure)
-            self._poison_license_failures(document, outcome, attempts)
+            outcome = self._licences.given_up(event, invocation.user_outcome, problem.failure)
+            self._licences.poison_failures(document, outcome, attempts)
             return outcome
         if problem.is_transient and not self._retry.is_last(attempts):
             self._release_claim(event, invocation)
-            self._log_redelivery(event, problem, invocation, delivery.message_id)
+            self._decisions.redelivering(
+                event, problem, invocation=invocation, message_id=delivery.message_id
+            )
             # Raised here, outside the handlers, so nothing chains to the adapters' exceptions.
             raise RedeliveryRequested(
                 f"event {event.event_id}: {problem.failure.message} (delivery {attempts} of "
@@ -239,7 +218,7 @@ class Provisioner:
 
     # ------------------------------------------------------------------ the hire
 
-    def _provision_with_retries(self, event: HireEvent, invocation: _Invocation) -> Outcome:
+    def _provision_with_retries(self, event: HireEvent, invocation: Invocation) -> Outcome:
         started = self._monotonic()
         attempts = self._retry.attempts_for(invocation.delivery_number)
         retry_number = 0
@@ -256,21 +235,21 @@ class Provisioner:
                 self._sleep(pause)
                 retry_number += 1
 
-    def _step(self, event: HireEvent, invocation: _Invocation) -> Outcome:
+    def _step(self, event: HireEvent, invocation: Invocation) -> Outcome:
         for _ in range(MAX_LEDGER_RACES + MAX_UPN_MOVES):
             try:
                 if invocation.user_outcome is None:
                     invocation.user_outcome = self._step_once(event, invocation)
                 if not event.licenses or invocation.user_outcome.status not in _USER_EXISTS:
                     return invocation.user_outcome
-                return self._assign_licenses(event, invocation.user_outcome, invocation)
+                return self._licences.assign(event, invocation.user_outcome, invocation)
             except (LedgerConflict, _DecideAgain):
                 continue  # someone wrote the record since we read it: decide again from it
         raise ServiceUnavailableError(
             "the hire's ledger record kept changing under this delivery; it is delivered again"
         )
 
-    def _step_once(self, event: HireEvent, invocation: _Invocation) -> Outcome:
+    def _step_once(self, event: HireEvent, invocation: Invocation) -> Outcome:
         record = self._first_read(event, invocation)
         invocation.state = record.state
         if record.state in SUCCESS_STATES:
@@ -290,7 +269,7 @@ class Provisioner:
             return self._resume_restore(event, record, invocation)
         return self._first_create(event, record, invocation)
 
-    def _first_read(self, event: HireEvent, invocation: _Invocation) -> HireRecord:
+    def _first_read(self, event: HireEvent, invocation: Invocation) -> HireRecord:
         """The hire's record, claimed by this delivery when it is new.
 
         Most deliveries are a hire's first: the insert is tried before any read (one table
@@ -304,7 +283,7 @@ class Provisioner:
                 pass
         return self._ledger.get(event.event_id) or self._open_record(event, invocation)
 
-    def _open_record(self, event: HireEvent, invocation: _Invocation) -> HireRecord:
+    def _open_record(self, event: HireEvent, invocation: Invocation) -> HireRecord:
         now = self._now()
         record = HireRecord(
             event_id=event.event_id,
@@ -320,7 +299,7 @@ class Provisioner:
         invocation.counted = True
         return added
 
-    def _claim(self, record: HireRecord, invocation: _Invocation) -> HireRecord:
+    def _claim(self, record: HireRecord, invocation: Invocation) -> HireRecord:
         if record.claim_owner == invocation.owner:
             return record
         return self._write(
@@ -329,7 +308,7 @@ class Provisioner:
             attempts=record.attempts + (0 if invocation.counted else 1),
         )
 
-    def _write(self, record: HireRecord, invocation: _Invocation, **changes: Any) -> HireRecord:
+    def _write(self, record: HireRecord, invocation: Invocation, **changes: Any) -> HireRecord:
         """A conditional update that also renews this invocation's claim."""
         now = self._now()
         updated = self._ledger.update(
@@ -347,7 +326,7 @@ class Provisioner:
         return updated
 
     def _wait_for_other(
-        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+        self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> HireRecord:
         """Another delivery is at work: give it time instead of calling Partner Center too.
 
@@ -370,7 +349,7 @@ class Provisioner:
             record = latest
         return record
 
-    def _adopt_refusal(self, record: HireRecord, invocation: _Invocation) -> Outcome | None:
+    def _adopt_refusal(self, record: HireRecord, invocation: Invocation) -> Outcome | None:
         """The delivery we waited for refused the hire: say the same, do not try again."""
         if record.state is not HireState.REJECTED or not record.last_outcome:
             return None
@@ -380,7 +359,7 @@ class Provisioner:
         return replace(earlier, attempts=invocation.delivery_number, completed_at=utc_now_text())
 
     def _first_create(
-        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+        self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> Outcome:
         """No create of this generation was sent yet: choose and check the UPN, then create
         (or restore the deleted user of a rehire)."""
@@ -409,7 +388,7 @@ class Provisioner:
         return self._send_create(event, record, password, invocation)
 
     def _resume_create(
-        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+        self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> Outcome:
         """A create of this generation may have been applied: send it again, the same request
         with the same password. Partner Center either answers with the user (it remembers the
@@ -423,7 +402,7 @@ class Provisioner:
         return self._send_create(event, record, password, invocation)
 
     def _send_create(
-        self, event: HireEvent, record: HireRecord, password: str, invocation: _Invocation
+        self, event: HireEvent, record: HireRecord, password: str, invocation: Invocation
     ) -> Outcome:
         upn = _upn_of(event, record)
         invocation.calls += 1
@@ -507,7 +486,7 @@ class Provisioner:
         event: HireEvent,
         record: HireRecord,
         found: FoundUser,
-        invocation: _Invocation,
+        invocation: Invocation,
         *,
         sends: int,
         said: ProvisioningError | None = None,
@@ -524,11 +503,7 @@ class Provisioner:
                 or found
             )
         same_person = wanted is not None and found.immutable_id == wanted
-        made_here = sends > 0 and (
-            same_person
-            if wanted is not None
-            else record.upn_checked
-        )
+        made_here = sends > 0 and (same_person if wanted is not None else record.upn_checked)
         if made_here:
             return self._succeed(event, record, invocation, Status.CREATED, found)
         if same_person:
@@ -555,7 +530,7 @@ class Provisioner:
     # ------------------------------------------------------------------ generated UPNs
 
     def _choose_upn(
-        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+        self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> UpnChoice:
         generated = event.user.user_principal_name is None
         try:
@@ -588,7 +563,7 @@ class Provisioner:
             )
         return choice
 
-    def _move_to_next_upn(self, record: HireRecord, invocation: _Invocation) -> NoReturn:
+    def _move_to_next_upn(self, record: HireRecord, invocation: Invocation) -> NoReturn:
         """Forget a generated UPN someone else holds; the next step chooses another."""
         self._write(
             record,
@@ -605,7 +580,7 @@ class Provisioner:
     # ------------------------------------------------------------------ rehires
 
     def _start_restore(
-        self, event: HireEvent, record: HireRecord, choice: UpnChoice, invocation: _Invocation
+        self, event: HireEvent, record: HireRecord, choice: UpnChoice, invocation: Invocation
     ) -> Outcome:
         """A deleted user with this immutableId holds the UPN: bring it back.
 
@@ -624,7 +599,7 @@ class Provisioner:
         return self._finish_restore(event, record, password, invocation, known_inactive=True)
 
     def _resume_restore(
-        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+        self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> Outcome:
         if not record.password_secret_id or not record.user_id:  # written together; repaired
             self._write(record, invocation, state=HireState.NEW, user_id=None)
@@ -637,7 +612,7 @@ class Provisioner:
         event: HireEvent,
         record: HireRecord,
         password: str,
-        invocation: _Invocation,
+        invocation: Invocation,
         *,
         known_inactive: bool,
     ) -> Outcome:
@@ -692,111 +667,8 @@ class Provisioner:
             raise self._refuse(event, record, invocation, refusal) from None
         return self._succeed(event, record, invocation, Status.RESTORED, user)
 
-    # ------------------------------------------------------------------ licences
-
-    def _assign_licenses(
-        self, event: HireEvent, user_outcome: Outcome, invocation: _Invocation
-    ) -> Outcome:
-        """Assign the requested licences the ledger does not list yet (a replay's only work)."""
-        record = self._ledger.get(event.event_id)
-        if record is None:
-            raise LedgerConflict("the hire's record disappeared")
-        assigned = list(record.licenses_assigned)
-        wanted = list(event.sku_ids)
-        failed: list[LicenseFailure] = []
-        customer = event.customer_tenant_id
-        user_id = str(user_outcome.user_id)
-        if any(sku not in assigned for sku in wanted):
-            invocation.calls += 1
-            skus = self._partner_center.subscribed_skus(
-                customer, correlation_id=event.correlation_guid
-            )
-            plan = plan_licenses(customer, wanted, assigned, skus)
-            # A SKU the list shows without units is tried alone: the user may hold it already
-            # (that takes no unit), and it must not sink the rest of its licence group.
-            requests = [list(ids) for _, ids in plan.groups]
-            requests += [[f.sku_id] for f in plan.failed if f.code == SHORTFALL_CODE]
-            failed += [f for f in plan.failed if f.code != SHORTFALL_CODE]
-            while requests:
-                ids = requests.pop(0)
-                invocation.calls += 1
-                try:
-                    self._partner_center.assign_licenses(
-                        customer, user_id, ids, correlation_id=event.correlation_guid
-                    )
-                except Refused as refusal:
-                    if refusal.failure.code == SHORTFALL_CODE and len(ids) > 1:
-                        requests += [[sku] for sku in ids]  # which one is short? one by one
-                        continue
-                    failed += [_license_refused(customer, sku, refusal) for sku in ids]
-                    continue
-                assigned += [sku for sku in ids if sku not in assigned]
-                record = self._ledger.update(
-                    record.evolve(licenses_assigned=tuple(assigned), updated_at=self._now())
-                )
-        order = {sku: index for index, sku in enumerate(wanted)}
-        outcome = replace(
-            user_outcome,
-            licenses=LicenseReport(
-                assigned=tuple(sku for sku in wanted if sku in assigned),
-                failed=tuple(sorted(failed, key=lambda f: order.get(f.sku_id, 0))),
-            ),
-        )
-        self._ledger.update(
-            record.evolve(last_outcome=outcome.as_message(), updated_at=self._now())
-        )
-        return outcome
-
-    def _licenses_given_up(
-        self, event: HireEvent, user_outcome: Outcome, failure: Failure
-    ) -> Outcome:
-        """The user exists but the licence step kept failing: report what is missing."""
-        assigned: tuple[str, ...] = ()
-        try:
-            record = self._ledger.get(event.event_id)
-            assigned = record.licenses_assigned if record else ()
-        except Exception as error:  # the ledger may be what failed; assume nothing assigned
-            logger.info("could not read the licences of %s (%s)", event.event_id, type(error))
-        return replace(
-            user_outcome,
-            licenses=LicenseReport(
-                assigned=tuple(sku for sku in event.sku_ids if sku in assigned),
-                failed=tuple(
-                    LicenseFailure(
-                        sku_id=sku,
-                        category=failure.category,
-                        message=f"not assigned: {failure.message}; replay from the poison queue",
-                        code=failure.code,
-                    )
-                    for sku in event.sku_ids
-                    if sku not in assigned
-                ),
-            ),
-        )
-
-    def _poison_license_failures(
-        self, document: dict[str, Any], outcome: Outcome, attempts: int
-    ) -> None:
-        """A poison copy for licences that failed, so a replay assigns them (and creates
-        nothing); written before the outcome, like every poison copy."""
-        if outcome.licenses is None or not outcome.licenses.failed:
-            return
-        first = outcome.licenses.failed[0]
-        details = "; ".join(f"{f.sku_id}: {f.message}" for f in outcome.licenses.failed)
-        self._poison.poison_event(
-            document,
-            Failure(
-                category=first.category,
-                message=f"user {outcome.user_id} ({outcome.user_principal_name}) is "
-                f"{outcome.status.value} but lacks {len(outcome.licenses.failed)} licence(s): "
-                f"{details}",
-                code=first.code,
-            ),
-            attempts=attempts,
-        )
-
     def _fresh_password(
-        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+        self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> tuple[str, HireRecord]:
         """The hire's password for a create no earlier create can have used.
 
@@ -822,7 +694,7 @@ class Provisioner:
         self,
         event: HireEvent,
         record: HireRecord,
-        invocation: _Invocation,
+        invocation: Invocation,
         status: Status,
         user: FoundUser,
     ) -> Outcome:
@@ -854,7 +726,7 @@ class Provisioner:
         return outcome
 
     def _answer_from_record(
-        self, event: HireEvent, record: HireRecord, invocation: _Invocation
+        self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> Outcome:
         """The hire succeeded before: say so, with the same user and password, and nothing else.
 
@@ -879,7 +751,7 @@ class Provisioner:
         self,
         event: HireEvent,
         record: HireRecord,
-        invocation: _Invocation,
+        invocation: Invocation,
         refusal: ProvisioningError,
     ) -> ProvisioningError:
         """A definite answer: nothing was created, and the next try is a new request.
@@ -899,7 +771,7 @@ class Provisioner:
         return refusal
 
     def _find(
-        self, event: HireEvent, upn: str, invocation: _Invocation, *, inactive: bool = False
+        self, event: HireEvent, upn: str, invocation: Invocation, *, inactive: bool = False
     ) -> FoundUser | None:
         invocation.calls += 1
         return self._partner_center.find_user_by_upn(
@@ -911,7 +783,7 @@ class Provisioner:
 
     # ------------------------------------------------------------------ endings
 
-    def _record_end(self, event: HireEvent, invocation: _Invocation, outcome: Outcome) -> None:
+    def _record_end(self, event: HireEvent, invocation: Invocation, outcome: Outcome) -> None:
         """Keep the final outcome on the record and let go of the claim (best effort)."""
         try:
             record = self._ledger.get(event.event_id)
@@ -933,7 +805,7 @@ class Provisioner:
                 type(error).__name__,
             )
 
-    def _release_claim(self, event: HireEvent, invocation: _Invocation) -> None:
+    def _release_claim(self, event: HireEvent, invocation: Invocation) -> None:
         """Free the hire for the next delivery at once instead of after the claim expires."""
         try:
             record = self._ledger.get(event.event_id)
@@ -973,9 +845,7 @@ class Provisioner:
             completed_at=utc_now_text(),
         )
 
-    def _last_resort(
-        self, delivery: Delivery, invocation: _Invocation, error: Exception
-    ) -> Outcome:
+    def _last_resort(self, delivery: Delivery, invocation: Invocation, error: Exception) -> Outcome:
         """Something failed outside every expected path (a bug, or the poison queue down)."""
         problem = _unexpected(error)
         attempts = invocation.delivery_number
@@ -993,84 +863,6 @@ class Provisioner:
         # fails, the host's own poison copy keeps the body.
         self._poison.poison_body(delivery.body, failure, attempts=attempts)
         return replace(_unreadable_outcome(failure, attempts), status=Status.FAILED)
-
-    # ------------------------------------------------------------------ the decision log
-
-    def _log(
-        self, outcome: Outcome, started: float, invocation: _Invocation, message_id: str | None
-    ) -> None:
-        self._log_decision(
-            status=outcome.status.value,
-            failure=outcome.failure,
-            event_id=outcome.event_id,
-            correlation_id=outcome.correlation_id,
-            customer=outcome.customer_tenant_id,
-            started=started,
-            invocation=invocation,
-            message_id=message_id,
-            licenses=outcome.licenses,
-        )
-
-    def _log_redelivery(
-        self,
-        event: HireEvent,
-        error: ProvisioningError,
-        invocation: _Invocation,
-        message_id: str | None,
-    ) -> None:
-        self._log_decision(
-            status="retrying",
-            failure=error.failure,
-            event_id=event.event_id,
-            correlation_id=event.correlation_id,
-            customer=event.customer_tenant_id,
-            started=None,
-            invocation=invocation,
-            message_id=message_id,
-        )
-
-    def _log_decision(
-        self,
-        *,
-        status: str,
-        failure: Failure | None,
-        event_id: str | None,
-        correlation_id: str | None,
-        customer: str | None,
-        started: float | None,
-        invocation: _Invocation,
-        message_id: str | None,
-        licenses: LicenseReport | None = None,
-    ) -> None:
-        """The one structured line per decision (retries included); never a secret in it."""
-        fields: dict[str, object] = {
-            "eventId": event_id,
-            "correlationId": correlation_id,
-            "requestId": invocation.request_id,
-            "messageId": message_id,
-            "customer": customer,
-            "status": status,
-            "category": failure.category.value if failure else None,
-            "delivery": invocation.delivery_number,
-            "ledgerState": invocation.state.value if invocation.state else None,
-            "waitedForOtherDelivery": invocation.waited_for_other,
-            "calls": invocation.calls,
-        }
-        if started is not None:
-            fields["durationMs"] = round((self._monotonic() - started) * 1000)
-        if failure:
-            fields["error"] = failure.message
-        if licenses is not None:
-            fields["licensesAssigned"] = len(licenses.assigned)
-            fields["licensesFailed"] = [f.sku_id for f in licenses.failed]
-        short = licenses is not None and bool(licenses.failed)
-        self._telemetry.decided(fields)
-        logger.log(
-            logging.INFO if failure is None and not short else logging.WARNING,
-            "decision %s",
-            json.dumps(fields, ensure_ascii=False),
-            extra={"decision": fields},
-        )
 
 
 def _upn_of(event: HireEvent, record: HireRecord) -> str:
@@ -1101,27 +893,6 @@ def _deleted_conflict(
     )
 
 
-def _license_refused(customer: str, sku_id: str, refusal: ProvisioningError) -> LicenseFailure:
-    failure = refusal.failure
-    if failure.code == SHORTFALL_CODE:
-        return shortfall(customer, sku_id)
-    if failure.category is Category.PERMISSION:
-        return LicenseFailure(
-            sku_id=sku_id,
-            category=Category.PERMISSION,
-            message=f"the partner user may not assign licences in customer {customer}: grant a "
-            "GDAP role License Administrator, User Administrator or Directory Writers, then "
-            "replay from the poison queue",
-            code=failure.code,
-        )
-    return LicenseFailure(
-        sku_id=sku_id,
-        category=failure.category,
-        message=f"Partner Center refused SKU {sku_id}: {failure.message}",
-        code=failure.code,
-    )
-
-
 def _new_user(event: HireEvent, upn: str, password: str) -> NewUser:
     user = event.user
     return NewUser(
@@ -1135,9 +906,7 @@ def _new_user(event: HireEvent, upn: str, password: str) -> NewUser:
     )
 
 
-def _unreadable_outcome(
-    failure: Failure, attempts: int, *, event_id: str | None = None
-) -> Outcome:
+def _unreadable_outcome(failure: Failure, attempts: int, *, event_id: str | None = None) -> Outcome:
     return Outcome(
         event_id=event_id,
         status=Status.REJECTED,

@@ -1,0 +1,36 @@
+"""One delivery of a queue message, and what the invocation handling it has learnt so far."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from shared.model import HireState
+from shared.outcomes import Outcome
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery:
+    """A message as the host hands it over: its body and how often it has been delivered."""
+
+    body: bytes
+    dequeue_count: int
+    message_id: str | None = None
+
+
+class Invocation:
+    """What one invocation knows about its hire (never the password)."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery_number = max(1, delivery.dequeue_count)
+        # The claim names this invocation: a redelivery of the same message is another owner.
+        self.owner = f"{delivery.message_id or 'message'}/{self.delivery_number}/{uuid.uuid4().hex}"
+        self.calls = 0  # calls to Partner Center, for the decision log
+        self.request_id: str | None = None
+        self.state: HireState | None = None
+        # Set when this invocation found another delivery at work on the hire.
+        self.waited_for_other = False
+        self.insert_tried = False
+        self.counted = False
+        # The user's outcome once the user exists; licences are assigned after it.
+        self.user_outcome: Outcome | None = None
