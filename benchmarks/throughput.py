@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.throughput                        # 1,000 hires, 0 and 50 ms
     .venv/bin/python -m benchmarks.throughput --hires 300 --latency 0
+    .venv/bin/python -m benchmarks.throughput --immutable-id both    # events with and without
     .venv/bin/python -m benchmarks.throughput --memory-hires 10000   # RSS after every 1,000
     .venv/bin/python -m benchmarks.throughput --profile              # where the CPU goes
 
@@ -59,6 +60,7 @@ BATCH = 1000
 class Run:
     hires: int
     latency: float
+    immutable_id: bool
     elapsed: float
     records: list[dict[str, Any]]
     host_cpu: float
@@ -67,25 +69,33 @@ class Run:
     calls: dict[str, int]
 
 
-def _publish(publisher: HirePublisher, start: int, count: int, run_id: str) -> None:
+def _publish(
+    publisher: HirePublisher, start: int, count: int, run_id: str, *, immutable_id: bool
+) -> None:
     # Several senders, so publishing keeps ahead of the host.
+    send = partial(_publish_one, publisher, run_id, immutable_id=immutable_id)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(partial(_publish_one, publisher, run_id), range(start, start + count)))
+        list(pool.map(send, range(start, start + count)))
 
 
-def _publish_one(publisher: HirePublisher, run_id: str, number: int) -> None:
+def _publish_one(publisher: HirePublisher, run_id: str, number: int, *, immutable_id: bool) -> None:
+    user = {
+        "userPrincipalName": f"bench{run_id}.{number}@contoso.onmicrosoft.com",
+        "firstName": "Bench",
+        "lastName": f"User{number}",
+        "displayName": f"Bench User{number}",
+        "usageLocation": "US",
+    }
+    if immutable_id:
+        # The employee id settles identity: no read of the customer's user list before the
+        # create, so the cost per hire does not grow with the customer.
+        user["immutableId"] = f"B{run_id}-{number}"
     publisher.publish(
         {
             "schemaVersion": "1.0",
             "eventId": f"bench-{run_id}-{number:06d}",
             "customerTenantId": CUSTOMER,
-            "user": {
-                "userPrincipalName": f"bench{run_id}.{number}@contoso.onmicrosoft.com",
-                "firstName": "Bench",
-                "lastName": f"User{number}",
-                "displayName": f"Bench User{number}",
-                "usageLocation": "US",
-            },
+            "user": user,
         }
     )
 
@@ -118,7 +128,7 @@ def _stack(latency: float) -> tuple[StandInStack, str]:
     return stack, partner
 
 
-def run(hires: int, latency: float, *, batch: int = BATCH) -> Run:
+def run(hires: int, latency: float, *, immutable_id: bool = False, batch: int = BATCH) -> Run:
     """``hires`` events in batches of ``batch``; the host's RSS is read after each batch."""
     with ExitStack() as resources:
         azurite = resources.enter_context(start_azurite_queue())
@@ -158,7 +168,7 @@ def run(hires: int, latency: float, *, batch: int = BATCH) -> Run:
         while done < hires:
             count = min(batch, hires - done)
             started = time.perf_counter()
-            _publish(publisher, done, count, run_id)
+            _publish(publisher, done, count, run_id, immutable_id=immutable_id)
             if not _wait_for_outcomes(results, done + count, timeout=max(120.0, count * 0.5)):
                 print(f"timed out after {done} hires", file=sys.stderr)
                 break
@@ -182,7 +192,9 @@ def run(hires: int, latency: float, *, batch: int = BATCH) -> Run:
             ),
             "Partner Center": sum(pc["calls"].values()),
         }
-        return Run(done, latency, elapsed, records, host_cpu, peak_rss, rss_after, calls)
+        return Run(
+            done, latency, immutable_id, elapsed, records, host_cpu, peak_rss, rss_after, calls
+        )
 
 
 def import_seconds(repeats: int = 3) -> float:
@@ -210,7 +222,10 @@ def report(result: Run) -> None:
     invoked = [r for r in result.records if r.get("invoked")]
     durations = sorted(r["duration"] for r in invoked if r["outcome"] == "succeeded")
     function_cpu = sum(r["cpuTime"] or 0.0 for r in invoked)
-    print(f"-- {result.hires} hires, stand-in latency {result.latency * 1000:.0f} ms per call")
+    print(
+        f"-- {result.hires} hires, stand-in latency {result.latency * 1000:.0f} ms per call, "
+        + ("events with immutableId" if result.immutable_id else "events without immutableId")
+    )
     print(
         f"throughput             {result.hires / max(result.elapsed, 1e-9):8.1f} hires/s "
         f"({result.elapsed:.1f} s, {len(invoked)} invocations)"
@@ -291,7 +306,7 @@ def profile(hires: int) -> None:
         os.environ.update(settings)
         publisher = HirePublisher.from_connection_string(storage, REQUEST_QUEUE)
         publisher.ensure_queue()
-        _publish(publisher, 0, hires, uuid.uuid4().hex[:6])
+        _publish(publisher, 0, hires, uuid.uuid4().hex[:6], immutable_id=False)
         Provisioner.handle = handle  # type: ignore[method-assign]
         try:
             host = LocalFunctionsHost(
@@ -329,16 +344,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="also run this many hires and print the host's RSS after every 1,000",
     )
+    parser.add_argument(
+        "--immutable-id",
+        choices=("without", "with", "both"),
+        default="without",
+        help="whether the events carry an immutableId (without: each reads the user list "
+        "before its create)",
+    )
     parser.add_argument("--profile", action="store_true", help="profile instead of measuring")
     args = parser.parse_args(argv)
     if args.profile:
         profile(args.hires)
         return 0
     print(f"import function_app     {import_seconds() * 1000:8.0f} ms (median of 3, fresh process)")
-    for latency in args.latency if args.latency is not None else [0.0, 0.05]:
-        report(run(args.hires, latency))
+    variants = {"without": [False], "with": [True], "both": [False, True]}[args.immutable_id]
+    for immutable_id in variants:
+        for latency in args.latency if args.latency is not None else [0.0, 0.05]:
+            report(run(args.hires, latency, immutable_id=immutable_id))
     if args.memory_hires:
-        report(run(args.memory_hires, 0.0))
+        # With immutableId, so 10,000 hires into one customer do not spend hours paging.
+        report(run(args.memory_hires, 0.0, immutable_id=True))
     return 0
 
 
