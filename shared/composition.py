@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-import urllib.request
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-import requests
 from azure.core.credentials import TokenCredential
 from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
@@ -18,6 +16,7 @@ from azure.storage.queue import QueueClient
 from shared.credentials import CredentialSecretNames, MsalTokenExchange, PartnerCenterCredentials
 from shared.errors import CredentialsError
 from shared.hostconfig import QueueHostConfig
+from shared.httpenv import EnvironmentOnceSession, azure_transport
 from shared.ledger import TableHireLedger, open_table_ledger
 from shared.logs import configure_logging
 from shared.partner_center import PartnerCenterClient, Timeouts
@@ -84,7 +83,7 @@ def build_provisioner(
             refresh_token=settings.refresh_token_secret_name,
         ),
     )
-    session = _partner_center_session("hire-provisioning/0.1")
+    session = EnvironmentOnceSession(user_agent="hire-provisioning/0.1")
     return Provisioner(
         partner_center=telemetry.traced(
             PartnerCenterClient(
@@ -144,7 +143,7 @@ def build_read_only_partner_center(settings: Settings) -> PartnerCenterClient:
         ),
         write_back_interval=timedelta.max,
     )
-    session = _partner_center_session("hire-provisioning-preview/0.1")
+    session = EnvironmentOnceSession(user_agent="hire-provisioning-preview/0.1")
     return PartnerCenterClient(settings.partner_center_base_url, tokens, session=session)
 
 
@@ -184,25 +183,6 @@ def build_ledger(settings: Settings, *, read_only: bool = False) -> TableHireLed
     )
 
 
-def _partner_center_session(user_agent: str) -> requests.Session:
-    """One session per process, with the environment read once here instead of on every call.
-
-    With ``trust_env`` on, requests scans every environment variable for proxies and CA
-    bundles on each request (a fifth of a hire's CPU, measured). The same settings are honoured:
-    ``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``) and the proxy variables, as read at start.
-    """
-    session = requests.Session()
-    session.headers["User-Agent"] = user_agent
-    session.trust_env = False
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    session.verify = bundle or True
-    found = urllib.request.getproxies()
-    session.proxies = {name: found[name] for name in ("http", "https") if name in found}
-    if "no" in found:
-        session.proxies["no_proxy"] = found["no"]
-    return session
-
-
 def _vault_credential(settings: Settings) -> TokenCredential:
     if settings.key_vault_credential == "client_secret":
         missing = [
@@ -230,8 +210,7 @@ def _secret_store(vault_url: str, credential: TokenCredential) -> KeyVaultSecret
         credential,
         # A vault on localhost cannot share a domain with the challenge's resource.
         verify_challenge_resource=not _is_loopback(vault_url),
-        connection_timeout=5,
-        read_timeout=20,
+        transport=azure_transport(connection_timeout=5, read_timeout=20),
         # hostile branch: azure-core would retry and sleep (Retry-After included) on its own;
         # with its retries off, the function's RetryPolicy and its budget are the one policy.
         retry_total=0,

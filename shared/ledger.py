@@ -34,6 +34,7 @@ from shared.errors import (
     ProvisioningError,
     ServiceUnavailableError,
 )
+from shared.httpenv import azure_transport
 from shared.model import HireRecord, HireState
 from shared.ports import LedgerQuery
 
@@ -55,7 +56,10 @@ def open_table_ledger(
 ) -> TableHireLedger:
     """A ledger by connection string, or by service URI with an Entra identity."""
     # The decision's RetryPolicy is the one that retries: the SDK's own would stack under it.
-    options: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 10}
+    options: dict[str, Any] = {
+        "retry_total": 0,
+        "transport": azure_transport(connection_timeout=5, read_timeout=10),
+    }
     if connection_string:
         if connection_string.replace(" ", "").lower() == "usedevelopmentstorage=true":
             connection_string = _DEVELOPMENT_STORAGE  # the tables SDK lacks the shortcut
