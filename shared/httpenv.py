@@ -41,11 +41,10 @@ class EnvironmentOnceSession(requests.Session):
         self._lock = threading.Lock()
         if user_agent:
             self.headers["User-Agent"] = user_agent
-        # No retries below the caller's (azure-core and the decision's RetryPolicy retry).
-        adapter = HTTPAdapter(
-            pool_maxsize=POOL_SIZE,
-            max_retries=Retry(total=False, redirect=False, raise_on_status=False),
-        )
+        # requests' own default: no retries, failures raised as requests' exceptions.
+        self.use_adapter(HTTPAdapter(pool_maxsize=POOL_SIZE))
+
+    def use_adapter(self, adapter: HTTPAdapter) -> None:
         self.mount("https://", adapter)
         self.mount("http://", adapter)
 
@@ -81,4 +80,13 @@ def azure_transport(**options: Any) -> RequestsTransport:
 
     ``options`` are the transport's (``connection_timeout``, ``read_timeout``).
     """
-    return RequestsTransport(session=EnvironmentOnceSession(), session_owner=True, **options)
+    session = EnvironmentOnceSession()
+    # As azure-core mounts on a session of its own: urllib3 neither retries nor wraps errors
+    # (azure-core's transport classifies them; its retry policy, here off, would retry).
+    session.use_adapter(
+        HTTPAdapter(
+            pool_maxsize=POOL_SIZE,
+            max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+        )
+    )
+    return RequestsTransport(session=session, session_owner=True, **options)

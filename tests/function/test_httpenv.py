@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
+from azure.core.exceptions import ServiceRequestError
+from azure.core.pipeline import Pipeline
+from azure.core.rest import HttpRequest
 
-from shared.httpenv import EnvironmentOnceSession
+from shared.httpenv import EnvironmentOnceSession, azure_transport
 
 PROXY_VARIABLES = (
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
@@ -102,3 +107,22 @@ def test_the_ca_bundle_replaces_a_bare_verify(monkeypatch: pytest.MonkeyPatch) -
     assert EnvironmentOnceSession().verify == "/etc/curl-ca.pem"
     monkeypatch.delenv("CURL_CA_BUNDLE")
     assert EnvironmentOnceSession().verify is True
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_refused_connection_is_requests_own_error() -> None:
+    # The Partner Center client classifies requests' exceptions; urllib3's must not leak.
+    with pytest.raises(requests.ConnectionError):
+        EnvironmentOnceSession().get(f"http://127.0.0.1:{_closed_port()}/", timeout=5)
+
+
+def test_a_refused_connection_through_azure_core_is_a_service_request_error() -> None:
+    transport = azure_transport(connection_timeout=5, read_timeout=5)
+    pipeline = Pipeline(transport=transport, policies=[])
+    with pytest.raises(ServiceRequestError):
+        pipeline.run(HttpRequest("GET", f"http://127.0.0.1:{_closed_port()}/"))
