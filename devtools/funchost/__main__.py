@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             settings_file=settings_file,
             lease_seconds=arguments.lease_seconds,
             records_file=arguments.records.resolve() if arguments.records else None,
+            keep_records=False,
         )
         if app_dir.is_dir():
             # The worker runs with the app folder as its working directory.

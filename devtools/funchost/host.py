@@ -72,6 +72,7 @@ class LocalFunctionsHost:
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         write_outputs_before_delete: bool = True,
         records_file: Path | None = None,
+        keep_records: bool = True,
     ) -> None:
         if lease_seconds < 1:
             raise FunctionHostError(
@@ -98,6 +99,9 @@ class LocalFunctionsHost:
         self._records_lock = threading.Lock()
         # One JSON line per handled message, for tools that watch a host from outside.
         self._records_file = records_file
+        # A host run as its own process answers to nobody in memory: its records go to the
+        # file only, so its memory stays flat over any number of messages (benchmarks).
+        self._keep_records = keep_records
         self._stop_requested = threading.Event()
 
     # -- loading ---------------------------------------------------------------------------
@@ -166,7 +170,8 @@ class LocalFunctionsHost:
 
     def _record(self, record: InvocationRecord) -> None:
         with self._records_lock:
-            self._records.append(record)
+            if self._keep_records:
+                self._records.append(record)
             if self._records_file is not None:
                 with self._records_file.open("a", encoding="utf-8") as lines:
                     lines.write(json.dumps(record.to_json()) + "\n")
