@@ -145,8 +145,10 @@ def test_hang_does_not_block_stop():
         time.sleep(0.01)
     started = time.monotonic()
     stack.stop()
-    caller.join(timeout=5)
-    assert time.monotonic() - started < 2
+    caller.join(timeout=15)
+    # Far below the 60 s hang: stop() released it (a loose bound, so a loaded CI machine
+    # does not fail it).
+    assert time.monotonic() - started < 15
     assert not caller.is_alive()
     assert isinstance(outcome[0], requests.ConnectionError)
 
