@@ -109,3 +109,8 @@ def retry_after_seconds(value: str | None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+class DirectoryUnavailable(Exception):
+    """The customer's directory cannot be read by UPN (no consent for Microsoft Graph): the
+    caller falls back to Partner Center's user list. Not a failure of the hire."""

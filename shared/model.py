@@ -36,6 +36,9 @@ class FoundUser:
     last_name: str | None = None
     immutable_id: str | None = None
     state: str | None = None
+    # When the directory made the user (Microsoft Graph's ``createdDateTime``); Partner Center's
+    # user resource has no creation time, so users read from it leave this None.
+    created_at: datetime | None = field(default=None, compare=False)
     # A digest of the password Partner Center says the user got (it echoes the password on
     # create): proves whether this hire's password is the one the user has.
     password_fingerprint: str | None = field(default=None, repr=False, compare=False)

@@ -61,6 +61,33 @@ class PartnerCenter(Protocol):
         ...
 
 
+class UpnDirectory(Protocol):
+    """Who holds a UPN among a customer's active users, in one call where the partner may read
+    the customer's directory (Microsoft Graph in the customer's tenant, ``UPN_LOOKUP``).
+
+    Partner Center itself has no look-up by UPN (only a paged list of every user), so this is
+    what keeps a hire's cost independent of the customer's size.
+    """
+
+    def available(self, customer_tenant_id: str) -> bool | None:
+        """Whether look-ups for this customer go to the directory: True or False once known
+        in this process, None before the first look-up has told (``auto`` mode)."""
+        ...
+
+    def find_user_by_upn(
+        self, customer_tenant_id: str, user_principal_name: str, *, correlation_id: str
+    ) -> FoundUser | None:
+        """The active user holding the UPN (with ``created_at``), or None.
+
+        None for a user created seconds ago may be the directory's replication delay, not
+        proof of absence. Raises ``DirectoryUnavailable`` when the customer has not consented
+        (the caller falls back to Partner Center's user list; ``available`` then says False),
+        ``Refused`` when ``UPN_LOOKUP=graph`` and it is not consented, or a transient
+        ``ServiceUnavailableError`` (throttling, timeouts).
+        """
+        ...
+
+
 class PasswordVault(Protocol):
     """Initial passwords, one secret per hire; the ledger records which version is the one."""
 
