@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from shared.model import HireState
 from shared.outcomes import Outcome
@@ -21,7 +22,10 @@ class Delivery:
 class Invocation:
     """What one invocation knows about its hire (never the password)."""
 
-    def __init__(self, delivery: Delivery) -> None:
+    def __init__(self, delivery: Delivery, started_at: datetime) -> None:
+        # When the invocation began (the service's clock): an outcome written before it is
+        # an earlier delivery's, never this one's.
+        self.started_at = started_at
         self.delivery_number = max(1, delivery.dequeue_count)
         # The claim names this invocation: a redelivery of the same message is another owner.
         self.owner = f"{delivery.message_id or 'message'}/{self.delivery_number}/{uuid.uuid4().hex}"

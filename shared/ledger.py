@@ -35,7 +35,7 @@ from shared.errors import (
     ServiceUnavailableError,
 )
 from shared.httpenv import azure_transport
-from shared.model import HireRecord, HireState
+from shared.model import HireRecord, HireState, Send, SendKind
 from shared.ports import LedgerQuery
 
 # The well-known Azurite development account (public, documented by Microsoft; not a secret).
@@ -260,10 +260,9 @@ _FIELDS: dict[str, str] = {
     "password_secret_id": "PasswordSecretId",
     "password_expires_on": "PasswordExpiresOn",
     "generation": "Generation",
-    "upn_checked": "UpnChecked",
+    "sends": "Sends",
     "user_id": "UserId",
     "attempts": "Attempts",
-    "create_calls": "CreateCalls",
     "claim_owner": "ClaimOwner",
     "claim_expires_at": "ClaimExpiresAt",
     "licenses_assigned": "LicensesAssigned",
@@ -272,7 +271,11 @@ _FIELDS: dict[str, str] = {
     "created_at": "CreatedAt",
     "updated_at": "UpdatedAt",
 }
-_JSON_FIELDS = frozenset({"last_failure", "last_outcome", "licenses_assigned"})
+_JSON_FIELDS = frozenset({"last_failure", "last_outcome", "licenses_assigned", "sends"})
+# Written for the operators' eyes (derived from ``Sends``); read only from rows written before
+# the record kept its sends, to rebuild the send they stood for.
+_OLD_UPN_CHECKED = "UpnChecked"
+_OLD_CREATE_CALLS = "CreateCalls"
 
 
 def to_entity(record: HireRecord) -> dict[str, Any]:
@@ -282,15 +285,19 @@ def to_entity(record: HireRecord) -> dict[str, Any]:
     }
     for attribute, name in _FIELDS.items():
         value = getattr(record, attribute)
-        if value is None or (attribute == "licenses_assigned" and not value):
+        if value is None or (attribute in ("licenses_assigned", "sends") and not value):
             continue  # a REPLACE drops what is not written
-        if attribute in _JSON_FIELDS:
+        if attribute == "sends":
+            value = json.dumps([send.as_json() for send in value], ensure_ascii=False)
+        elif attribute in _JSON_FIELDS:
             value = json.dumps(
                 list(value) if isinstance(value, tuple) else value, ensure_ascii=False
             )
         elif isinstance(value, HireState):
             value = value.value
         entity[name] = value
+    entity[_OLD_UPN_CHECKED] = record.upn_checked
+    entity[_OLD_CREATE_CALLS] = record.create_calls
     return entity
 
 
@@ -304,6 +311,8 @@ def to_record(entity: Any) -> HireRecord:
             try:
                 value = json.loads(value)
             except (TypeError, ValueError):
+                if attribute == "sends":  # never forget a send silently: unreadable record
+                    raise ValueError("the record's Sends are not JSON") from None
                 continue
             if attribute == "licenses_assigned":
                 if not isinstance(value, list):
@@ -317,5 +326,47 @@ def to_record(entity: Any) -> HireRecord:
         elif isinstance(value, datetime):
             value = datetime.fromtimestamp(value.timestamp(), UTC)
         values[attribute] = value
+    if "sends" not in values:
+        values["sends"] = _old_sends(entity, values)
     metadata = getattr(entity, "metadata", None) or {}
     return HireRecord(**values, etag=_etag(metadata))
+
+
+def _sends(value: Any) -> tuple[Send, ...]:
+    """The unsettled sends. One that cannot be read makes the record unreadable (ValueError):
+    a create that may have been applied is never dropped silently."""
+    if not isinstance(value, list):
+        raise ValueError("Sends must be a JSON array")
+    return tuple(Send.from_json(item) for item in value)
+
+
+def _old_sends(entity: Any, values: dict[str, Any]) -> tuple[Send, ...]:
+    """A row written before the record kept its sends: CREATING meant a create of the
+    recorded generation may have been applied, RESTORING that a restore may have been."""
+    state = values.get("state")
+    upn = values.get("user_principal_name")
+    if state is HireState.CREATING and upn:
+        calls = entity.get(_OLD_CREATE_CALLS)
+        return (
+            Send(
+                kind=SendKind.CREATE,
+                user_principal_name=upn,
+                generation=int(values.get("generation") or 0),
+                upn_checked=bool(entity.get(_OLD_UPN_CHECKED)),
+                password_secret_id=values.get("password_secret_id"),
+                password_expires_on=values.get("password_expires_on"),
+                calls=max(1, int(calls)) if isinstance(calls, int) else 1,
+            ),
+        )
+    if state is HireState.RESTORING and upn and values.get("user_id"):
+        return (
+            Send(
+                kind=SendKind.RESTORE,
+                user_principal_name=upn,
+                password_secret_id=values.get("password_secret_id"),
+                password_expires_on=values.get("password_expires_on"),
+                user_id=values["user_id"],
+                calls=1,
+            ),
+        )
+    return ()

@@ -85,12 +85,96 @@ class SubscribedSku:
     name: str | None = None
 
 
+
+class SendKind(StrEnum):
+    CREATE = "create"  # a create of one MS-RequestId generation
+    RESTORE = "restore"  # the restore and password reset of a deleted user (a rehire)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Send:
+    """A create or restore that may have been applied, kept on the record until it is settled.
+
+    Settled means proven applied (the hire's user is found or answered: the hire succeeds) or
+    proven not applied (its only call was refused, or someone else holds its UPN). Until then
+    it is a fact about the customer tenant that no refusal, republish or replay may erase: the
+    identity rule asks every unsettled send whether it made a user found later.
+    """
+
+    kind: SendKind
+    user_principal_name: str
+    # MS-RequestId generation of a create (``HireEvent.request_id_for``); 0 for a restore.
+    generation: int = 0
+    immutable_id: str | None = None
+    # The UPN was found free just before this send's first call: a user found holding it
+    # later (without immutableId) can only have been made by it.
+    upn_checked: bool = False
+    # The secret holding the password the call carried (the user holds it if it applied).
+    password_secret_id: str | None = None
+    password_expires_on: datetime | None = None
+    user_id: str | None = None  # a restore's deleted user
+    calls: int = 0  # calls sent; a refusal of the only one proves nothing was applied
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "userPrincipalName": self.user_principal_name,
+            "generation": self.generation,
+            "immutableId": self.immutable_id,
+            "upnChecked": self.upn_checked,
+            "passwordSecretId": self.password_secret_id,
+            "passwordExpiresOn": (
+                self.password_expires_on.isoformat() if self.password_expires_on else None
+            ),
+            "userId": self.user_id,
+            "calls": self.calls,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> Send:
+        """Raises ``ValueError`` (or ``TypeError``/``KeyError``) for a value it cannot read."""
+        if not isinstance(value, dict):
+            raise ValueError("a send must be a JSON object")
+        expires = value.get("passwordExpiresOn")
+        immutable_id = value.get("immutableId")
+        secret = value.get("passwordSecretId")
+        user_id = value.get("userId")
+        return cls(
+            kind=SendKind(value["kind"]),
+            user_principal_name=str(value["userPrincipalName"]),
+            generation=int(value.get("generation") or 0),
+            immutable_id=str(immutable_id) if immutable_id is not None else None,
+            upn_checked=bool(value.get("upnChecked")),
+            password_secret_id=str(secret) if secret is not None else None,
+            password_expires_on=datetime.fromisoformat(expires) if expires else None,
+            user_id=str(user_id) if user_id is not None else None,
+            calls=int(value.get("calls") or 0),
+        )
+
+    def may_have_made(self, user: FoundUser) -> bool:
+        """The identity rule for one unsettled create: could it have made ``user``?
+
+        UPNs are unique, so only a user holding this send's UPN; with ``immutableId`` only one
+        with exactly that immutableId; without it, only when the UPN was free before the send.
+        """
+        if self.kind is not SendKind.CREATE or self.calls == 0:
+            return False
+        if user.user_principal_name.casefold() != self.user_principal_name.casefold():
+            return False
+        if self.immutable_id is not None:
+            return user.immutable_id == self.immutable_id
+        return self.upn_checked
+
+
 @dataclass(frozen=True, kw_only=True)
 class HireRecord:
     """One hire in the ledger (CONTRACT section 5). Nothing in it is secret.
 
     ``etag`` is the version the ledger last returned: every change is conditional on it, so
     two deliveries can never both act on the same state.
+
+    The record changes only through the transitions below (each says what it keeps); the
+    decision (``shared.provisioning``) writes what they return, renewing its claim.
     """
 
     event_id: str
@@ -99,15 +183,13 @@ class HireRecord:
     user_principal_name: str | None = None
     password_secret_id: str | None = None
     password_expires_on: datetime | None = None
-    # MS-RequestId generation: the same on every retry of a create, a new one after a
-    # definite answer (Partner Center asks for both).
+    # MS-RequestId generation of the next (or current) create: the same on every retry of a
+    # create, a new one after a definite answer (Partner Center asks for both).
     generation: int = 0
-    # The UPN was found free just before this generation's first create: a user found
-    # holding it later can only be this hire's (the identity rule, without immutableId).
-    upn_checked: bool = False
+    # Creates and restores that may have been applied and are not settled yet.
+    sends: tuple[Send, ...] = ()
     user_id: str | None = None
     attempts: int = 0
-    create_calls: int = 0
     claim_owner: str | None = None
     claim_expires_at: datetime | None = None
     # SKU ids assigned to ``user_id`` by this hire; a replay assigns only the others.
@@ -119,7 +201,10 @@ class HireRecord:
     etag: str | None = field(default=None, compare=False)
 
     def evolve(self, **changes: Any) -> HireRecord:
+        """Low level: only the transitions, the ledger adapter and tests use it."""
         return replace(self, **changes)
+
+    # ------------------------------------------------------------------ what it knows
 
     def claimed_by_other(self, owner: str, now: datetime) -> bool:
         return (
@@ -128,3 +213,301 @@ class HireRecord:
             and self.claim_expires_at is not None
             and self.claim_expires_at > now
         )
+
+    @property
+    def current_send(self) -> Send | None:
+        """The create of this generation, when one was sent."""
+        for send in self.sends:
+            if send.kind is SendKind.CREATE and send.generation == self.generation:
+                return send
+        return None
+
+    @property
+    def create_calls(self) -> int:
+        """Calls sent of this generation's create (what the operator tools show)."""
+        send = self.current_send
+        return send.calls if send else 0
+
+    @property
+    def upn_checked(self) -> bool:
+        send = self.current_send
+        return bool(send and send.upn_checked)
+
+    @property
+    def pending_creates(self) -> tuple[Send, ...]:
+        return tuple(send for send in self.sends if send.kind is SendKind.CREATE and send.calls)
+
+    @property
+    def pending_restore(self) -> Send | None:
+        for send in self.sends:
+            if send.kind is SendKind.RESTORE:
+                return send
+        return None
+
+    @property
+    def identity_fixed(self) -> bool:
+        """A create or restore may have been applied: the hire's identity may not change."""
+        return bool(self.pending_creates or self.pending_restore)
+
+    @property
+    def pending_creates_before(self) -> tuple[Send, ...]:
+        """Unsettled creates of earlier generations (sent before this one)."""
+        current = self.current_send
+        return tuple(send for send in self.pending_creates if send is not current)
+
+    @property
+    def current_secret(self) -> SecretRef | None:
+        if not self.password_secret_id:
+            return None
+        return SecretRef(id=self.password_secret_id, expires_on=self.password_expires_on)
+
+    def maker_of(self, user: FoundUser, *, refused_call: bool = False) -> Send | None:
+        """The unsettled create that may have made ``user`` (the identity rule), if any.
+
+        ``refused_call``: the current send's latest call was just refused, so only its earlier
+        calls count.
+        """
+        current = self.current_send
+        makers = []
+        for send in self.pending_creates:
+            if refused_call and send is current:
+                if send.calls <= 1:
+                    continue
+                send = replace(send, calls=send.calls - 1)
+            if send.may_have_made(user):
+                makers.append(send)
+        return makers[-1] if makers else None
+
+    def made_by_none_of(self, user: FoundUser) -> bool:
+        """Proof that no create of this hire made ``user``, who holds one of its UPNs and is
+        not its maker: an immutableId differs, or the UPN was free before every send of it."""
+        folded = user.user_principal_name.casefold()
+        for send in self.pending_creates:
+            if send.user_principal_name.casefold() != folded:
+                continue
+            if send.immutable_id is None and not send.upn_checked:
+                return False  # unchecked and nothing to tell the person by: it may be ours
+        return True
+
+    # ------------------------------------------------------------------ transitions
+
+    @classmethod
+    def opened(
+        cls,
+        *,
+        event_id: str,
+        customer_tenant_id: str,
+        user_principal_name: str | None,
+        owner: str,
+        claim_until: datetime,
+        now: datetime,
+    ) -> HireRecord:
+        """NEW: the first delivery claims a hire the ledger has never seen."""
+        return cls(
+            event_id=event_id,
+            customer_tenant_id=customer_tenant_id,
+            user_principal_name=user_principal_name,
+            attempts=1,
+            claim_owner=owner,
+            claim_expires_at=claim_until,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def claimed(self, owner: str, until: datetime, now: datetime, *, count: bool) -> HireRecord:
+        """A delivery holds the hire until ``until``. Keeps every fact; counts the attempt."""
+        return replace(
+            self,
+            claim_owner=owner,
+            claim_expires_at=until,
+            updated_at=now,
+            attempts=self.attempts + (1 if count else 0),
+        )
+
+    def released(self) -> HireRecord:
+        """No delivery holds the hire. Keeps every fact."""
+        return replace(self, claim_owner=None, claim_expires_at=None)
+
+    def followed(self, customer_tenant_id: str) -> HireRecord:
+        """The event's customer, corrected by a republish. Only while the identity is not
+        fixed (nothing may have been applied in the old customer); keeps everything else."""
+        assert not self.identity_fixed
+        return replace(self, customer_tenant_id=customer_tenant_id)
+
+    def password_recorded(self, secret: SecretRef) -> HireRecord:
+        """The password the next create carries. Keeps the sends (each names its own)."""
+        return replace(
+            self, password_secret_id=secret.id, password_expires_on=secret.expires_on
+        )
+
+    def create_sent(
+        self, user_principal_name: str, *, immutable_id: str | None, upn_checked: bool
+    ) -> HireRecord:
+        """CREATING: a call of this generation's create is about to go out (written first).
+
+        Counts it on this generation's send, or adds the send; keeps every other send.
+        """
+        current = self.current_send
+        if current is not None:
+            updated = replace(current, calls=current.calls + 1)
+            sends = tuple(updated if send is current else send for send in self.sends)
+        else:
+            sends = (
+                *self.sends,
+                Send(
+                    kind=SendKind.CREATE,
+                    user_principal_name=user_principal_name,
+                    generation=self.generation,
+                    immutable_id=immutable_id,
+                    upn_checked=upn_checked,
+                    password_secret_id=self.password_secret_id,
+                    password_expires_on=self.password_expires_on,
+                    calls=1,
+                ),
+            )
+        return replace(
+            self, state=HireState.CREATING, user_principal_name=user_principal_name, sends=sends
+        )
+
+    def restore_sent(
+        self, user_id: str, user_principal_name: str, *, immutable_id: str | None
+    ) -> HireRecord:
+        """RESTORING: the restore and reset of deleted ``user_id`` are about to go out.
+
+        Counts the call on its send (or adds it, carrying the recorded password); keeps the
+        other sends.
+        """
+        restore = self.pending_restore
+        if restore is not None and restore.user_id == user_id:
+            updated = replace(restore, calls=restore.calls + 1)
+            sends = tuple(updated if send is restore else send for send in self.sends)
+        else:
+            sends = (
+                *(send for send in self.sends if send.kind is not SendKind.RESTORE),
+                Send(
+                    kind=SendKind.RESTORE,
+                    user_principal_name=user_principal_name,
+                    immutable_id=immutable_id,
+                    password_secret_id=self.password_secret_id,
+                    password_expires_on=self.password_expires_on,
+                    user_id=user_id,
+                    calls=1,
+                ),
+            )
+        return replace(
+            self,
+            state=HireState.RESTORING,
+            user_principal_name=user_principal_name,
+            user_id=user_id,
+            sends=sends,
+        )
+
+    def refused(self, failure: dict[str, Any]) -> HireRecord:
+        """REJECTED: the last call got a definite refusal.
+
+        A create whose only call was refused is settled (not applied) and dropped; every other
+        send stays, since an earlier call of it may have been applied. The next create is a
+        new MS-RequestId once this generation was sent. Keeps the UPN, password and user.
+        """
+        return replace(self.call_refused(), state=HireState.REJECTED, last_failure=failure)
+
+    def call_refused(self) -> HireRecord:
+        """This generation's latest call got a definite answer: the next call is a new
+        MS-RequestId; the send is dropped when that was its only call. Keeps the state."""
+        current = self.current_send
+        if current is None:
+            return self
+        sends = self.sends
+        if current.calls <= 1:
+            sends = tuple(send for send in sends if send is not current)
+        return replace(self, generation=self.generation + 1, sends=sends)
+
+    def edit_refused(self, failure: dict[str, Any]) -> HireRecord:
+        """An event whose identity differs from what may have been applied was refused: the
+        record keeps its state and every send (nothing was sent), and notes the failure."""
+        return replace(self, last_failure=failure)
+
+    def upn_released(self, user_principal_name: str) -> HireRecord:
+        """NEW: someone else holds this generated UPN, so no send of it made a user (UPNs are
+        unique): those sends are settled and dropped, the next step picks another candidate
+        with a new MS-RequestId. Keeps the password, the other sends and the attempts."""
+        return replace(
+            self.not_made_by(user_principal_name),
+            state=HireState.NEW,
+            user_principal_name=None,
+            user_id=None,
+        )
+
+    def not_made_by(self, user_principal_name: str) -> HireRecord:
+        """Someone else holds ``user_principal_name``: the creates of it are settled (not
+        applied). Moves to a new generation when this one was sent; keeps the rest."""
+        folded = user_principal_name.casefold()
+        current = self.current_send
+        sends = tuple(
+            send
+            for send in self.sends
+            if send.kind is not SendKind.CREATE
+            or send.user_principal_name.casefold() != folded
+        )
+        return replace(
+            self, sends=sends, generation=self.generation + (1 if current is not None else 0)
+        )
+
+    def restore_settled(self) -> HireRecord:
+        """The deleted user of the rehire is gone, or its UPN is someone else's: the restore
+        can never apply; dropped with its user id. Keeps the rest."""
+        sends = tuple(send for send in self.sends if send.kind is not SendKind.RESTORE)
+        state = HireState.NEW if self.state is HireState.RESTORING else self.state
+        return replace(self, sends=sends, user_id=None, state=state)
+
+    def succeeded(
+        self,
+        state: HireState,
+        *,
+        user_id: str,
+        user_principal_name: str,
+        password_secret_id: str | None,
+        password_expires_on: datetime | None,
+        outcome: dict[str, Any],
+        now: datetime,
+    ) -> HireRecord:
+        """CREATED, EXISTING or RESTORED: the hire's user is known, which settles every send
+        (its user is this one, the others never applied: one account per hire). Keeps the
+        attempts, the generation and the licences assigned."""
+        assert state in SUCCESS_STATES
+        return replace(
+            self,
+            state=state,
+            user_id=user_id,
+            user_principal_name=user_principal_name,
+            password_secret_id=password_secret_id,
+            password_expires_on=password_expires_on,
+            sends=(),
+            claim_owner=None,
+            claim_expires_at=None,
+            last_failure=None,
+            last_outcome=outcome,
+            updated_at=now,
+        )
+
+    def licences_assigned(self, sku_ids: tuple[str, ...], now: datetime) -> HireRecord:
+        """The SKUs this hire assigned to its user so far. Keeps everything else."""
+        return replace(self, licenses_assigned=sku_ids, updated_at=now)
+
+    def ended(
+        self, outcome: dict[str, Any], failure: dict[str, Any] | None, now: datetime
+    ) -> HireRecord:
+        """A delivery's final outcome, kept as a memo; releases the claim. Keeps every fact
+        (a failed or rejected outcome never settles a send)."""
+        return replace(
+            self,
+            claim_owner=None,
+            claim_expires_at=None,
+            updated_at=now,
+            last_failure=failure,
+            last_outcome=outcome,
+        )
+
+    def outcome_noted(self, outcome: dict[str, Any], now: datetime) -> HireRecord:
+        """A newer outcome of a successful hire (licences). Keeps everything else."""
+        return replace(self, last_outcome=outcome, updated_at=now)

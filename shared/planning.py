@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from shared.events import HireEvent
-from shared.model import FoundUser, SubscribedSku
+from shared.model import FoundUser, HireRecord, HireState, SendKind, SubscribedSku
 from shared.outcomes import Category, LicenseFailure
 from shared.upn import MAX_COUNTER, UpnGenerationError, candidate, render_local_part
 
@@ -133,6 +133,68 @@ def _verdict(
     same = wanted is not None and deleted.immutable_id == wanted
     verdict = UpnVerdict.REHIRE if same else UpnVerdict.HELD_DELETED
     return UpnChoice(upn=upn, verdict=verdict, holder=deleted, generated=generated)
+
+
+class Step(StrEnum):
+    """What a delivery does next with a hire, read off its record (``step_for``)."""
+
+    ANSWER = "answer"  # say the recorded success again; nothing is called
+    CHOOSE_AND_SEND = "choose_and_send"  # choose and check the UPN, then create or restore
+    RESEND_CREATE = "resend_create"  # send the unsettled create again, settle by the identity rule
+    FINISH_RESTORE = "finish_restore"  # restore the deleted user if needed, reset its password
+    # A definite refusal came last: finish an unsettled restore, else send an unsettled create
+    # again, else choose and send anew (a new MS-RequestId).
+    RETRY = "retry"
+
+
+# The state machine's one table: the hire's state -> the step a delivery takes. The docs'
+# table (docs/design.md, "The hire state machine") is checked against it by a test.
+STEP_OF_STATE: dict[HireState, Step] = {
+    HireState.NEW: Step.CHOOSE_AND_SEND,
+    HireState.CREATING: Step.RESEND_CREATE,
+    HireState.RESTORING: Step.FINISH_RESTORE,
+    HireState.REJECTED: Step.RETRY,
+    HireState.CREATED: Step.ANSWER,
+    HireState.EXISTING: Step.ANSWER,
+    HireState.RESTORED: Step.ANSWER,
+}
+
+
+def step_for(record: HireRecord) -> Step:
+    """The step for this record; ``RETRY`` resolved by what is still unsettled."""
+    step = STEP_OF_STATE[record.state]
+    if step is not Step.RETRY:
+        return step
+    if record.pending_restore is not None:
+        return Step.FINISH_RESTORE
+    if record.pending_creates:
+        return Step.RESEND_CREATE
+    return Step.CHOOSE_AND_SEND
+
+
+def identity_changes(event: HireEvent, record: HireRecord, template: str) -> list[str]:
+    """Which members of ``event`` differ from what an unsettled send of the hire used
+    (CONTRACT section 5): empty when the event may go on, or when nothing is unsettled."""
+    pending = record.pending_restore or (
+        record.pending_creates[-1] if record.pending_creates else None
+    )
+    if pending is None:
+        return []
+    changed: list[str] = []
+    if event.customer_tenant_id != record.customer_tenant_id:
+        changed.append("customerTenantId")
+    given = event.user.user_principal_name
+    recorded = pending.user_principal_name.casefold()
+    if given is not None:
+        if given.casefold() != recorded:
+            changed.append("userPrincipalName")
+    elif pending.kind is SendKind.CREATE and recorded not in {
+        upn.casefold() for upn in generated_candidates(event, template)
+    }:
+        changed.append("generated userPrincipalName (names, upnDomain)")
+    if event.user.immutable_id != pending.immutable_id:
+        changed.append("immutableId")
+    return changed
 
 
 def exhausted_message(event: HireEvent, choice: UpnChoice) -> str:

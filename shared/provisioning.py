@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from shared.decisions import DecisionLog
 from shared.errors import (
@@ -47,6 +47,9 @@ from shared.model import (
     HireRecord,
     HireState,
     NewUser,
+    SecretRef,
+    Send,
+    SendKind,
 )
 from shared.outcomes import (
     Category,
@@ -58,11 +61,14 @@ from shared.outcomes import (
 )
 from shared.passwords import fingerprint, generate_password
 from shared.planning import (
+    Step,
     UpnChoice,
     UpnVerdict,
     choose_upn,
     exhausted_message,
     generation_failure_message,
+    identity_changes,
+    step_for,
 )
 from shared.ports import (
     HireLedger,
@@ -91,6 +97,9 @@ _STATE_OF = {
     Status.RESTORED: HireState.RESTORED,
     Status.ALREADY_EXISTS: HireState.EXISTING,
 }
+
+
+_T = TypeVar("_T")
 
 
 class _DecideAgain(Exception):
@@ -150,7 +159,7 @@ class Provisioner:
 
     def _decide(self, delivery: Delivery) -> Outcome:
         started = self._monotonic()
-        invocation = Invocation(delivery)
+        invocation = Invocation(delivery, self._now())
         try:
             outcome = self._handle(delivery, invocation)
         except RedeliveryRequested:
@@ -169,7 +178,9 @@ class Provisioner:
         except NotAnEvent as error:
             failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
             self._poison.poison_body(delivery.body, failure, attempts=attempts)
-            return _unreadable_outcome(failure, attempts, event_id=error.event_id)
+            return _unreadable_outcome(
+                failure, attempts, self._now_text(), event_id=error.event_id
+            )
         try:
             event = parse_event(document)
         except InvalidEvent as error:
@@ -263,10 +274,14 @@ class Provisioner:
             if adopted is not None:
                 return adopted
         record = self._claim(record, invocation)
-        if record.state is HireState.CREATING:
+        record = self._check_identity(event, record, invocation)
+        step = step_for(record)
+        if step is Step.RESEND_CREATE:
             return self._resume_create(event, record, invocation)
-        if record.state is HireState.RESTORING:
+        if step is Step.FINISH_RESTORE:
             return self._resume_restore(event, record, invocation)
+        if step is Step.ANSWER:  # a success read after the claim: not expected, but total
+            return self._answer_from_record(event, record, invocation)
         return self._first_create(event, record, invocation)
 
     def _first_read(self, event: HireEvent, invocation: Invocation) -> HireRecord:
@@ -285,15 +300,13 @@ class Provisioner:
 
     def _open_record(self, event: HireEvent, invocation: Invocation) -> HireRecord:
         now = self._now()
-        record = HireRecord(
+        record = HireRecord.opened(
             event_id=event.event_id,
             customer_tenant_id=event.customer_tenant_id,
             user_principal_name=event.user.user_principal_name,
-            attempts=1,
-            claim_owner=invocation.owner,
-            claim_expires_at=now + self._claim_ttl,
-            created_at=now,
-            updated_at=now,
+            owner=invocation.owner,
+            claim_until=now + self._claim_ttl,
+            now=now,
         )
         added = self._ledger.add(record)  # LedgerConflict: another delivery was first
         invocation.counted = True
@@ -302,25 +315,22 @@ class Provisioner:
     def _claim(self, record: HireRecord, invocation: Invocation) -> HireRecord:
         if record.claim_owner == invocation.owner:
             return record
-        return self._write(
-            record,
-            invocation,
-            attempts=record.attempts + (0 if invocation.counted else 1),
+        now = self._now()
+        claimed = record.claimed(
+            invocation.owner, now + self._claim_ttl, now, count=not invocation.counted
+        )
+        return self._store(claimed, invocation)
+
+    def _write(self, record: HireRecord, invocation: Invocation) -> HireRecord:
+        """Write a record a transition returned, renewing this invocation's claim."""
+        now = self._now()
+        return self._store(
+            record.claimed(invocation.owner, now + self._claim_ttl, now, count=False), invocation
         )
 
-    def _write(self, record: HireRecord, invocation: Invocation, **changes: Any) -> HireRecord:
-        """A conditional update that also renews this invocation's claim."""
-        now = self._now()
-        updated = self._ledger.update(
-            record.evolve(
-                **{
-                    "claim_owner": invocation.owner,
-                    "claim_expires_at": now + self._claim_ttl,
-                    "updated_at": now,
-                    **changes,
-                }
-            )
-        )
+    def _store(self, record: HireRecord, invocation: Invocation) -> HireRecord:
+        """The one conditional update of the hire's record (``LedgerConflict``: decide again)."""
+        updated = self._ledger.update(record)
         invocation.counted = True
         invocation.state = updated.state
         return updated
@@ -350,78 +360,135 @@ class Provisioner:
         return record
 
     def _adopt_refusal(self, record: HireRecord, invocation: Invocation) -> Outcome | None:
-        """The delivery we waited for refused the hire: say the same, do not try again."""
+        """The delivery we waited for refused the hire: say the same, do not try again.
+
+        Only a refusal written after this delivery started is the one it waited for; an older
+        one was already reported (and perhaps fixed since): this delivery tries for itself.
+        """
         if record.state is not HireState.REJECTED or not record.last_outcome:
+            return None
+        if record.updated_at is None or record.updated_at < invocation.started_at:
             return None
         earlier = outcome_from_message(record.last_outcome)
         if earlier is None or earlier.status is not Status.REJECTED:
             return None
-        return replace(earlier, attempts=invocation.delivery_number, completed_at=utc_now_text())
+        return replace(
+            earlier, attempts=invocation.delivery_number, completed_at=self._now_text()
+        )
+
+    # ------------------------------------------------------------------ the identity
+
+    def _check_identity(
+        self, event: HireEvent, record: HireRecord, invocation: Invocation
+    ) -> HireRecord:
+        """CONTRACT section 5: a hire's identity may change only while nothing of it may have
+        been applied. Before that, the record follows the event (a corrected customer); after,
+        an event with another customer, UPN or immutableId is refused naming the recorded
+        values, and the record keeps every send until it is settled."""
+        if not record.identity_fixed:
+            if record.customer_tenant_id != event.customer_tenant_id:
+                record = self._write(record.followed(event.customer_tenant_id), invocation)
+            return record
+        changed = identity_changes(event, record, self._upn_template)
+        if not changed:
+            return record
+        pending = record.pending_restore or record.pending_creates[-1]
+        what = "restore" if pending.kind is SendKind.RESTORE else "create"
+        immutable = pending.immutable_id or "none"
+        refusal = Refused(
+            Category.CONFLICT,
+            f"this hire's {', '.join(changed)} changed after a {what} of it may have been "
+            f"applied (recorded: customer {record.customer_tenant_id}, userPrincipalName "
+            f"{pending.user_principal_name}, immutableId {immutable}): publish the event with "
+            "the recorded values to finish this hire; a different person needs a new eventId",
+        )
+        self._write(record.edit_refused(refusal.failure.as_error()), invocation)
+        raise refusal
+
+    # ------------------------------------------------------------------ creates
 
     def _first_create(
         self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> Outcome:
-        """No create of this generation was sent yet: choose and check the UPN, then create
+        """No create of this hire may have been applied: choose and check the UPN, then create
         (or restore the deleted user of a rehire)."""
         choice = self._choose_upn(event, record, invocation)
         upn = choice.upn
         if choice.verdict in (UpnVerdict.THIS_HIRES, UpnVerdict.HELD):
             assert choice.holder is not None
-            return self._settle_found(
-                event, record.evolve(user_principal_name=upn), choice.holder, invocation, sends=0
-            )
+            return self._settle_found(event, record, choice.holder, invocation, upn=upn)
         if choice.verdict is UpnVerdict.HELD_DELETED:
             assert choice.holder is not None
-            raise self._refuse(event, record, invocation, _deleted_conflict(event, choice))
+            raise self._refuse(record, invocation, _deleted_conflict(event, choice))
         if choice.verdict is UpnVerdict.REHIRE:
             assert choice.holder is not None
             return self._start_restore(event, record, choice, invocation)
         password, record = self._fresh_password(event, record, invocation)
+        # Without an immutableId, or for a generated UPN, the UPN was looked up just now;
+        # with an immutableId and a given UPN the look-up is skipped, and not recorded as done.
+        checked = choice.generated or event.user.immutable_id is None
         record = self._write(
-            record,
+            record.create_sent(upn, immutable_id=event.user.immutable_id, upn_checked=checked),
             invocation,
-            state=HireState.CREATING,
-            user_principal_name=upn,
-            upn_checked=True,
-            create_calls=1,
         )
         return self._send_create(event, record, password, invocation)
 
     def _resume_create(
         self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> Outcome:
-        """A create of this generation may have been applied: send it again, the same request
-        with the same password. Partner Center either answers with the user (it remembers the
-        MS-RequestId), creates it (the first never arrived), or says the UPN is taken, and the
-        look-up that follows finds this hire's user by the identity rule."""
-        if not record.password_secret_id:  # written before every create; repaired if lost
+        """A create of this hire may have been applied: send it again, with the same UPN and
+        password (the same MS-RequestId until a definite answer, a new one after it). Partner
+        Center answers with the user (it remembers the MS-RequestId), creates it (nothing was
+        applied), or says the UPN is taken; the look-up that follows finds this hire's user by
+        the identity rule, which asks every unsettled send."""
+        pending = record.current_send or (
+            record.pending_creates[-1] if record.pending_creates else None
+        )
+        if pending is None or not pending.password_secret_id:
+            # Written before every create; repaired if lost (no user can hold it then).
             password, record = self._fresh_password(event, record, invocation)
+            upn, immutable_id, checked = (
+                _upn_of(event, record),
+                event.user.immutable_id,
+                False,
+            )
         else:
-            password = self._passwords.read(record.password_secret_id)
-        record = self._write(record, invocation, create_calls=record.create_calls + 1)
+            password = self._passwords.read(pending.password_secret_id)
+            record = record.password_recorded(
+                SecretRef(id=pending.password_secret_id, expires_on=pending.password_expires_on)
+            )
+            upn, immutable_id, checked = (
+                pending.user_principal_name,
+                pending.immutable_id,
+                pending.upn_checked,
+            )
+        record = self._write(
+            record.create_sent(upn, immutable_id=immutable_id, upn_checked=checked), invocation
+        )
         return self._send_create(event, record, password, invocation)
 
     def _send_create(
         self, event: HireEvent, record: HireRecord, password: str, invocation: Invocation
     ) -> Outcome:
         upn = _upn_of(event, record)
-        invocation.calls += 1
         invocation.request_id = event.request_id_for(record.generation)
         try:
-            user = self._partner_center.create_user(
+            user = self._call(
+                invocation,
+                self._partner_center.create_user,
                 event.customer_tenant_id,
                 _new_user(event, upn, password),
                 request_id=invocation.request_id,
                 correlation_id=event.correlation_guid,
             )
         except AnswerLost:
-            raise  # the record says CREATING: the next step looks the user up first
+            raise  # the record says CREATING: the next step sends it again
         except UpnTaken as taken:
             found = self._find(event, upn, invocation)
             if found is not None:
-                # This call was refused, so only the sends before it could have made the user.
+                # This call was refused, so only the calls before it could have made the user.
                 return self._settle_found(
-                    event, record, found, invocation, sends=record.create_calls - 1, said=taken
+                    event, record, found, invocation, upn=upn, refused_call=True, said=taken
                 )
             deleted = self._find(event, upn, invocation, inactive=True)
             if deleted is not None:
@@ -433,16 +500,16 @@ class Provisioner:
                     holder=deleted,
                     generated=event.user.user_principal_name is None,
                 )
-                if choice.verdict is UpnVerdict.REHIRE:
+                if choice.verdict is UpnVerdict.REHIRE and not record.pending_creates_before:
                     # Refused, so nothing was created: this generation is over; restore.
-                    record = self._write(
-                        record, invocation, generation=record.generation + 1, create_calls=0
-                    )
+                    record = self._write(record.call_refused(), invocation)
                     return self._start_restore(event, record, choice, invocation)
-                if choice.generated:
-                    self._move_to_next_upn(record, invocation)
+                if choice.verdict is UpnVerdict.HELD_DELETED:
+                    record = record.not_made_by(upn)  # a deleted someone else holds it
+                    if choice.generated:
+                        self._move_to_next_upn(record, upn, invocation)
                 raise self._refuse(
-                    event, record, invocation, _deleted_conflict(event, choice, said=taken)
+                    record, invocation, _deleted_conflict(event, choice, said=taken)
                 ) from None
             raise ServiceUnavailableError(
                 f"Partner Center says userPrincipalName {upn} is taken but does not list the "
@@ -451,9 +518,11 @@ class Provisioner:
                 code=taken.failure.code,
             ) from None
         except Refused as refusal:
-            if record.create_calls > 1 and refusal.failure.category is not Category.PERMISSION:
-                # An earlier send of this generation may have made the user, and a duplicate
-                # is not always answered in words we recognise: look before calling it refused.
+            if (
+                record.pending_creates_before or record.create_calls > 1
+            ) and refusal.failure.category is not Category.PERMISSION:
+                # An earlier send may have made the user, and a duplicate is not always
+                # answered in words we recognise: look before calling it refused.
                 found = self._find(event, upn, invocation)
                 if found is not None:
                     return self._settle_found(
@@ -461,15 +530,15 @@ class Provisioner:
                         record,
                         found,
                         invocation,
-                        sends=record.create_calls - 1,
+                        upn=upn,
+                        refused_call=True,
                         said=refusal,
                     )
-            raise self._refuse(event, record, invocation, refusal) from None
+            raise self._refuse(record, invocation, refusal) from None
         if user.password_fingerprint and user.password_fingerprint != fingerprint(password):
             # Partner Center answered with an earlier create of this MS-RequestId, made with a
             # password this hire does not hold: never report a secret the user does not have.
             raise self._refuse(
-                event,
                 record,
                 invocation,
                 Refused(
@@ -479,7 +548,10 @@ class Provisioner:
                     "hand, or delete the user and replay",
                 ),
             ) from None
-        return self._succeed(event, record, invocation, Status.CREATED, user)
+        send = record.current_send
+        return self._succeed(
+            event, record, invocation, Status.CREATED, user, secret=send or record.current_secret
+        )
 
     def _settle_found(
         self,
@@ -488,40 +560,47 @@ class Provisioner:
         found: FoundUser,
         invocation: Invocation,
         *,
-        sends: int,
+        upn: str,
+        refused_call: bool = False,
         said: ProvisioningError | None = None,
     ) -> Outcome:
-        """A user holds the hire's UPN: this hire's own, the same person from before, or not."""
+        """A user holds the hire's UPN: this hire's own, the same person from before, or not.
+
+        The identity rule (README): this hire made it when an unsettled send of this hire may
+        have made it (``Send.may_have_made``); else the same immutableId is the same person
+        from before; else it is someone else, and no send of this UPN ever applied.
+        """
         wanted = event.user.immutable_id
         if wanted is not None and found.immutable_id is None:
             # A user list may leave immutableId out: ask for the whole user before deciding.
-            invocation.calls += 1
             found = (
-                self._partner_center.get_user(
-                    event.customer_tenant_id, found.id, correlation_id=event.correlation_guid
+                self._call(
+                    invocation,
+                    self._partner_center.get_user,
+                    event.customer_tenant_id,
+                    found.id,
+                    correlation_id=event.correlation_guid,
                 )
                 or found
             )
-        same_person = wanted is not None and found.immutable_id == wanted
-        made_here = sends > 0 and (same_person if wanted is not None else record.upn_checked)
-        if made_here:
-            return self._succeed(event, record, invocation, Status.CREATED, found)
-        if same_person:
+        maker = record.maker_of(found, refused_call=refused_call)
+        if maker is not None:
+            return self._succeed(event, record, invocation, Status.CREATED, found, secret=maker)
+        if wanted is not None and found.immutable_id == wanted:
             return self._succeed(event, record, invocation, Status.ALREADY_EXISTS, found)
-        if event.user.user_principal_name is None:
-            # A generated UPN someone else took meanwhile: unique UPNs mean no create of this
-            # hire made that user, so the next candidate is safe (with a new MS-RequestId).
-            self._move_to_next_upn(record, invocation)
+        if record.made_by_none_of(found):
+            record = record.not_made_by(upn)
+            if event.user.user_principal_name is None:
+                # A generated UPN someone else took: the next candidate, a new MS-RequestId.
+                self._move_to_next_upn(record, upn, invocation)
         raise self._refuse(
-            event,
             record,
             invocation,
             Refused(
                 Category.CONFLICT,
-                f"userPrincipalName {_upn_of(event, record)} already belongs to another user "
-                f"(id {found.id}) in customer "
-                f"{event.customer_tenant_id}: correct the HR record (another UPN, or the right "
-                "immutableId) and republish",
+                f"userPrincipalName {upn} already belongs to another user (id {found.id}) in "
+                f"customer {event.customer_tenant_id}: correct the HR record (another UPN, or "
+                "the right immutableId) and republish",
                 http_status=said.failure.http_status if said else None,
                 code=said.failure.code if said else None,
             ),
@@ -547,34 +626,23 @@ class Provisioner:
             )
         except UpnGenerationError as error:
             raise self._refuse(
-                event,
                 record,
                 invocation,
                 Refused(Category.INVALID_EVENT, generation_failure_message(error)),
             ) from None
         except Refused as refusal:  # no such customer, no GDAP role: as definite as a create's
-            raise self._refuse(event, record, invocation, refusal) from None
+            raise self._refuse(record, invocation, refusal) from None
         if choice.verdict is UpnVerdict.EXHAUSTED:
             raise self._refuse(
-                event,
                 record,
                 invocation,
                 Refused(Category.CONFLICT, exhausted_message(event, choice)),
             )
         return choice
 
-    def _move_to_next_upn(self, record: HireRecord, invocation: Invocation) -> NoReturn:
-        """Forget a generated UPN someone else holds; the next step chooses another."""
-        self._write(
-            record,
-            invocation,
-            state=HireState.NEW,
-            user_principal_name=None,
-            user_id=None,
-            generation=record.generation + 1,
-            create_calls=0,
-            upn_checked=False,
-        )
+    def _move_to_next_upn(self, record: HireRecord, upn: str, invocation: Invocation) -> NoReturn:
+        """Let go of a generated UPN someone else holds; the next step chooses another."""
+        self._write(record.upn_released(upn), invocation)
         raise _DecideAgain()
 
     # ------------------------------------------------------------------ rehires
@@ -585,26 +653,38 @@ class Provisioner:
         """A deleted user with this immutableId holds the UPN: bring it back.
 
         The new password is stored and the record says RESTORING before the restore and reset
-        are sent, so a lost answer is finished by the next delivery.
+        are sent, so a lost answer (or a refused reset) is finished by the next delivery.
         """
         assert choice.holder is not None
         password, record = self._fresh_password(event, record, invocation)
         record = self._write(
-            record,
+            record.restore_sent(
+                choice.holder.id, choice.upn, immutable_id=event.user.immutable_id
+            ),
             invocation,
-            state=HireState.RESTORING,
-            user_principal_name=choice.upn,
-            user_id=choice.holder.id,
         )
         return self._finish_restore(event, record, password, invocation, known_inactive=True)
 
     def _resume_restore(
         self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> Outcome:
-        if not record.password_secret_id or not record.user_id:  # written together; repaired
-            self._write(record, invocation, state=HireState.NEW, user_id=None)
+        """A restore (and reset) of this rehire may have been applied, or not finished: send
+        what is missing, with the recorded password."""
+        pending = record.pending_restore
+        if pending is None or not pending.password_secret_id or not pending.user_id:
+            # Written together before the restore; repaired if lost.
+            self._write(record.restore_settled(), invocation)
             raise _DecideAgain()
-        password = self._passwords.read(record.password_secret_id)
+        password = self._passwords.read(pending.password_secret_id)
+        record = record.password_recorded(
+            SecretRef(id=pending.password_secret_id, expires_on=pending.password_expires_on)
+        )
+        record = self._write(
+            record.restore_sent(
+                pending.user_id, pending.user_principal_name, immutable_id=pending.immutable_id
+            ),
+            invocation,
+        )
         return self._finish_restore(event, record, password, invocation, known_inactive=False)
 
     def _finish_restore(
@@ -616,17 +696,23 @@ class Provisioner:
         *,
         known_inactive: bool,
     ) -> Outcome:
-        user_id = str(record.user_id)
+        restore = record.pending_restore
+        assert restore is not None and restore.user_id is not None
+        user_id = restore.user_id
         customer = event.customer_tenant_id
         correlation = event.correlation_guid
         user: FoundUser | None = None
         if not known_inactive:
-            invocation.calls += 1
-            user = self._partner_center.get_user(customer, user_id, correlation_id=correlation)
+            user = self._call(
+                invocation,
+                self._partner_center.get_user,
+                customer,
+                user_id,
+                correlation_id=correlation,
+            )
             if user is None:
                 raise self._refuse(
-                    event,
-                    record.evolve(user_id=None),
+                    record.restore_settled(),
                     invocation,
                     Refused(
                         Category.CONFLICT,
@@ -636,41 +722,47 @@ class Provisioner:
                     ),
                 )
         if user is None or not user.active:
-            invocation.calls += 1
             try:
-                user = self._partner_center.restore_user(
-                    customer, user_id, correlation_id=correlation
+                user = self._call(
+                    invocation,
+                    self._partner_center.restore_user,
+                    customer,
+                    user_id,
+                    correlation_id=correlation,
                 )
             except UpnTaken as taken:
                 raise self._refuse(
-                    event,
-                    record.evolve(user_id=None),
+                    record.restore_settled(),
                     invocation,
                     Refused(
                         Category.CONFLICT,
                         f"the deleted user {user_id} cannot be restored: another active user "
-                        f"holds userPrincipalName {record.user_principal_name} in customer "
+                        f"holds userPrincipalName {restore.user_principal_name} in customer "
                         f"{customer}; correct the HR record and republish",
                         http_status=taken.failure.http_status,
                         code=taken.failure.code,
                     ),
                 ) from None
             except Refused as refusal:
-                raise self._refuse(event, record, invocation, refusal) from None
-        invocation.calls += 1
+                raise self._refuse(record, invocation, refusal) from None
         try:
             # Resetting with the same password again is harmless: a repeat changes nothing.
-            self._partner_center.reset_password(
-                customer, user_id, password, correlation_id=correlation
+            self._call(
+                invocation,
+                self._partner_center.reset_password,
+                customer,
+                user_id,
+                password,
+                correlation_id=correlation,
             )
         except Refused as refusal:
-            raise self._refuse(event, record, invocation, refusal) from None
-        return self._succeed(event, record, invocation, Status.RESTORED, user)
+            raise self._refuse(record, invocation, refusal) from None
+        return self._succeed(event, record, invocation, Status.RESTORED, user, secret=restore)
 
     def _fresh_password(
         self, event: HireEvent, record: HireRecord, invocation: Invocation
     ) -> tuple[str, HireRecord]:
-        """The hire's password for a create no earlier create can have used.
+        """The hire's password for a create or restore no earlier one can have used.
 
         Kept when recorded and fresh (so every outcome names the same secret); replaced when
         missing, expired or about to expire, since no user can hold it yet.
@@ -686,9 +778,7 @@ class Provisioner:
         stored = self._passwords.store(
             event.event_id, password, expires_on=self._now() + self._password_ttl
         )
-        return password, record.evolve(
-            password_secret_id=stored.id, password_expires_on=stored.expires_on
-        )
+        return password, record.password_recorded(stored)
 
     def _succeed(
         self,
@@ -697,8 +787,18 @@ class Provisioner:
         invocation: Invocation,
         status: Status,
         user: FoundUser,
+        *,
+        secret: Send | SecretRef | None = None,
     ) -> Outcome:
+        """The hire's user is known: ``secret`` is the send (or secret) whose password it holds
+        when this hire made or restored it."""
         created = status in (Status.CREATED, Status.RESTORED)
+        secret_id: str | None = None
+        expires: datetime | None = None
+        if created and isinstance(secret, Send):
+            secret_id, expires = secret.password_secret_id, secret.password_expires_on
+        elif created and isinstance(secret, SecretRef):
+            secret_id, expires = secret.id, secret.expires_on
         outcome = Outcome(
             event_id=event.event_id,
             status=status,
@@ -707,21 +807,21 @@ class Provisioner:
             correlation_id=event.correlation_id,
             attempts=invocation.delivery_number,
             user_id=user.id,
-            initial_password_secret_id=record.password_secret_id if created else None,
-            completed_at=utc_now_text(),
+            initial_password_secret_id=secret_id,
+            completed_at=self._now_text(),
         )
-        self._write(
-            record,
+        # Stored as is: the success releases the claim (no renewal).
+        self._store(
+            record.succeeded(
+                _STATE_OF[status],
+                user_id=user.id,
+                user_principal_name=outcome.user_principal_name or "",
+                password_secret_id=secret_id,
+                password_expires_on=expires,
+                outcome=outcome.as_message(),
+                now=self._now(),
+            ),
             invocation,
-            state=_STATE_OF[status],
-            user_id=user.id,
-            user_principal_name=outcome.user_principal_name,
-            password_secret_id=record.password_secret_id if created else None,
-            password_expires_on=record.password_expires_on if created else None,
-            claim_owner=None,
-            claim_expires_at=None,
-            last_failure=None,
-            last_outcome=outcome.as_message(),
         )
         return outcome
 
@@ -744,42 +844,42 @@ class Provisioner:
             initial_password_secret_id=(
                 record.password_secret_id if record.state in PASSWORD_STATES else None
             ),
-            completed_at=utc_now_text(),
+            completed_at=self._now_text(),
         )
 
     def _refuse(
         self,
-        event: HireEvent,
         record: HireRecord,
         invocation: Invocation,
         refusal: ProvisioningError,
     ) -> ProvisioningError:
-        """A definite answer: nothing was created, and the next try is a new request.
+        """A definite answer: the record learns it (``HireRecord.refused`` keeps every send
+        that may have been applied), and the next try is a new request.
 
         Only ever for a definite refusal; a transient answer never marks a hire refused.
         """
-        self._write(
-            record,
-            invocation,
-            state=HireState.REJECTED,
-            # A new MS-RequestId only once a create of this generation was sent.
-            generation=record.generation + (1 if record.create_calls else 0),
-            create_calls=0,
-            upn_checked=False,
-            last_failure=refusal.failure.as_error(),
-        )
+        self._write(record.refused(refusal.failure.as_error()), invocation)
         return refusal
 
     def _find(
         self, event: HireEvent, upn: str, invocation: Invocation, *, inactive: bool = False
     ) -> FoundUser | None:
-        invocation.calls += 1
-        return self._partner_center.find_user_by_upn(
+        return self._call(
+            invocation,
+            self._partner_center.find_user_by_upn,
             event.customer_tenant_id,
             upn,
             correlation_id=event.correlation_guid,
             inactive=inactive,
         )
+
+    def _call(self, invocation: Invocation, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Every Partner Center call of the hire goes through here: counted in one place."""
+        invocation.calls += 1
+        return method(*args, **kwargs)
+
+    def _now_text(self) -> str:
+        return utc_now_text(self._now())
 
     # ------------------------------------------------------------------ endings
 
@@ -790,12 +890,10 @@ class Provisioner:
             if record is None or record.claimed_by_other(invocation.owner, self._now()):
                 return
             self._ledger.update(
-                record.evolve(
-                    claim_owner=None,
-                    claim_expires_at=None,
-                    updated_at=self._now(),
-                    last_failure=outcome.failure.as_error() if outcome.failure else None,
-                    last_outcome=outcome.as_message(),
+                record.ended(
+                    outcome.as_message(),
+                    outcome.failure.as_error() if outcome.failure else None,
+                    self._now(),
                 )
             )
         except Exception as error:  # the outcome stands; the record is a memo
@@ -810,7 +908,7 @@ class Provisioner:
         try:
             record = self._ledger.get(event.event_id)
             if record is not None and record.claim_owner == invocation.owner:
-                self._ledger.update(record.evolve(claim_owner=None, claim_expires_at=None))
+                self._ledger.update(record.released())
         except Exception as error:  # the claim expires by itself anyway
             logger.info(
                 "could not release the claim on %s (%s)", event.event_id, type(error).__name__
@@ -842,7 +940,7 @@ class Provisioner:
             correlation_id=event.correlation_id if event else _text(document.get("correlationId")),
             attempts=attempts,
             failure=failure,
-            completed_at=utc_now_text(),
+            completed_at=self._now_text(),
         )
 
     def _last_resort(self, delivery: Delivery, invocation: Invocation, error: Exception) -> Outcome:
@@ -862,7 +960,9 @@ class Provisioner:
         # Unchanged body, so nothing of a half-understood event is re-serialised. If even this
         # fails, the host's own poison copy keeps the body.
         self._poison.poison_body(delivery.body, failure, attempts=attempts)
-        return replace(_unreadable_outcome(failure, attempts), status=Status.FAILED)
+        return replace(
+            _unreadable_outcome(failure, attempts, self._now_text()), status=Status.FAILED
+        )
 
 
 def _upn_of(event: HireEvent, record: HireRecord) -> str:
@@ -906,7 +1006,9 @@ def _new_user(event: HireEvent, upn: str, password: str) -> NewUser:
     )
 
 
-def _unreadable_outcome(failure: Failure, attempts: int, *, event_id: str | None = None) -> Outcome:
+def _unreadable_outcome(
+    failure: Failure, attempts: int, completed_at: str, *, event_id: str | None = None
+) -> Outcome:
     return Outcome(
         event_id=event_id,
         status=Status.REJECTED,
@@ -915,7 +1017,7 @@ def _unreadable_outcome(failure: Failure, attempts: int, *, event_id: str | None
         correlation_id=None,
         attempts=attempts,
         failure=failure,
-        completed_at=utc_now_text(),
+        completed_at=completed_at,
     )
 
 

@@ -1,0 +1,221 @@
+"""Issue 15: the record only ever learns. Each test is one reproduced failure, run under both
+MS-RequestId behaviours (the ``bench`` fixture): a create whose answer was lost stays on the
+record until it is settled, whatever refusals, republishes and replays come after it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared.errors import RedeliveryRequested
+from shared.model import HireState, SendKind
+from shared.outcomes import Status
+from shared.passwords import fingerprint
+from tests.unit.conftest import CUSTOMER, RETRY, Bench, event
+
+UPN = "jane1@contoso.onmicrosoft.com"
+DOMAIN = "contoso.onmicrosoft.com"
+OTHER_CUSTOMER = "0d6c4b0e-1b7a-4b8e-9d51-6f2c1a2b3c4d"
+
+
+def generated(number: int = 1, *, immutable_id: str | None = None, **user: Any) -> dict[str, Any]:
+    body = event(number, immutable_id=immutable_id, **user)
+    del body["user"]["userPrincipalName"]
+    body["schemaVersion"] = "1.1"
+    body["user"]["upnDomain"] = DOMAIN
+    return body
+
+
+def lose_then_refuse(bench: Bench, body: dict[str, Any], refusal: str = "permission") -> None:
+    """A create is applied but its answer is lost; its repeat is refused for good."""
+    bench.partner_center.create_script = ["lost-after", refusal]
+    refused = bench.deliver_until_outcome(body)  # the retry within the delivery is refused
+    assert refused.status is Status.REJECTED, refused
+    bench.outcomes.remove(refused)
+
+
+def lose(bench: Bench, body: dict[str, Any]) -> None:
+    """A create is applied and every answer of the first delivery is lost."""
+    bench.partner_center.create_script = ["lost-after", "lost-before", "lost-before"]
+    with pytest.raises(RedeliveryRequested):
+        bench.deliver(body)
+
+
+def assert_own_user_with_its_password(bench: Bench, outcome: Any, upn: str) -> None:
+    holders = bench.users(upn)
+    assert len(holders) == 1, f"{len(holders)} users hold {upn}"
+    assert outcome.status is Status.CREATED, outcome
+    assert outcome.user_id == holders[0].id
+    assert outcome.initial_password_secret_id
+    password = bench.vault.secrets[outcome.initial_password_secret_id]
+    assert fingerprint(password) == holders[0].password_digest
+
+
+# ------------------------------------------------------------------ item 1: lost, then refused
+
+
+def test_lost_create_then_403_repeat_replay_reports_the_own_user_not_a_conflict(
+    bench: Bench,
+) -> None:
+    body = event(immutable_id=None)
+    lose_then_refuse(bench, body)
+    record = bench.ledger.records["hr-1"]
+    assert record.state is HireState.REJECTED
+    assert [send.kind for send in record.sends] == [SendKind.CREATE]  # not forgotten
+    replayed = bench.deliver(body, message_id="replay")
+    assert_own_user_with_its_password(bench, replayed, UPN)
+    assert bench.ledger.records["hr-1"].sends == ()  # settled: proven applied
+
+
+def test_lost_create_then_plain_400_duplicate_with_a_lagging_list_replay_is_created(
+    bench: Bench,
+) -> None:
+    bench.partner_center.duplicate_as_plain_400 = True
+    bench.partner_center.create_script = ["lost-after"]
+    bench.partner_center.find_script = ["ok", "hide"]  # the check, then one lagging read
+    body = event(immutable_id=None)
+    second = bench.deliver_until_outcome(body)
+    if second.status is Status.REJECTED:  # forgets the MS-RequestId: 400, the list lags
+        bench.outcomes.remove(second)
+        second = bench.deliver(body, message_id="replay")
+    assert_own_user_with_its_password(bench, second, UPN)
+
+
+def test_lost_create_then_403_with_a_generated_upn_never_makes_a_second_user(
+    bench: Bench,
+) -> None:
+    body = generated()
+    lose_then_refuse(bench, body)
+    replayed = bench.deliver(body, message_id="replay")
+    assert replayed.user_principal_name == f"jane.doe@{DOMAIN}"
+    assert bench.users(f"jane.doe2@{DOMAIN}") == []
+    assert_own_user_with_its_password(bench, replayed, f"jane.doe@{DOMAIN}")
+
+
+def test_lost_create_then_403_with_immutable_id_replay_names_the_secret(bench: Bench) -> None:
+    body = event()
+    lose_then_refuse(bench, body)
+    replayed = bench.deliver(body, message_id="replay")
+    assert_own_user_with_its_password(bench, replayed, UPN)
+
+
+def test_a_rehire_whose_reset_was_refused_sends_the_reset_on_replay(bench: Bench) -> None:
+    deleted = bench.partner_center.seed(UPN, immutable_id="E1", state="inactive")
+    bench.partner_center.reset_script = ["permission"]
+    refused = bench.deliver(event())
+    assert refused.status is Status.REJECTED
+    assert deleted.state == "active"  # the restore went through
+    record = bench.ledger.records["hr-1"]
+    assert [send.kind for send in record.sends] == [SendKind.RESTORE]
+    replayed = bench.deliver(event(), message_id="replay")
+    assert replayed.status is Status.RESTORED, replayed
+    assert replayed.initial_password_secret_id
+    password = bench.vault.secrets[replayed.initial_password_secret_id]
+    assert fingerprint(password) == deleted.password_digest
+
+
+def test_the_identity_rule_sees_a_create_sent_before_an_earlier_refusal(bench: Bench) -> None:
+    # Lost, refused, replay refused again (before any look-up), then the fix and a replay.
+    body = event(immutable_id=None)
+    lose_then_refuse(bench, body)
+    bench.partner_center.create_script = ["permission"]
+    again = bench.deliver(body, message_id="replay-1")
+    assert again.status is Status.REJECTED
+    bench.outcomes.remove(again)
+    replayed = bench.deliver(body, message_id="replay-2")
+    assert_own_user_with_its_password(bench, replayed, UPN)
+
+
+def test_an_upn_check_that_was_skipped_is_not_recorded_as_done(bench: Bench) -> None:
+    lose(bench, event())  # immutableId and a given UPN: no look-up before the create
+    (send,) = bench.ledger.records["hr-1"].sends
+    assert send.upn_checked is False and send.immutable_id == "E1"
+
+
+# ------------------------------------------------------------------ item 2: identity is fixed
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"immutable_id": None},  # removed
+        {"immutable_id": "E2"},  # changed
+        {"userPrincipalName": "jane.other@contoso.onmicrosoft.com"},
+    ],
+    ids=["immutable-id-removed", "immutable-id-changed", "upn-changed"],
+)
+def test_an_edit_after_a_create_that_may_have_been_applied_is_refused(
+    bench: Bench, edit: dict[str, Any]
+) -> None:
+    lose(bench, event())
+    edited = bench.deliver(event(**edit), message_id="republish")
+    assert edited.status is Status.REJECTED
+    assert edited.failure is not None
+    assert UPN in edited.failure.message and "E1" in edited.failure.message
+    bench.outcomes.remove(edited)
+    assert len(bench.partner_center.users) == 1
+    # The original, replayed, finishes the hire with its own user.
+    replayed = bench.deliver(event(), message_id="replay")
+    assert_own_user_with_its_password(bench, replayed, UPN)
+
+
+def test_adding_an_immutable_id_after_a_lost_create_is_refused(bench: Bench) -> None:
+    lose(bench, event(immutable_id=None))
+    edited = bench.deliver(event(immutable_id="E9"), message_id="republish")
+    assert edited.status is Status.REJECTED
+    assert len(bench.partner_center.users) == 1
+
+
+def test_an_edit_after_a_definite_refusal_is_taken(bench: Bench) -> None:
+    bench.partner_center.create_script = ["refuse"]
+    refused = bench.deliver(event())
+    assert refused.status is Status.REJECTED
+    bench.outcomes.remove(refused)
+    edited = bench.deliver(event(userPrincipalName="jane.q@contoso.onmicrosoft.com"), message_id="r")
+    assert edited.status is Status.CREATED
+    assert edited.user_principal_name == "jane.q@contoso.onmicrosoft.com"
+
+
+def test_the_record_follows_a_corrected_customer(bench: Bench) -> None:
+    bench.partner_center.create_script = ["permission"]  # e.g. "not a customer"
+    bench.deliver(event())
+    corrected = event()
+    corrected["customerTenantId"] = OTHER_CUSTOMER
+    outcome = bench.deliver(corrected, message_id="republish")
+    assert outcome.status is Status.CREATED
+    assert outcome.customer_tenant_id == OTHER_CUSTOMER
+    assert bench.ledger.records["hr-1"].customer_tenant_id == OTHER_CUSTOMER
+    again = bench.deliver(corrected, message_id="again")
+    assert again.status is Status.ALREADY_EXISTS
+    assert again.customer_tenant_id == OTHER_CUSTOMER
+
+
+def test_a_customer_change_after_a_lost_create_is_refused(bench: Bench) -> None:
+    lose(bench, event())
+    moved = event()
+    moved["customerTenantId"] = OTHER_CUSTOMER
+    outcome = bench.deliver(moved, message_id="republish")
+    assert outcome.status is Status.REJECTED
+    assert outcome.failure is not None and CUSTOMER in outcome.failure.message
+    assert bench.ledger.records["hr-1"].customer_tenant_id == CUSTOMER
+
+
+# ------------------------------------------------------------------ item 3: one outcome story
+
+
+def test_a_waiting_duplicate_never_adopts_an_older_rejection(bench: Bench) -> None:
+    bench.partner_center.create_script = ["permission"]
+    old = bench.deliver(event())
+    assert old.status is Status.REJECTED
+    bench.outcomes.remove(old)
+    # The operator fixed the role and replayed; that replay died holding the claim.
+    bench.clock.advance(600)
+    record = bench.ledger.records["hr-1"]
+    bench.ledger.records["hr-1"] = record.evolve(
+        claim_owner="dead-replay", claim_expires_at=bench.clock.now + timedelta(minutes=4)
+    )
+    outcome = bench.deliver(event(), delivery=RETRY.max_deliveries, message_id="duplicate")
+    assert outcome.status is Status.CREATED, outcome
+    bench.assert_one_correct_account(UPN)
