@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from shared.model import HireState
 from shared.outcomes import Outcome
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,3 +42,9 @@ class Invocation:
         self.counted = False
         # The user's outcome once the user exists; licences are assigned after it.
         self.user_outcome: Outcome | None = None
+
+    def call(self, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Every Partner Center call of the invocation goes through here: counted in one place
+        (the decision log's ``calls``)."""
+        self.calls += 1
+        return method(*args, **kwargs)

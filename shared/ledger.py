@@ -318,6 +318,8 @@ def to_record(entity: Any) -> HireRecord:
                 if not isinstance(value, list):
                     continue
                 value = tuple(str(item) for item in value)
+            elif attribute == "sends":
+                value = _sends(value)
         elif attribute == "state":
             try:
                 value = HireState(value)

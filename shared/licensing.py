@@ -48,9 +48,10 @@ class LicenceStep:
         customer = event.customer_tenant_id
         user_id = str(user_outcome.user_id)
         if any(sku not in assigned for sku in wanted):
-            invocation.calls += 1
-            skus = self._partner_center.subscribed_skus(
-                customer, correlation_id=event.correlation_guid
+            skus = invocation.call(
+                self._partner_center.subscribed_skus,
+                customer,
+                correlation_id=event.correlation_guid,
             )
             plan = plan_licenses(customer, wanted, assigned, skus)
             # A SKU the list shows without units is tried alone: the user may hold it already
@@ -60,10 +61,13 @@ class LicenceStep:
             failed += [f for f in plan.failed if f.code != SHORTFALL_CODE]
             while requests:
                 ids = requests.pop(0)
-                invocation.calls += 1
                 try:
-                    self._partner_center.assign_licenses(
-                        customer, user_id, ids, correlation_id=event.correlation_guid
+                    invocation.call(
+                        self._partner_center.assign_licenses,
+                        customer,
+                        user_id,
+                        ids,
+                        correlation_id=event.correlation_guid,
                     )
                 except Refused as refusal:
                     if refusal.failure.code == SHORTFALL_CODE and len(ids) > 1:
@@ -72,9 +76,7 @@ class LicenceStep:
                     failed += [_refused(customer, sku, refusal) for sku in ids]
                     continue
                 assigned += [sku for sku in ids if sku not in assigned]
-                record = self._ledger.update(
-                    record.evolve(licenses_assigned=tuple(assigned), updated_at=self._now())
-                )
+                record = self._ledger.update(record.licences_assigned(tuple(assigned), self._now()))
         order = {sku: index for index, sku in enumerate(wanted)}
         outcome = replace(
             user_outcome,
@@ -83,9 +85,7 @@ class LicenceStep:
                 failed=tuple(sorted(failed, key=lambda f: order.get(f.sku_id, 0))),
             ),
         )
-        self._ledger.update(
-            record.evolve(last_outcome=outcome.as_message(), updated_at=self._now())
-        )
+        self._ledger.update(record.outcome_noted(outcome.as_message(), self._now()))
         return outcome
 
     def given_up(self, event: HireEvent, user_outcome: Outcome, failure: Failure) -> Outcome:

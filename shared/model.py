@@ -85,7 +85,6 @@ class SubscribedSku:
     name: str | None = None
 
 
-
 class SendKind(StrEnum):
     CREATE = "create"  # a create of one MS-RequestId generation
     RESTORE = "restore"  # the restore and password reset of a deleted user (a rehire)
@@ -336,9 +335,7 @@ class HireRecord:
 
     def password_recorded(self, secret: SecretRef) -> HireRecord:
         """The password the next create carries. Keeps the sends (each names its own)."""
-        return replace(
-            self, password_secret_id=secret.id, password_expires_on=secret.expires_on
-        )
+        return replace(self, password_secret_id=secret.id, password_expires_on=secret.expires_on)
 
     def create_sent(
         self, user_principal_name: str, *, immutable_id: str | None, upn_checked: bool
@@ -446,8 +443,7 @@ class HireRecord:
         sends = tuple(
             send
             for send in self.sends
-            if send.kind is not SendKind.CREATE
-            or send.user_principal_name.casefold() != folded
+            if send.kind is not SendKind.CREATE or send.user_principal_name.casefold() != folded
         )
         return replace(
             self, sends=sends, generation=self.generation + (1 if current is not None else 0)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from shared.decisions import DecisionLog
 from shared.errors import (
@@ -97,9 +97,6 @@ _STATE_OF = {
     Status.RESTORED: HireState.RESTORED,
     Status.ALREADY_EXISTS: HireState.EXISTING,
 }
-
-
-_T = TypeVar("_T")
 
 
 class _DecideAgain(Exception):
@@ -178,9 +175,7 @@ class Provisioner:
         except NotAnEvent as error:
             failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
             self._poison.poison_body(delivery.body, failure, attempts=attempts)
-            return _unreadable_outcome(
-                failure, attempts, self._now_text(), event_id=error.event_id
-            )
+            return _unreadable_outcome(failure, attempts, self._now_text(), event_id=error.event_id)
         try:
             event = parse_event(document)
         except InvalidEvent as error:
@@ -372,9 +367,7 @@ class Provisioner:
         earlier = outcome_from_message(record.last_outcome)
         if earlier is None or earlier.status is not Status.REJECTED:
             return None
-        return replace(
-            earlier, attempts=invocation.delivery_number, completed_at=self._now_text()
-        )
+        return replace(earlier, attempts=invocation.delivery_number, completed_at=self._now_text())
 
     # ------------------------------------------------------------------ the identity
 
@@ -473,8 +466,7 @@ class Provisioner:
         upn = _upn_of(event, record)
         invocation.request_id = event.request_id_for(record.generation)
         try:
-            user = self._call(
-                invocation,
+            user = invocation.call(
                 self._partner_center.create_user,
                 event.customer_tenant_id,
                 _new_user(event, upn, password),
@@ -574,8 +566,7 @@ class Provisioner:
         if wanted is not None and found.immutable_id is None:
             # A user list may leave immutableId out: ask for the whole user before deciding.
             found = (
-                self._call(
-                    invocation,
+                invocation.call(
                     self._partner_center.get_user,
                     event.customer_tenant_id,
                     found.id,
@@ -658,9 +649,7 @@ class Provisioner:
         assert choice.holder is not None
         password, record = self._fresh_password(event, record, invocation)
         record = self._write(
-            record.restore_sent(
-                choice.holder.id, choice.upn, immutable_id=event.user.immutable_id
-            ),
+            record.restore_sent(choice.holder.id, choice.upn, immutable_id=event.user.immutable_id),
             invocation,
         )
         return self._finish_restore(event, record, password, invocation, known_inactive=True)
@@ -703,8 +692,7 @@ class Provisioner:
         correlation = event.correlation_guid
         user: FoundUser | None = None
         if not known_inactive:
-            user = self._call(
-                invocation,
+            user = invocation.call(
                 self._partner_center.get_user,
                 customer,
                 user_id,
@@ -723,8 +711,7 @@ class Provisioner:
                 )
         if user is None or not user.active:
             try:
-                user = self._call(
-                    invocation,
+                user = invocation.call(
                     self._partner_center.restore_user,
                     customer,
                     user_id,
@@ -747,8 +734,7 @@ class Provisioner:
                 raise self._refuse(record, invocation, refusal) from None
         try:
             # Resetting with the same password again is harmless: a repeat changes nothing.
-            self._call(
-                invocation,
+            invocation.call(
                 self._partner_center.reset_password,
                 customer,
                 user_id,
@@ -864,19 +850,13 @@ class Provisioner:
     def _find(
         self, event: HireEvent, upn: str, invocation: Invocation, *, inactive: bool = False
     ) -> FoundUser | None:
-        return self._call(
-            invocation,
+        return invocation.call(
             self._partner_center.find_user_by_upn,
             event.customer_tenant_id,
             upn,
             correlation_id=event.correlation_guid,
             inactive=inactive,
         )
-
-    def _call(self, invocation: Invocation, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """Every Partner Center call of the hire goes through here: counted in one place."""
-        invocation.calls += 1
-        return method(*args, **kwargs)
 
     def _now_text(self) -> str:
         return utc_now_text(self._now())

@@ -173,9 +173,10 @@ def test_an_edit_after_a_definite_refusal_is_taken(bench: Bench) -> None:
     refused = bench.deliver(event())
     assert refused.status is Status.REJECTED
     bench.outcomes.remove(refused)
-    edited = bench.deliver(event(userPrincipalName="jane.q@contoso.onmicrosoft.com"), message_id="r")
+    other = "jane.q@contoso.onmicrosoft.com"
+    edited = bench.deliver(event(userPrincipalName=other), message_id="republish")
     assert edited.status is Status.CREATED
-    assert edited.user_principal_name == "jane.q@contoso.onmicrosoft.com"
+    assert edited.user_principal_name == other
 
 
 def test_the_record_follows_a_corrected_customer(bench: Bench) -> None:
