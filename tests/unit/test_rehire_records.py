@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from shared.ledger import to_entity, to_record
@@ -79,4 +81,4 @@ def test_a_row_written_before_sends_were_kept_still_knows_its_create() -> None:
 
 
 class _Entity(dict):  # type: ignore[type-arg]
-    metadata: dict[str, str] = {}
+    metadata: ClassVar[dict[str, str]] = {}
