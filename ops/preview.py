@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
@@ -39,11 +39,14 @@ from shared.events import HireEvent, InvalidEvent, decode_body, parse_event
 from shared.model import SUCCESS_STATES, FoundUser, HireRecord, SubscribedSku
 from shared.planning import (
     SHORTFALL_CODE,
+    Step,
     UpnChoice,
     UpnVerdict,
     choose_upn,
     exhausted_message,
+    identity_changes,
     plan_licenses,
+    step_for,
 )
 from shared.settings import Settings, SettingsError
 from shared.upn import UpnGenerationError
@@ -202,6 +205,17 @@ class Previewer:
                 customer, upn, correlation_id=correlation, inactive=inactive
             )
 
+        if record is not None and record.identity_fixed:
+            verdict = self._unsettled(number, event, record, lookup)
+            if verdict.verdict in SUCCESS_VERDICTS and verdict.user_principal_name:
+                batch.taken[(customer, verdict.user_principal_name.casefold())] = FoundUser(
+                    id=verdict.user_id or f"(line {number})",
+                    user_principal_name=verdict.user_principal_name,
+                    immutable_id=event.user.immutable_id,
+                )
+                verdict.licenses = self._licenses(event, batch, record.licenses_assigned)
+            return verdict
+
         recorded = record.user_principal_name if record is not None else None
         try:
             choice = choose_upn(
@@ -226,6 +240,80 @@ class Previewer:
             )
             verdict.licenses = self._licenses(event, batch, ())
         return verdict
+
+    def _unsettled(
+        self,
+        number: int,
+        event: HireEvent,
+        record: HireRecord,
+        lookup: Callable[[str, bool], FoundUser | None],
+    ) -> Verdict:
+        """A create or restore of this hire may have been applied (``creating``,
+        ``restoring``, or ``rejected`` after one): what a replay does, by the decision's own
+        rules (``shared.planning.step_for`` and the identity rule of ``HireRecord``)."""
+        changed = identity_changes(event, record, self._template)
+        if changed:
+            return Verdict(
+                number,
+                event.event_id,
+                "refused",
+                f"this hire's {', '.join(changed)} changed after a create or restore of it may "
+                "have been applied: publish it with the recorded values "
+                f"(customer {record.customer_tenant_id}, userPrincipalName "
+                f"{record.user_principal_name})",
+                category="conflict",
+            )
+        step = step_for(record)
+        restore = record.pending_restore
+        if step is Step.FINISH_RESTORE and restore is not None:
+            return Verdict(
+                number,
+                event.event_id,
+                "restore",
+                f"the restore of deleted user {restore.user_id} is not finished: the replay "
+                "finishes it and sets the recorded password",
+                restore.user_principal_name,
+                restore.user_id,
+            )
+        pending = record.pending_creates[-1]
+        upn = pending.user_principal_name
+        holder = lookup(upn, False)
+        if holder is None:
+            return Verdict(
+                number,
+                event.event_id,
+                "create",
+                "a create of this hire may have been applied but no user holds the UPN yet: "
+                "the replay sends it again (same password)",
+                upn,
+            )
+        if record.maker_of(holder) is not None:
+            return Verdict(
+                number,
+                event.event_id,
+                "create",
+                f"user {holder.id} is this hire's own (its create's answer was lost): the "
+                "replay reports it created, with the recorded password",
+                upn,
+                holder.id,
+            )
+        if event.user.immutable_id is not None and holder.immutable_id == event.user.immutable_id:
+            return Verdict(
+                number,
+                event.event_id,
+                "exists",
+                f"user {holder.id} has this immutableId",
+                upn,
+                holder.id,
+            )
+        return Verdict(
+            number,
+            event.event_id,
+            "conflict",
+            f"held by user {holder.id}: someone else",
+            upn,
+            category="conflict",
+        )
 
     def _verdict(self, number: int, event: HireEvent, choice: UpnChoice) -> Verdict:
         upn, holder = choice.upn, choice.holder

@@ -4,6 +4,7 @@ record until it is settled, whatever refusals, republishes and replays come afte
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -220,3 +221,59 @@ def test_a_waiting_duplicate_never_adopts_an_older_rejection(bench: Bench) -> No
     outcome = bench.deliver(event(), delivery=RETRY.max_deliveries, message_id="duplicate")
     assert outcome.status is Status.CREATED, outcome
     bench.assert_one_correct_account(UPN)
+
+
+# ------------------------------------------------------------------ the preview agrees
+
+
+def preview(bench: Bench, body: dict[str, Any]) -> Any:
+    from ops.preview import Previewer
+    from shared.upn import DEFAULT_TEMPLATE
+
+    (verdict,) = Previewer(
+        bench.partner_center, upn_template=DEFAULT_TEMPLATE, ledger=bench.ledger
+    ).preview([json.dumps(body)])
+    return verdict
+
+
+@pytest.mark.parametrize("immutable_id", [None, "E1"], ids=["without-immutable-id", "with"])
+def test_the_preview_of_a_hire_left_creating_predicts_created(
+    bench: Bench, immutable_id: str | None
+) -> None:
+    body = event(immutable_id=immutable_id)
+    lose(bench, body)
+    verdict = preview(bench, body)
+    assert verdict.expected_status == "created", verdict
+    assert verdict.user_principal_name == UPN
+    replayed = bench.deliver(body, message_id="replay")
+    assert replayed.status.value == verdict.expected_status
+
+
+def test_the_preview_of_a_generated_upn_left_creating_predicts_the_same_upn(
+    bench: Bench,
+) -> None:
+    body = generated()
+    lose_then_refuse(bench, body)
+    verdict = preview(bench, body)
+    assert verdict.expected_status == "created", verdict
+    assert verdict.user_principal_name == f"jane.doe@{DOMAIN}"
+    replayed = bench.deliver(body, message_id="replay")
+    assert replayed.user_principal_name == verdict.user_principal_name
+
+
+def test_the_preview_of_an_unfinished_rehire_predicts_restored(bench: Bench) -> None:
+    bench.partner_center.seed(UPN, immutable_id="E1", state="inactive")
+    bench.partner_center.reset_script = ["permission"]
+    bench.deliver(event())
+    verdict = preview(bench, event())
+    assert verdict.expected_status == "restored", verdict
+    assert bench.deliver(event(), message_id="replay").status.value == "restored"
+
+
+def test_the_preview_of_an_edited_event_after_a_lost_create_predicts_the_refusal(
+    bench: Bench,
+) -> None:
+    lose(bench, event())
+    verdict = preview(bench, event(immutable_id="E2"))
+    assert verdict.expected_status == "rejected" and "immutableId" in verdict.detail
+    assert bench.deliver(event(immutable_id="E2"), message_id="edit").status.value == "rejected"
