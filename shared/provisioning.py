@@ -362,10 +362,13 @@ class Provisioner:
         """
         if record.state is not HireState.REJECTED or not record.last_outcome:
             return None
-        if record.updated_at is None or record.updated_at < invocation.started_at:
-            return None
         earlier = outcome_from_message(record.last_outcome)
         if earlier is None or earlier.status is not Status.REJECTED:
+            return None
+        # completedAt is the service clock's, to the second (``_now_text``).
+        if earlier.completed_at is None or earlier.completed_at < utc_now_text(
+            invocation.started_at
+        ):
             return None
         return replace(earlier, attempts=invocation.delivery_number, completed_at=self._now_text())
 

@@ -277,3 +277,44 @@ def test_the_preview_of_an_edited_event_after_a_lost_create_predicts_the_refusal
     verdict = preview(bench, event(immutable_id="E2"))
     assert verdict.expected_status == "rejected" and "immutableId" in verdict.detail
     assert bench.deliver(event(immutable_id="E2"), message_id="edit").status.value == "rejected"
+
+
+# ------------------------------------------------------------------ FINDINGS-15 (state machine)
+
+
+def test_f1_an_old_copy_with_the_wrong_customer_reports_the_corrected_one(bench: Bench) -> None:
+    wrong = event(immutable_id=None)
+    wrong["customerTenantId"] = OTHER_CUSTOMER
+    bench.partner_center.create_script = ["permission"]  # "not a customer"
+    first = bench.deliver(wrong)
+    assert first.status is Status.REJECTED
+    right = event(immutable_id=None)
+    created = bench.deliver(right, message_id="republish")
+    assert created.status is Status.CREATED and created.customer_tenant_id == CUSTOMER
+    old_copy = bench.deliver(wrong, message_id="old-copy")
+    assert old_copy.status is Status.ALREADY_EXISTS
+    assert old_copy.customer_tenant_id == CUSTOMER
+    assert bench.ledger.records["hr-1"].customer_tenant_id == CUSTOMER
+
+
+def test_f2_the_last_delivery_after_a_dead_replay_does_not_report_the_old_403(
+    bench: Bench,
+) -> None:
+    from tests.unit.conftest import Killed
+
+    body = event(immutable_id=None)
+    bench.partner_center.create_script = ["permission"]
+    old = bench.deliver(body)
+    assert old.status is Status.REJECTED
+    bench.outcomes.remove(old)
+    bench.clock.advance(600)  # the role is restored; the poison copy replayed
+    bench.gate.kill = True
+    paused = bench.run_paused(4, body, message_id="replay")
+    assert isinstance(paused.finish(), Killed)
+    bench.gate.kill = False
+    for number in range(2, RETRY.max_deliveries):
+        with pytest.raises(RedeliveryRequested):
+            bench.deliver(body, delivery=number, message_id="replay")
+    last = bench.deliver(body, delivery=RETRY.max_deliveries, message_id="replay")
+    assert last.status is Status.CREATED, last
+    bench.assert_one_correct_account(UPN)
