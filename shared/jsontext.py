@@ -91,6 +91,31 @@ def parse(
     return value
 
 
+def member_names(text: str, *, max_depth: int = MAX_DEPTH) -> set[str]:
+    """Every member name of every object in ``text``, every copy of a repeated member
+    included (a plain parse keeps only the last copy): what a check for forbidden members
+    must look at. Empty when the text is not JSON this module would read leniently."""
+    names: set[str] = set()
+
+    def collect(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        names.update(key for key, _ in pairs)
+        return dict(pairs)
+
+    try:
+        if nesting_depth(text) > max_depth:
+            return set()
+        json.loads(
+            text,
+            object_pairs_hook=collect,
+            parse_constant=_constant,
+            parse_float=_float,
+            parse_int=_int,
+        )
+    except Exception:  # not JSON at all: no member to look at
+        return set()
+    return names
+
+
 def nesting_depth(text: str) -> int:
     """How deep arrays and objects nest, found without parsing (so without recursion).
 

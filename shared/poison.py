@@ -16,8 +16,8 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
 from shared.errors import ServiceUnavailableError
-from shared.events import find_password, without_passwords
-from shared.jsontext import MAX_DEPTH, describe_path, dump_bytes, parse
+from shared.events import find_password, is_password_key, without_passwords
+from shared.jsontext import MAX_DEPTH, describe_path, dump_bytes, member_names, parse
 from shared.outcomes import Failure, utc_now_text
 
 LAST_FAILURE = "lastFailure"
@@ -86,11 +86,20 @@ def poisoned_body(
 
 
 def _lenient_object_with_password(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object when some member, in any copy of a repeated member, is a
+    password: the copy is then written without every password member. A repeated member
+    keeps its last copy (a reader's meaning; the failure names the repeated member), and the
+    body itself is not kept, since it holds the password."""
     try:
-        document = parse(body.decode("utf-8"), repeated_members=True, lone_surrogates=True)
+        text = body.decode("utf-8")
+        document = parse(text, repeated_members=True, lone_surrogates=True)
     except Exception:
         return None
-    if isinstance(document, dict) and find_password(document) is not None:
+    if not isinstance(document, dict):
+        return None
+    if find_password(document) is not None or any(
+        is_password_key(name) for name in member_names(text)
+    ):
         return document
     return None
 
