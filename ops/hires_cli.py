@@ -52,6 +52,8 @@ def record_as_json(record: HireRecord, *, now: datetime) -> dict[str, Any]:
         "passwordExpiresOn": _when(record.password_expires_on),
         "requestGeneration": record.generation,
         "createCalls": record.create_calls,
+        # Creates and restores that may have been applied and are not settled (issue 15).
+        "unsettledSends": [send.as_json() for send in record.sends],
         "deliveries": record.attempts,
         "claim": (
             {"owner": record.claim_owner, "expiresAt": _when(record.claim_expires_at)}
