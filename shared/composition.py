@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
@@ -14,10 +15,12 @@ from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
 from shared.credentials import CredentialSecretNames, MsalTokenExchange, PartnerCenterCredentials
+from shared.decisions import DecisionLog
 from shared.errors import CredentialsError
 from shared.hostconfig import QueueHostConfig
 from shared.httpenv import EnvironmentOnceSession, azure_transport
 from shared.ledger import TableHireLedger, open_table_ledger
+from shared.licensing import LicenceStep
 from shared.logs import configure_logging
 from shared.partner_center import PartnerCenterClient, Timeouts
 from shared.poison import StoragePoisonQueue, encode_policy
@@ -84,45 +87,56 @@ def build_provisioner(
         ),
     )
     session = EnvironmentOnceSession(user_agent="hire-provisioning/0.1")
-    return Provisioner(
-        partner_center=telemetry.traced(
-            PartnerCenterClient(
-                settings.partner_center_base_url,
-                tokens,
-                session=session,
-                timeouts=partner_center_timeouts,
-            ),
-            "partner_center",
-            (
-                "create_user",
-                "get_user",
-                "find_user_by_upn",
-                "restore_user",
-                "reset_password",
-                "subscribed_skus",
-                "assign_licenses",
-            ),
+    partner_center = telemetry.traced(
+        PartnerCenterClient(
+            settings.partner_center_base_url,
+            tokens,
+            session=session,
+            timeouts=partner_center_timeouts,
         ),
+        "partner_center",
+        (
+            "create_user",
+            "get_user",
+            "find_user_by_upn",
+            "restore_user",
+            "reset_password",
+            "subscribed_skus",
+            "assign_licenses",
+        ),
+    )
+    ledger = telemetry.traced(build_ledger(settings), "ledger", ("get", "add", "update", "query"))
+    poison = telemetry.traced(
+        StoragePoisonQueue(
+            _poison_queue_client(settings, host_config.message_encoding),
+            message_encoding=host_config.message_encoding,
+        ),
+        "poison_queue",
+        ("poison_event", "poison_body"),
+    )
+    # The decision's one clock and one monotonic timer, shared by every part wired here.
+    now = _utc_now
+    return Provisioner(
+        partner_center=partner_center,
         passwords=telemetry.traced(
             KeyVaultPasswordVault(password_store), "key_vault", ("store", "read")
         ),
-        ledger=telemetry.traced(
-            build_ledger(settings), "ledger", ("get", "add", "update", "query")
-        ),
-        poison=telemetry.traced(
-            StoragePoisonQueue(
-                _poison_queue_client(settings, host_config.message_encoding),
-                message_encoding=host_config.message_encoding,
-            ),
-            "poison_queue",
-            ("poison_event", "poison_body"),
-        ),
+        ledger=ledger,
+        poison=poison,
         retry=retry or RetryPolicy(max_deliveries=host_config.max_dequeue_count),
         password_ttl=timedelta(days=settings.initial_password_ttl_days),
         claim_ttl=timedelta(seconds=settings.claim_seconds),
+        now=now,
+        monotonic=time.monotonic,
         upn_template=settings.upn_template,
         telemetry=telemetry,
+        licences=LicenceStep(partner_center=partner_center, ledger=ledger, poison=poison, now=now),
+        decisions=DecisionLog(telemetry=telemetry, monotonic=time.monotonic),
     )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def build_read_only_partner_center(settings: Settings) -> PartnerCenterClient:

@@ -1,16 +1,13 @@
-"""The provisioning decision: one hire event in, exactly one outcome out.
+"""The delivery handling: one queue message in, exactly one outcome out.
 
 Every decision is taken from the hire's record in the ledger, never from a guess. A delivery
 first *claims* the hire (a conditional write naming it as owner, for a limited time); only the
-claim holder stores a password, calls Partner Center or moves the record on. The record is
-written *before* each create call ("a create of generation g may have been sent"), so a
-delivery that dies between the create and the record leaves enough behind for the next one to
-finish the hire by a look-up. Who may be this hire's user (docs/design.md, "The identity rule"):
-
-- with ``immutableId`` in the event, only a user with exactly that ``immutableId``;
-- without it, a user found holding the UPN only when the ledger proves this hire's create could
-  have made it: the UPN was free when checked before this generation's first create, and a
-  create of this generation may have been applied. Anyone else is a ``conflict``.
+claim holder stores a password, calls Partner Center or moves the record on. This module owns
+the delivery's side: reading the body, the claim (waiting for another delivery, taking over a
+dead one's), retries within an invocation, redelivery, the last delivery, poison copies and the
+outcome. What is done with a claimed hire is the hire workflow (``shared.workflow``), which
+writes the record *before* each create or restore call, so a delivery that dies between the
+call and the record leaves enough behind for the next one to finish the hire.
 
 No SDK and no adapter in sight: the service works through the ports in ``shared.ports``.
 """
@@ -25,32 +22,19 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from shared.decisions import DecisionLog
 from shared.errors import (
-    AnswerLost,
     LedgerConflict,
     ProvisioningError,
     RedeliveryRequested,
-    Refused,
     ServiceUnavailableError,
-    UpnTaken,
 )
 from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
 from shared.invocation import Delivery, Invocation
 from shared.licensing import LicenceStep
-from shared.model import (
-    PASSWORD_STATES,
-    SUCCESS_STATES,
-    FoundUser,
-    HireRecord,
-    HireState,
-    NewUser,
-    SecretRef,
-    Send,
-    SendKind,
-)
+from shared.model import SUCCESS_STATES, HireRecord, HireState
 from shared.outcomes import (
     Category,
     Failure,
@@ -59,17 +43,7 @@ from shared.outcomes import (
     outcome_from_message,
     utc_now_text,
 )
-from shared.passwords import fingerprint, generate_password
-from shared.planning import (
-    Step,
-    UpnChoice,
-    UpnVerdict,
-    choose_upn,
-    exhausted_message,
-    generation_failure_message,
-    identity_changes,
-    step_for,
-)
+from shared.passwords import generate_password
 from shared.ports import (
     HireLedger,
     NoTelemetry,
@@ -79,28 +53,18 @@ from shared.ports import (
     Telemetry,
 )
 from shared.retry import RetryPolicy
-from shared.upn import DEFAULT_TEMPLATE, UpnGenerationError
+from shared.upn import DEFAULT_TEMPLATE
+from shared.workflow import DecideAgain, HireServices, HireWorkflow
 
 __all__ = ["Delivery", "Provisioner", "RetryPolicy"]
 
 logger = logging.getLogger("hire_provisioning")
 
-# A password about to expire is not handed to a new create: the person needs time to use it.
-PASSWORD_FRESHNESS = timedelta(hours=1)
 # A hire's record is re-read at most this many times in one step when others write it.
 MAX_LEDGER_RACES = 5
 # How often one step may pass a generated UPN that someone else took after it was checked.
 MAX_UPN_MOVES = 5
 _USER_EXISTS = frozenset({Status.CREATED, Status.RESTORED, Status.ALREADY_EXISTS})
-_STATE_OF = {
-    Status.CREATED: HireState.CREATED,
-    Status.RESTORED: HireState.RESTORED,
-    Status.ALREADY_EXISTS: HireState.EXISTING,
-}
-
-
-class _DecideAgain(Exception):
-    """The record was moved on (a generated UPN turned out to be someone else's): decide anew."""
 
 
 class _Busy(Exception):
@@ -125,7 +89,12 @@ class Provisioner:
         new_password: Callable[[], str] = generate_password,
         upn_template: str = DEFAULT_TEMPLATE,
         telemetry: Telemetry | None = None,
+        licences: LicenceStep | None = None,
+        decisions: DecisionLog | None = None,
     ) -> None:
+        """``now`` is the one clock of the decision (claims, records, outcomes' completedAt).
+        ``licences`` and ``decisions`` are wired by the composition root; the defaults build
+        them from the same ports (the unit tier)."""
         self._partner_center = partner_center
         self._passwords = passwords
         self._ledger = ledger
@@ -140,10 +109,20 @@ class Provisioner:
         self._new_password = new_password
         self._upn_template = upn_template
         self._telemetry: Telemetry = telemetry or NoTelemetry()
-        self._licences = LicenceStep(
+        self._licences = licences or LicenceStep(
             partner_center=partner_center, ledger=ledger, poison=poison, now=now
         )
-        self._decisions = DecisionLog(telemetry=self._telemetry, monotonic=monotonic)
+        self._decisions = decisions or DecisionLog(telemetry=self._telemetry, monotonic=monotonic)
+        self._services = HireServices(
+            partner_center=partner_center,
+            passwords=passwords,
+            ledger=ledger,
+            now=now,
+            new_password=new_password,
+            password_ttl=password_ttl,
+            claim_ttl=claim_ttl,
+            upn_template=upn_template,
+        )
 
     # ------------------------------------------------------------------ entry point
 
@@ -249,35 +228,27 @@ class Provisioner:
                 if not event.licenses or invocation.user_outcome.status not in _USER_EXISTS:
                     return invocation.user_outcome
                 return self._licences.assign(event, invocation.user_outcome, invocation)
-            except (LedgerConflict, _DecideAgain):
+            except (LedgerConflict, DecideAgain):
                 continue  # someone wrote the record since we read it: decide again from it
         raise ServiceUnavailableError(
             "the hire's ledger record kept changing under this delivery; it is delivered again"
         )
 
     def _step_once(self, event: HireEvent, invocation: Invocation) -> Outcome:
+        hire = HireWorkflow(self._services, event, invocation)
         record = self._first_read(event, invocation)
         invocation.state = record.state
         if record.state in SUCCESS_STATES:
-            return self._answer_from_record(event, record, invocation)
+            return hire.answer_from_record(record)
         if record.claimed_by_other(invocation.owner, self._now()):
             record = self._wait_for_other(event, record, invocation)
             invocation.state = record.state
             if record.state in SUCCESS_STATES:
-                return self._answer_from_record(event, record, invocation)
+                return hire.answer_from_record(record)
             adopted = self._adopt_refusal(record, invocation)
             if adopted is not None:
                 return adopted
-        record = self._claim(record, invocation)
-        record = self._check_identity(event, record, invocation)
-        step = step_for(record)
-        if step is Step.RESEND_CREATE:
-            return self._resume_create(event, record, invocation)
-        if step is Step.FINISH_RESTORE:
-            return self._resume_restore(event, record, invocation)
-        if step is Step.ANSWER:  # a success read after the claim: not expected, but total
-            return self._answer_from_record(event, record, invocation)
-        return self._first_create(event, record, invocation)
+        return hire.run(self._claim(hire, record))
 
     def _first_read(self, event: HireEvent, invocation: Invocation) -> HireRecord:
         """The hire's record, claimed by this delivery when it is new.
@@ -307,28 +278,15 @@ class Provisioner:
         invocation.counted = True
         return added
 
-    def _claim(self, record: HireRecord, invocation: Invocation) -> HireRecord:
+    def _claim(self, hire: HireWorkflow, record: HireRecord) -> HireRecord:
+        invocation = hire.invocation
         if record.claim_owner == invocation.owner:
             return record
         now = self._now()
         claimed = record.claimed(
             invocation.owner, now + self._claim_ttl, now, count=not invocation.counted
         )
-        return self._store(claimed, invocation)
-
-    def _write(self, record: HireRecord, invocation: Invocation) -> HireRecord:
-        """Write a record a transition returned, renewing this invocation's claim."""
-        now = self._now()
-        return self._store(
-            record.claimed(invocation.owner, now + self._claim_ttl, now, count=False), invocation
-        )
-
-    def _store(self, record: HireRecord, invocation: Invocation) -> HireRecord:
-        """The one conditional update of the hire's record (``LedgerConflict``: decide again)."""
-        updated = self._ledger.update(record)
-        invocation.counted = True
-        invocation.state = updated.state
-        return updated
+        return hire.store(claimed)
 
     def _wait_for_other(
         self, event: HireEvent, record: HireRecord, invocation: Invocation
@@ -372,499 +330,10 @@ class Provisioner:
             return None
         return replace(earlier, attempts=invocation.delivery_number, completed_at=self._now_text())
 
-    # ------------------------------------------------------------------ the identity
-
-    def _check_identity(
-        self, event: HireEvent, record: HireRecord, invocation: Invocation
-    ) -> HireRecord:
-        """CONTRACT section 5: a hire's identity may change only while nothing of it may have
-        been applied. Before that, the record follows the event (a corrected customer); after,
-        an event with another customer, UPN or immutableId is refused naming the recorded
-        values, and the record keeps every send until it is settled."""
-        if not record.identity_fixed:
-            if record.customer_tenant_id != event.customer_tenant_id:
-                record = self._write(record.followed(event.customer_tenant_id), invocation)
-            return record
-        changed = identity_changes(event, record, self._upn_template)
-        if not changed:
-            return record
-        pending = record.pending_restore or record.pending_creates[-1]
-        what = "restore" if pending.kind is SendKind.RESTORE else "create"
-        immutable = pending.immutable_id or "none"
-        refusal = Refused(
-            Category.CONFLICT,
-            f"this hire's {', '.join(changed)} changed after a {what} of it may have been "
-            f"applied (recorded: customer {record.customer_tenant_id}, userPrincipalName "
-            f"{pending.user_principal_name}, immutableId {immutable}): publish the event with "
-            "the recorded values to finish this hire; a different person needs a new eventId",
-        )
-        self._write(record.edit_refused(refusal.failure.as_error()), invocation)
-        raise refusal
-
-    # ------------------------------------------------------------------ creates
-
-    def _first_create(
-        self, event: HireEvent, record: HireRecord, invocation: Invocation
-    ) -> Outcome:
-        """No create of this hire may have been applied: choose and check the UPN, then create
-        (or restore the deleted user of a rehire)."""
-        choice = self._choose_upn(event, record, invocation)
-        upn = choice.upn
-        if choice.verdict in (UpnVerdict.THIS_HIRES, UpnVerdict.HELD):
-            assert choice.holder is not None
-            return self._settle_found(event, record, choice.holder, invocation, upn=upn)
-        if choice.verdict is UpnVerdict.HELD_DELETED:
-            assert choice.holder is not None
-            raise self._refuse(record, invocation, _deleted_conflict(event, choice))
-        if choice.verdict is UpnVerdict.REHIRE:
-            assert choice.holder is not None
-            return self._start_restore(event, record, choice, invocation)
-        password, record = self._fresh_password(event, record, invocation)
-        # Without an immutableId, or for a generated UPN, the UPN was looked up just now;
-        # with an immutableId and a given UPN the look-up is skipped, and not recorded as done.
-        checked = choice.generated or event.user.immutable_id is None
-        record = self._write(
-            record.create_sent(upn, immutable_id=event.user.immutable_id, upn_checked=checked),
-            invocation,
-        )
-        return self._send_create(event, record, password, invocation)
-
-    def _resume_create(
-        self, event: HireEvent, record: HireRecord, invocation: Invocation
-    ) -> Outcome:
-        """A create of this hire may have been applied: send it again, with the same UPN and
-        password (the same MS-RequestId until a definite answer, a new one after it). Partner
-        Center answers with the user (it remembers the MS-RequestId), creates it (nothing was
-        applied), or says the UPN is taken; the look-up that follows finds this hire's user by
-        the identity rule, which asks every unsettled send."""
-        pending = record.current_send or (
-            record.pending_creates[-1] if record.pending_creates else None
-        )
-        if pending is None or not pending.password_secret_id:
-            # Written before every create; repaired if lost (no user can hold it then).
-            password, record = self._fresh_password(event, record, invocation)
-            upn, immutable_id, checked = (
-                _upn_of(event, record),
-                event.user.immutable_id,
-                False,
-            )
-        else:
-            password = self._passwords.read(pending.password_secret_id)
-            record = record.password_recorded(
-                SecretRef(id=pending.password_secret_id, expires_on=pending.password_expires_on)
-            )
-            upn, immutable_id, checked = (
-                pending.user_principal_name,
-                pending.immutable_id,
-                pending.upn_checked,
-            )
-        record = self._write(
-            record.create_sent(upn, immutable_id=immutable_id, upn_checked=checked), invocation
-        )
-        return self._send_create(event, record, password, invocation)
-
-    def _send_create(
-        self, event: HireEvent, record: HireRecord, password: str, invocation: Invocation
-    ) -> Outcome:
-        upn = _upn_of(event, record)
-        invocation.request_id = event.request_id_for(record.generation)
-        try:
-            user = invocation.call(
-                self._partner_center.create_user,
-                event.customer_tenant_id,
-                _new_user(event, upn, password),
-                request_id=invocation.request_id,
-                correlation_id=event.correlation_guid,
-            )
-        except AnswerLost:
-            raise  # the record says CREATING: the next step sends it again
-        except UpnTaken as taken:
-            found = self._find(event, upn, invocation)
-            if found is not None:
-                # This call was refused, so only the calls before it could have made the user.
-                return self._settle_found(
-                    event, record, found, invocation, upn=upn, refused_call=True, said=taken
-                )
-            deleted = self._find(event, upn, invocation, inactive=True)
-            if deleted is not None:
-                choice = UpnChoice(
-                    upn=upn,
-                    verdict=UpnVerdict.REHIRE
-                    if _same_person(event, deleted)
-                    else UpnVerdict.HELD_DELETED,
-                    holder=deleted,
-                    generated=event.user.user_principal_name is None,
-                )
-                if choice.verdict is UpnVerdict.REHIRE and not record.pending_creates_before:
-                    # Refused, so nothing was created: this generation is over; restore.
-                    record = self._write(record.call_refused(), invocation)
-                    return self._start_restore(event, record, choice, invocation)
-                if choice.verdict is UpnVerdict.HELD_DELETED:
-                    record = record.not_made_by(upn)  # a deleted someone else holds it
-                    if choice.generated:
-                        self._move_to_next_upn(record, upn, invocation)
-                raise self._refuse(
-                    record, invocation, _deleted_conflict(event, choice, said=taken)
-                ) from None
-            raise ServiceUnavailableError(
-                f"Partner Center says userPrincipalName {upn} is taken but does not list the "
-                "user yet",
-                http_status=taken.failure.http_status,
-                code=taken.failure.code,
-            ) from None
-        except Refused as refusal:
-            if (
-                record.pending_creates_before or record.create_calls > 1
-            ) and refusal.failure.category is not Category.PERMISSION:
-                # An earlier send may have made the user, and a duplicate is not always
-                # answered in words we recognise: look before calling it refused.
-                found = self._find(event, upn, invocation)
-                if found is not None:
-                    return self._settle_found(
-                        event,
-                        record,
-                        found,
-                        invocation,
-                        upn=upn,
-                        refused_call=True,
-                        said=refusal,
-                    )
-            raise self._refuse(record, invocation, refusal) from None
-        if user.password_fingerprint and user.password_fingerprint != fingerprint(password):
-            # Partner Center answered with an earlier create of this MS-RequestId, made with a
-            # password this hire does not hold: never report a secret the user does not have.
-            raise self._refuse(
-                record,
-                invocation,
-                Refused(
-                    Category.CONFLICT,
-                    f"Partner Center returned user {user.id} for this hire's request id with an "
-                    "initial password the ledger does not hold: reset that user's password by "
-                    "hand, or delete the user and replay",
-                ),
-            ) from None
-        send = record.current_send
-        return self._succeed(
-            event, record, invocation, Status.CREATED, user, secret=send or record.current_secret
-        )
-
-    def _settle_found(
-        self,
-        event: HireEvent,
-        record: HireRecord,
-        found: FoundUser,
-        invocation: Invocation,
-        *,
-        upn: str,
-        refused_call: bool = False,
-        said: ProvisioningError | None = None,
-    ) -> Outcome:
-        """A user holds the hire's UPN: this hire's own, the same person from before, or not.
-
-        The identity rule (README): this hire made it when an unsettled send of this hire may
-        have made it (``Send.may_have_made``); else the same immutableId is the same person
-        from before; else it is someone else, and no send of this UPN ever applied.
-        """
-        wanted = event.user.immutable_id
-        if wanted is not None and found.immutable_id is None:
-            # A user list may leave immutableId out: ask for the whole user before deciding.
-            found = (
-                invocation.call(
-                    self._partner_center.get_user,
-                    event.customer_tenant_id,
-                    found.id,
-                    correlation_id=event.correlation_guid,
-                )
-                or found
-            )
-        maker = record.maker_of(found, refused_call=refused_call)
-        if maker is not None:
-            return self._succeed(event, record, invocation, Status.CREATED, found, secret=maker)
-        if wanted is not None and found.immutable_id == wanted:
-            return self._succeed(event, record, invocation, Status.ALREADY_EXISTS, found)
-        if record.made_by_none_of(found):
-            record = record.not_made_by(upn)
-            if event.user.user_principal_name is None:
-                # A generated UPN someone else took: the next candidate, a new MS-RequestId.
-                self._move_to_next_upn(record, upn, invocation)
-        raise self._refuse(
-            record,
-            invocation,
-            Refused(
-                Category.CONFLICT,
-                f"userPrincipalName {upn} already belongs to another user (id {found.id}) in "
-                f"customer {event.customer_tenant_id}: correct the HR record (another UPN, or "
-                "the right immutableId) and republish",
-                http_status=said.failure.http_status if said else None,
-                code=said.failure.code if said else None,
-            ),
-        )
-
-    # ------------------------------------------------------------------ generated UPNs
-
-    def _choose_upn(
-        self, event: HireEvent, record: HireRecord, invocation: Invocation
-    ) -> UpnChoice:
-        generated = event.user.user_principal_name is None
-        try:
-            choice = choose_upn(
-                event,
-                self._upn_template,
-                lambda upn, inactive: self._find(event, upn, invocation, inactive=inactive),
-                recorded=record.user_principal_name if generated else None,
-                # With an immutableId, identity is settled by it, so the duplicate answer of
-                # the create can reveal a holder: no list of every active user up front.
-                # Without one, only a check before the first create proves a user found later
-                # is this hire's (the identity rule).
-                check_given_upn=event.user.immutable_id is None,
-            )
-        except UpnGenerationError as error:
-            raise self._refuse(
-                record,
-                invocation,
-                Refused(Category.INVALID_EVENT, generation_failure_message(error)),
-            ) from None
-        except Refused as refusal:  # no such customer, no GDAP role: as definite as a create's
-            raise self._refuse(record, invocation, refusal) from None
-        if choice.verdict is UpnVerdict.EXHAUSTED:
-            raise self._refuse(
-                record,
-                invocation,
-                Refused(Category.CONFLICT, exhausted_message(event, choice)),
-            )
-        return choice
-
-    def _move_to_next_upn(self, record: HireRecord, upn: str, invocation: Invocation) -> NoReturn:
-        """Let go of a generated UPN someone else holds; the next step chooses another."""
-        self._write(record.upn_released(upn), invocation)
-        raise _DecideAgain()
-
-    # ------------------------------------------------------------------ rehires
-
-    def _start_restore(
-        self, event: HireEvent, record: HireRecord, choice: UpnChoice, invocation: Invocation
-    ) -> Outcome:
-        """A deleted user with this immutableId holds the UPN: bring it back.
-
-        The new password is stored and the record says RESTORING before the restore and reset
-        are sent, so a lost answer (or a refused reset) is finished by the next delivery.
-        """
-        assert choice.holder is not None
-        password, record = self._fresh_password(event, record, invocation)
-        record = self._write(
-            record.restore_sent(choice.holder.id, choice.upn, immutable_id=event.user.immutable_id),
-            invocation,
-        )
-        return self._finish_restore(event, record, password, invocation, known_inactive=True)
-
-    def _resume_restore(
-        self, event: HireEvent, record: HireRecord, invocation: Invocation
-    ) -> Outcome:
-        """A restore (and reset) of this rehire may have been applied, or not finished: send
-        what is missing, with the recorded password."""
-        pending = record.pending_restore
-        if pending is None or not pending.password_secret_id or not pending.user_id:
-            # Written together before the restore; repaired if lost.
-            self._write(record.restore_settled(), invocation)
-            raise _DecideAgain()
-        password = self._passwords.read(pending.password_secret_id)
-        record = record.password_recorded(
-            SecretRef(id=pending.password_secret_id, expires_on=pending.password_expires_on)
-        )
-        record = self._write(
-            record.restore_sent(
-                pending.user_id, pending.user_principal_name, immutable_id=pending.immutable_id
-            ),
-            invocation,
-        )
-        return self._finish_restore(event, record, password, invocation, known_inactive=False)
-
-    def _finish_restore(
-        self,
-        event: HireEvent,
-        record: HireRecord,
-        password: str,
-        invocation: Invocation,
-        *,
-        known_inactive: bool,
-    ) -> Outcome:
-        restore = record.pending_restore
-        assert restore is not None and restore.user_id is not None
-        user_id = restore.user_id
-        customer = event.customer_tenant_id
-        correlation = event.correlation_guid
-        user: FoundUser | None = None
-        if not known_inactive:
-            user = invocation.call(
-                self._partner_center.get_user,
-                customer,
-                user_id,
-                correlation_id=correlation,
-            )
-            if user is None:
-                raise self._refuse(
-                    record.restore_settled(),
-                    invocation,
-                    Refused(
-                        Category.CONFLICT,
-                        f"the deleted user {user_id} this rehire restores is gone from customer "
-                        f"{customer} (purged, or deleted permanently): replay the event to "
-                        "create the user anew",
-                    ),
-                )
-        if user is None or not user.active:
-            try:
-                user = invocation.call(
-                    self._partner_center.restore_user,
-                    customer,
-                    user_id,
-                    correlation_id=correlation,
-                )
-            except UpnTaken as taken:
-                raise self._refuse(
-                    record.restore_settled(),
-                    invocation,
-                    Refused(
-                        Category.CONFLICT,
-                        f"the deleted user {user_id} cannot be restored: another active user "
-                        f"holds userPrincipalName {restore.user_principal_name} in customer "
-                        f"{customer}; correct the HR record and republish",
-                        http_status=taken.failure.http_status,
-                        code=taken.failure.code,
-                    ),
-                ) from None
-            except Refused as refusal:
-                raise self._refuse(record, invocation, refusal) from None
-        try:
-            # Resetting with the same password again is harmless: a repeat changes nothing.
-            invocation.call(
-                self._partner_center.reset_password,
-                customer,
-                user_id,
-                password,
-                correlation_id=correlation,
-            )
-        except Refused as refusal:
-            raise self._refuse(record, invocation, refusal) from None
-        return self._succeed(event, record, invocation, Status.RESTORED, user, secret=restore)
-
-    def _fresh_password(
-        self, event: HireEvent, record: HireRecord, invocation: Invocation
-    ) -> tuple[str, HireRecord]:
-        """The hire's password for a create or restore no earlier one can have used.
-
-        Kept when recorded and fresh (so every outcome names the same secret); replaced when
-        missing, expired or about to expire, since no user can hold it yet.
-        """
-        expires = record.password_expires_on
-        if (
-            record.password_secret_id
-            and expires is not None
-            and expires > self._now() + PASSWORD_FRESHNESS
-        ):
-            return self._passwords.read(record.password_secret_id), record
-        password = self._new_password()
-        stored = self._passwords.store(
-            event.event_id, password, expires_on=self._now() + self._password_ttl
-        )
-        return password, record.password_recorded(stored)
-
-    def _succeed(
-        self,
-        event: HireEvent,
-        record: HireRecord,
-        invocation: Invocation,
-        status: Status,
-        user: FoundUser,
-        *,
-        secret: Send | SecretRef | None = None,
-    ) -> Outcome:
-        """The hire's user is known: ``secret`` is the send (or secret) whose password it holds
-        when this hire made or restored it."""
-        created = status in (Status.CREATED, Status.RESTORED)
-        secret_id: str | None = None
-        expires: datetime | None = None
-        if created and isinstance(secret, Send):
-            secret_id, expires = secret.password_secret_id, secret.password_expires_on
-        elif created and isinstance(secret, SecretRef):
-            secret_id, expires = secret.id, secret.expires_on
-        outcome = Outcome(
-            event_id=event.event_id,
-            status=status,
-            customer_tenant_id=event.customer_tenant_id,
-            user_principal_name=user.user_principal_name or record.user_principal_name,
-            correlation_id=event.correlation_id,
-            attempts=invocation.delivery_number,
-            user_id=user.id,
-            initial_password_secret_id=secret_id,
-            completed_at=self._now_text(),
-        )
-        # Stored as is: the success releases the claim (no renewal).
-        self._store(
-            record.succeeded(
-                _STATE_OF[status],
-                user_id=user.id,
-                user_principal_name=outcome.user_principal_name or "",
-                password_secret_id=secret_id,
-                password_expires_on=expires,
-                outcome=outcome.as_message(),
-                now=self._now(),
-            ),
-            invocation,
-        )
-        return outcome
-
-    def _answer_from_record(
-        self, event: HireEvent, record: HireRecord, invocation: Invocation
-    ) -> Outcome:
-        """The hire succeeded before: say so, with the same user and password, and nothing else.
-
-        The record wins over the event: an eventId that made a user never makes another, even
-        when HR republishes it with changes.
-        """
-        return Outcome(
-            event_id=event.event_id,
-            status=Status.ALREADY_EXISTS,
-            customer_tenant_id=record.customer_tenant_id,
-            user_principal_name=record.user_principal_name,
-            correlation_id=event.correlation_id,
-            attempts=invocation.delivery_number,
-            user_id=record.user_id,
-            initial_password_secret_id=(
-                record.password_secret_id if record.state in PASSWORD_STATES else None
-            ),
-            completed_at=self._now_text(),
-        )
-
-    def _refuse(
-        self,
-        record: HireRecord,
-        invocation: Invocation,
-        refusal: ProvisioningError,
-    ) -> ProvisioningError:
-        """A definite answer: the record learns it (``HireRecord.refused`` keeps every send
-        that may have been applied), and the next try is a new request.
-
-        Only ever for a definite refusal; a transient answer never marks a hire refused.
-        """
-        self._write(record.refused(refusal.failure.as_error()), invocation)
-        return refusal
-
-    def _find(
-        self, event: HireEvent, upn: str, invocation: Invocation, *, inactive: bool = False
-    ) -> FoundUser | None:
-        return invocation.call(
-            self._partner_center.find_user_by_upn,
-            event.customer_tenant_id,
-            upn,
-            correlation_id=event.correlation_guid,
-            inactive=inactive,
-        )
+    # ------------------------------------------------------------------ endings
 
     def _now_text(self) -> str:
         return utc_now_text(self._now())
-
-    # ------------------------------------------------------------------ endings
 
     def _record_end(self, event: HireEvent, invocation: Invocation, outcome: Outcome) -> None:
         """Keep the final outcome on the record and let go of the claim (best effort)."""
@@ -946,47 +415,6 @@ class Provisioner:
         return replace(
             _unreadable_outcome(failure, attempts, self._now_text()), status=Status.FAILED
         )
-
-
-def _upn_of(event: HireEvent, record: HireRecord) -> str:
-    """The UPN this hire uses: the recorded one, else the event's (checked before use)."""
-    upn = record.user_principal_name or event.user.user_principal_name
-    if upn is None:  # a generated UPN is recorded before anything uses it
-        raise ServiceUnavailableError("the hire's generated userPrincipalName is not recorded")
-    return upn
-
-
-def _same_person(event: HireEvent, user: FoundUser) -> bool:
-    return event.user.immutable_id is not None and user.immutable_id == event.user.immutable_id
-
-
-def _deleted_conflict(
-    event: HireEvent, choice: UpnChoice, *, said: ProvisioningError | None = None
-) -> Refused:
-    holder = choice.holder
-    assert holder is not None
-    return Refused(
-        Category.CONFLICT,
-        f"userPrincipalName {choice.upn} belongs to a deleted user (id {holder.id}) in "
-        f"customer {event.customer_tenant_id} who is someone else (another immutableId): "
-        "delete that user permanently or give this hire another UPN, then replay from the "
-        "poison queue",
-        http_status=said.failure.http_status if said else None,
-        code=said.failure.code if said else None,
-    )
-
-
-def _new_user(event: HireEvent, upn: str, password: str) -> NewUser:
-    user = event.user
-    return NewUser(
-        user_principal_name=upn,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        display_name=user.display_name,
-        usage_location=user.usage_location,
-        immutable_id=user.immutable_id,
-        password=password,
-    )
 
 
 def _unreadable_outcome(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -42,7 +43,10 @@ def _install(harness: FunctionHarness, *, dying: bool) -> None:
         partner_center_timeouts=Timeouts(connect=2.0, read=1.0),
     )
     if dying:
-        service._ledger = DiesOnCreatedWrite(service._ledger)  # type: ignore[attr-defined]
+        # The delivery handling and the hire workflow share the one ledger port.
+        dying_ledger = DiesOnCreatedWrite(service._ledger)  # type: ignore[attr-defined]
+        service._ledger = dying_ledger  # type: ignore[attr-defined]
+        service._services = replace(service._services, ledger=dying_ledger)  # type: ignore[attr-defined]
     composition.install(service)
 
 
