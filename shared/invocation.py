@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 from shared.model import HireState
@@ -26,10 +25,7 @@ class Delivery:
 class Invocation:
     """What one invocation knows about its hire (never the password)."""
 
-    def __init__(self, delivery: Delivery, started_at: datetime) -> None:
-        # When the invocation began (the service's clock): an outcome written before it is
-        # an earlier delivery's, never this one's.
-        self.started_at = started_at
+    def __init__(self, delivery: Delivery) -> None:
         self.delivery_number = max(1, delivery.dequeue_count)
         # The claim names this invocation: a redelivery of the same message is another owner.
         self.owner = f"{delivery.message_id or 'message'}/{self.delivery_number}/{uuid.uuid4().hex}"
@@ -39,6 +35,9 @@ class Invocation:
         # Set when this invocation found another delivery at work on the hire.
         self.waited_for_other = False
         self.insert_tried = False
+        # The hire's last outcome when this invocation first read its record: a refusal
+        # adopted from a delivery it waited for must be a later one.
+        self.outcome_at_first_read: dict[str, Any] | None = None
         self.counted = False
         # The user's outcome once the user exists; licences are assigned after it.
         self.user_outcome: Outcome | None = None

@@ -135,7 +135,7 @@ class Provisioner:
 
     def _decide(self, delivery: Delivery) -> Outcome:
         started = self._monotonic()
-        invocation = Invocation(delivery, self._now())
+        invocation = Invocation(delivery)
         try:
             outcome = self._handle(delivery, invocation)
         except RedeliveryRequested:
@@ -262,6 +262,10 @@ class Provisioner:
                 return self._open_record(event, invocation)
             except LedgerConflict:
                 pass
+            record = self._ledger.get(event.event_id)
+            if record is not None:
+                invocation.outcome_at_first_read = record.last_outcome
+                return record
         return self._ledger.get(event.event_id) or self._open_record(event, invocation)
 
     def _open_record(self, event: HireEvent, invocation: Invocation) -> HireRecord:
@@ -315,18 +319,17 @@ class Provisioner:
     def _adopt_refusal(self, record: HireRecord, invocation: Invocation) -> Outcome | None:
         """The delivery we waited for refused the hire: say the same, do not try again.
 
-        Only a refusal written after this delivery started is the one it waited for; an older
-        one was already reported (and perhaps fixed since): this delivery tries for itself.
+        Only a refusal written after this delivery first read the record is the one it waited
+        for; one already there was reported before (and perhaps fixed since): this delivery
+        then tries for itself. Decided by the record, not the clock (two refusals may share a
+        second).
         """
         if record.state is not HireState.REJECTED or not record.last_outcome:
             return None
+        if record.last_outcome == invocation.outcome_at_first_read:
+            return None
         earlier = outcome_from_message(record.last_outcome)
         if earlier is None or earlier.status is not Status.REJECTED:
-            return None
-        # completedAt is the service clock's, to the second (``_now_text``).
-        if earlier.completed_at is None or earlier.completed_at < utc_now_text(
-            invocation.started_at
-        ):
             return None
         return replace(earlier, attempts=invocation.delivery_number, completed_at=self._now_text())
 

@@ -207,13 +207,15 @@ def test_a_customer_change_after_a_lost_create_is_refused(bench: Bench) -> None:
 # ------------------------------------------------------------------ item 3: one outcome story
 
 
-def test_a_waiting_duplicate_never_adopts_an_older_rejection(bench: Bench) -> None:
+@pytest.mark.parametrize("later", [600, 0], ids=["minutes-later", "same-second"])
+def test_a_waiting_duplicate_never_adopts_an_older_rejection(bench: Bench, later: int) -> None:
     bench.partner_center.create_script = ["permission"]
     old = bench.deliver(event())
     assert old.status is Status.REJECTED
     bench.outcomes.remove(old)
     # The operator fixed the role and replayed; that replay died holding the claim.
-    bench.clock.advance(600)
+    # (FINDINGS-15 F6: in the same second as the old refusal too.)
+    bench.clock.advance(later)
     record = bench.ledger.records["hr-1"]
     bench.ledger.records["hr-1"] = record.evolve(
         claim_owner="dead-replay", claim_expires_at=bench.clock.now + timedelta(minutes=4)
@@ -318,3 +320,52 @@ def test_f2_the_last_delivery_after_a_dead_replay_does_not_report_the_old_403(
     last = bench.deliver(body, delivery=RETRY.max_deliveries, message_id="replay")
     assert last.status is Status.CREATED, last
     bench.assert_one_correct_account(UPN)
+
+
+def test_a_waiting_duplicate_adopts_the_refusal_of_the_delivery_it_waited_for(
+    bench: Bench,
+) -> None:
+    from shared.outcomes import Category, Failure, Outcome
+
+    # Another delivery holds the claim of a hire nothing was sent for yet ...
+    bench.deliver(event())  # creates the user (the record is then reset below)
+    bench.outcomes.clear()
+    record = bench.ledger.records["hr-1"]
+    bench.ledger.records["hr-1"] = record.evolve(
+        state=HireState.NEW,
+        last_outcome=None,
+        claim_owner="other",
+        claim_expires_at=bench.clock.now + timedelta(minutes=4),
+    )
+    refusal = Outcome(
+        event_id="hr-1",
+        status=Status.REJECTED,
+        customer_tenant_id=CUSTOMER,
+        user_principal_name=UPN,
+        correlation_id=None,
+        attempts=1,
+        failure=Failure(category=Category.VALIDATION, message="refused meanwhile"),
+        completed_at="2026-11-30T09:00:00Z",
+    )
+    reads = 0
+    real_get = bench.ledger.get
+
+    def get(event_id: str) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # ... and refuses the hire while this one waits
+            current = bench.ledger.records[event_id]
+            bench.ledger.records[event_id] = current.evolve(
+                state=HireState.REJECTED,
+                last_outcome=refusal.as_message(),
+                claim_owner=None,
+                claim_expires_at=None,
+            )
+        return real_get(event_id)
+
+    bench.ledger.get = get  # type: ignore[method-assign]
+    calls = dict(bench.partner_center.calls)
+    outcome = bench.deliver(event(), delivery=RETRY.max_deliveries, message_id="duplicate")
+    assert outcome.status is Status.REJECTED
+    assert outcome.failure is not None and outcome.failure.message == "refused meanwhile"
+    assert bench.partner_center.calls == calls  # it called nobody
