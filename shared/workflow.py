@@ -235,7 +235,7 @@ class HireWorkflow:
                     holder=deleted,
                     generated=self.event.user.user_principal_name is None,
                 )
-                if choice.verdict is UpnVerdict.REHIRE and not record.pending_creates_before:
+                if choice.verdict is UpnVerdict.REHIRE:
                     # Refused, so nothing was created: this generation is over; restore.
                     record = self.write(record.call_refused())
                     return self._start_restore(record, choice)
