@@ -313,6 +313,29 @@ class HireRecord:
             updated_at=now,
         )
 
+    @classmethod
+    def rejected_on_arrival(
+        cls,
+        *,
+        event_id: str,
+        customer_tenant_id: str,
+        outcome: dict[str, Any],
+        failure: dict[str, Any] | None,
+        now: datetime,
+    ) -> HireRecord:
+        """REJECTED: an invalid event with a usable eventId, never seen before. Nothing was
+        sent; a valid republish starts from here (the record follows its customer)."""
+        return cls(
+            event_id=event_id,
+            customer_tenant_id=customer_tenant_id[:64],
+            state=HireState.REJECTED,
+            attempts=1,
+            last_failure=failure,
+            last_outcome=outcome,
+            created_at=now,
+            updated_at=now,
+        )
+
     def claimed(self, owner: str, until: datetime, now: datetime, *, count: bool) -> HireRecord:
         """A delivery holds the hire until ``until``. Keeps every fact; counts the attempt."""
         return replace(

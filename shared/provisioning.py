@@ -18,6 +18,7 @@ import logging
 import random
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -154,12 +155,18 @@ class Provisioner:
         except NotAnEvent as error:
             failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
             self._poison.poison_body(delivery.body, failure, attempts=attempts)
-            return _unreadable_outcome(failure, attempts, self._now_text(), event_id=error.event_id)
+            outcome = _unreadable_outcome(
+                failure, attempts, self._now_text(), event_id=error.event_id
+            )
+            self._record_invalid(outcome, None)
+            return outcome
         try:
             event = parse_event(document)
         except InvalidEvent as error:
             failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
-            return self._give_up(document, failure, attempts, event_id=error.event_id)
+            outcome = self._give_up(document, failure, attempts, event_id=error.event_id)
+            self._record_invalid(outcome, document.get("customerTenantId"))
+            return outcome
 
         try:
             outcome = self._provision_with_retries(event, invocation)
@@ -338,6 +345,29 @@ class Provisioner:
     def _now_text(self) -> str:
         return utc_now_text(self._now())
 
+    def _record_invalid(self, outcome: Outcome, customer: object) -> None:
+        """An invalid event with a usable eventId that the ledger has never seen gets a record
+        in state ``rejected`` (so ``hires show`` answers for it); an existing record is never
+        touched. Best effort: the outcome and the poison copy stand without it."""
+        if outcome.event_id is None:
+            return
+        try:
+            self._ledger.add(
+                HireRecord.rejected_on_arrival(
+                    event_id=outcome.event_id,
+                    customer_tenant_id=_guid_or_empty(customer),
+                    outcome=outcome.as_message(),
+                    failure=outcome.failure.as_error() if outcome.failure else None,
+                    now=self._now(),
+                )
+            )
+        except LedgerConflict:
+            pass  # the hire has a record: an invalid copy changes nothing of it
+        except Exception as error:  # a memo; the outcome is what counts
+            logger.info(
+                "could not record the invalid event %s (%s)", outcome.event_id, type(error).__name__
+            )
+
     def _record_end(self, event: HireEvent, invocation: Invocation, outcome: Outcome) -> None:
         """Keep the final outcome on the record and let go of the claim (best effort)."""
         try:
@@ -440,6 +470,16 @@ def _invalid_message(error: InvalidEvent) -> str:
         f"the hire event is invalid: {error}. Correct the HR record and publish the event "
         "again (see the event contract)"
     )
+
+
+def _guid_or_empty(value: object) -> str:
+    """A customer id as the contract spells it (a GUID, lower case), else empty."""
+    if not isinstance(value, str) or len(value) != 36:
+        return ""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return ""
 
 
 def _text(value: object) -> str | None:

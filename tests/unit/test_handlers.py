@@ -237,7 +237,11 @@ def test_unreadable_and_invalid_bodies_are_rejected_and_poisoned(bench: Bench) -
     invalid = bench.deliver({**event(), "customerTenantId": "nope"})
     assert invalid.status is Status.REJECTED and invalid.event_id == "hr-1"
     assert len(bench.poison.copies) == 2
-    assert not bench.ledger.records
+    # Issue 15: an invalid event with a usable eventId gets a record in state rejected.
+    (record,) = bench.ledger.records.values()
+    assert record.event_id == "hr-1" and record.state is HireState.REJECTED
+    assert record.customer_tenant_id == ""  # "nope" is no customer id
+    assert record.last_outcome and record.last_outcome["status"] == "rejected"
 
 
 def test_a_poison_write_failure_on_the_last_delivery_still_raises_for_the_host(

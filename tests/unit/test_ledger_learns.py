@@ -369,3 +369,32 @@ def test_a_waiting_duplicate_adopts_the_refusal_of_the_delivery_it_waited_for(
     assert outcome.status is Status.REJECTED
     assert outcome.failure is not None and outcome.failure.message == "refused meanwhile"
     assert bench.partner_center.calls == calls  # it called nobody
+
+
+# ------------------------------------------------------------------ invalid events
+
+
+def test_an_invalid_event_gets_a_rejected_record_and_a_valid_republish_creates(
+    bench: Bench,
+) -> None:
+    invalid = event()
+    invalid["user"]["usageLocation"] = "XX"
+    refused = bench.deliver(invalid)
+    assert refused.status is Status.REJECTED
+    record = bench.ledger.records["hr-1"]
+    assert record.state is HireState.REJECTED and record.customer_tenant_id == CUSTOMER
+    bench.outcomes.remove(refused)
+    created = bench.deliver(event(), message_id="republish")
+    assert created.status is Status.CREATED
+    bench.assert_one_correct_account(UPN)
+
+
+def test_an_invalid_copy_never_touches_an_existing_record(bench: Bench) -> None:
+    created = bench.deliver(event())
+    before = bench.ledger.records["hr-1"]
+    invalid = event()
+    invalid["user"]["usageLocation"] = "XX"
+    assert bench.deliver(invalid, message_id="bad-copy").status is Status.REJECTED
+    assert bench.ledger.records["hr-1"] == before
+    assert bench.ledger.records["hr-1"].etag == before.etag
+    assert created.status is Status.CREATED
