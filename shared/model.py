@@ -7,7 +7,7 @@ adapters translate them to and from their wire formats.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -70,6 +70,10 @@ class HireState(StrEnum):
     RESTORED = "restored"  # ``user_id`` was restored and holds the recorded password
 
 
+# How far apart the service's clock and the directory's may be when a user's creation time is
+# compared with this hire's first create (the residual window: docs/design.md).
+CLOCK_TOLERANCE = timedelta(seconds=60)
+
 SUCCESS_STATES = frozenset({HireState.CREATED, HireState.EXISTING, HireState.RESTORED})
 # States whose recorded secret holds the user's password.
 PASSWORD_STATES = frozenset({HireState.CREATED, HireState.RESTORED})
@@ -113,6 +117,9 @@ class Send:
     password_expires_on: datetime | None = None
     user_id: str | None = None  # a restore's deleted user
     calls: int = 0  # calls sent; a refusal of the only one proves nothing was applied
+    # When this hire first sent a create of this UPN (the service's clock): with a directory
+    # that tells when a user was made, a holder made after it can only be this hire's.
+    first_sent_at: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +134,7 @@ class Send:
             ),
             "userId": self.user_id,
             "calls": self.calls,
+            "firstSentAt": self.first_sent_at.isoformat() if self.first_sent_at else None,
         }
 
     @classmethod
@@ -148,6 +156,9 @@ class Send:
             password_expires_on=datetime.fromisoformat(expires) if expires else None,
             user_id=str(user_id) if user_id is not None else None,
             calls=int(value.get("calls") or 0),
+            first_sent_at=(
+                datetime.fromisoformat(value["firstSentAt"]) if value.get("firstSentAt") else None
+            ),
         )
 
     def may_have_made(self, user: FoundUser) -> bool:
@@ -162,7 +173,16 @@ class Send:
             return False
         if self.immutable_id is not None:
             return user.immutable_id == self.immutable_id
-        return self.upn_checked
+        if self.upn_checked:
+            return True
+        return self.made_after_first_send(user) is True
+
+    def made_after_first_send(self, user: FoundUser) -> bool | None:
+        """Whether ``user`` was made after this send's first call (within the tolerance for
+        the two clocks); None when either time is unknown."""
+        if self.first_sent_at is None or user.created_at is None:
+            return None
+        return user.created_at >= self.first_sent_at - CLOCK_TOLERANCE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,6 +305,8 @@ class HireRecord:
             if send.user_principal_name.casefold() != folded:
                 continue
             if send.immutable_id is None and not send.upn_checked:
+                if send.made_after_first_send(user) is False:
+                    continue  # made before this hire first sent it: someone else's
                 return False  # unchecked and nothing to tell the person by: it may be ours
         return True
 
@@ -361,7 +383,12 @@ class HireRecord:
         return replace(self, password_secret_id=secret.id, password_expires_on=secret.expires_on)
 
     def create_sent(
-        self, user_principal_name: str, *, immutable_id: str | None, upn_checked: bool
+        self,
+        user_principal_name: str,
+        *,
+        immutable_id: str | None,
+        upn_checked: bool,
+        first_sent_at: datetime | None = None,
     ) -> HireRecord:
         """CREATING: a call of this generation's create is about to go out (written first).
 
@@ -383,6 +410,7 @@ class HireRecord:
                     password_secret_id=self.password_secret_id,
                     password_expires_on=self.password_expires_on,
                     calls=1,
+                    first_sent_at=first_sent_at,
                 ),
             )
         return replace(

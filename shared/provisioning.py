@@ -52,6 +52,7 @@ from shared.ports import (
     PasswordVault,
     PoisonSink,
     Telemetry,
+    UpnDirectory,
 )
 from shared.retry import RetryPolicy
 from shared.upn import DEFAULT_TEMPLATE
@@ -92,6 +93,7 @@ class Provisioner:
         telemetry: Telemetry | None = None,
         licences: LicenceStep | None = None,
         decisions: DecisionLog | None = None,
+        directory: UpnDirectory | None = None,
     ) -> None:
         """``now`` is the one clock of the decision (claims, records, outcomes' completedAt).
         ``licences`` and ``decisions`` are wired by the composition root; the defaults build
@@ -123,6 +125,7 @@ class Provisioner:
             password_ttl=password_ttl,
             claim_ttl=claim_ttl,
             upn_template=upn_template,
+            directory=directory,
         )
 
     # ------------------------------------------------------------------ entry point

@@ -25,6 +25,7 @@ from typing import NoReturn
 
 from shared.errors import (
     AnswerLost,
+    DirectoryUnavailable,
     ProvisioningError,
     Refused,
     ServiceUnavailableError,
@@ -54,7 +55,7 @@ from shared.planning import (
     identity_changes,
     step_for,
 )
-from shared.ports import HireLedger, PartnerCenter, PasswordVault
+from shared.ports import HireLedger, PartnerCenter, PasswordVault, UpnDirectory
 from shared.upn import UpnGenerationError
 
 # A password about to expire is not handed to a new create: the person needs time to use it.
@@ -82,6 +83,9 @@ class HireServices:
     password_ttl: timedelta
     claim_ttl: timedelta
     upn_template: str
+    # One-call UPN look-ups (Microsoft Graph) where the customer allows them; None: Partner
+    # Center's user list only (the up-front check of today).
+    directory: UpnDirectory | None = None
 
 
 class HireWorkflow:
@@ -98,6 +102,7 @@ class HireWorkflow:
         self._password_ttl = services.password_ttl
         self._claim_ttl = services.claim_ttl
         self._upn_template = services.upn_template
+        self._directory = services.directory
 
     def run(self, record: HireRecord) -> Outcome:
         """The step the record's state calls for (``STEP_OF_STATE``), on a claimed record."""
@@ -157,7 +162,8 @@ class HireWorkflow:
     def _first_create(self, record: HireRecord) -> Outcome:
         """No create of this hire may have been applied: choose and check the UPN, then create
         (or restore the deleted user of a rehire)."""
-        choice = self._choose_upn(record)
+        direct = self._direct_choice()
+        choice = direct or self._choose_upn(record)
         upn = choice.upn
         if choice.verdict in (UpnVerdict.THIS_HIRES, UpnVerdict.HELD):
             assert choice.holder is not None
@@ -171,11 +177,31 @@ class HireWorkflow:
         password, record = self._fresh_password(record)
         # Without an immutableId, or for a generated UPN, the UPN was looked up just now;
         # with an immutableId and a given UPN the look-up is skipped, and not recorded as done.
-        checked = choice.generated or self.event.user.immutable_id is None
+        checked = direct is None and (choice.generated or self.event.user.immutable_id is None)
         record = self.write(
-            record.create_sent(upn, immutable_id=self.event.user.immutable_id, upn_checked=checked),
+            record.create_sent(
+                upn,
+                immutable_id=self.event.user.immutable_id,
+                upn_checked=checked,
+                first_sent_at=self._now(),
+            ),
         )
         return self._send_create(record, password)
+
+    def _direct_choice(self) -> UpnChoice | None:
+        """With a directory that tells who holds a UPN in one call (issue 17), a given UPN is
+        created without any look-up up front when the identity rule can settle a "taken" or a
+        lost answer afterwards: by the event's immutableId, or (without one) by the holder's
+        creation time against this hire's first create, when the directory is known to answer
+        for this customer. Otherwise None: the up-front look-ups decide (and the first
+        directory look-up tells whether it answers for the customer)."""
+        upn = self.event.user.user_principal_name
+        if self._directory is None or upn is None:
+            return None
+        customer = self.event.customer_tenant_id
+        if self.event.user.immutable_id is None and self._directory.available(customer) is not True:
+            return None
+        return UpnChoice(upn=upn, verdict=UpnVerdict.FREE)
 
     def _resume_create(self, record: HireRecord) -> Outcome:
         """A create of this hire may have been applied: send it again, with the same UPN and
@@ -204,7 +230,15 @@ class HireWorkflow:
                 pending.immutable_id,
                 pending.upn_checked,
             )
-        record = self.write(record.create_sent(upn, immutable_id=immutable_id, upn_checked=checked))
+        first_sent_at = min(
+            (send.first_sent_at for send in record.pending_creates if send.first_sent_at),
+            default=self._now(),
+        )
+        record = self.write(
+            record.create_sent(
+                upn, immutable_id=immutable_id, upn_checked=checked, first_sent_at=first_sent_at
+            )
+        )
         return self._send_create(record, password)
 
     def _send_create(self, record: HireRecord, password: str) -> Outcome:
@@ -563,6 +597,21 @@ class HireWorkflow:
         return refusal
 
     def _find(self, upn: str, *, inactive: bool = False) -> FoundUser | None:
+        """Who holds ``upn``: active users through the directory when it answers for the
+        customer (one call, with the creation time), else Partner Center's user list; deleted
+        users always from Partner Center (the directory lists active users only)."""
+        customer = self.event.customer_tenant_id
+        directory = self._directory
+        if not inactive and directory is not None and directory.available(customer) is not False:
+            try:
+                return self.invocation.call(
+                    directory.find_user_by_upn,
+                    customer,
+                    upn,
+                    correlation_id=self.event.correlation_guid,
+                )
+            except DirectoryUnavailable:
+                pass  # not consented: the user list answers (available() now says False)
         return self.invocation.call(
             self._partner_center.find_user_by_upn,
             self.event.customer_tenant_id,

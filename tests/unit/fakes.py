@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.errors import (
     AnswerLost,
+    DirectoryUnavailable,
     LedgerConflict,
     Refused,
     ServiceUnavailableError,
@@ -127,6 +128,7 @@ class _PCUser:
     state: str = "active"
     names: tuple[str, str, str] = ("", "", "")
     licenses: list[str] = field(default_factory=list)
+    created_at: datetime | None = None  # the directory's createdDateTime
 
 
 Fault = Callable[[], None]
@@ -167,10 +169,20 @@ class FakePartnerCenter:
     duplicate_as_plain_400: bool = False
     # Called at the start of each create (after the script is consulted): interleavings.
     on_create: Callable[[], None] | None = None
+    # The directory's clock: users made by a create get ``created_at`` from it (issue 17).
+    clock: Callable[[], datetime] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def seed(self, upn: str, *, immutable_id: str | None = None, state: str = "active") -> _PCUser:
+    def seed(
+        self,
+        upn: str,
+        *,
+        immutable_id: str | None = None,
+        state: str = "active",
+        created_at: datetime | None = None,
+    ) -> _PCUser:
         user = _PCUser(str(uuid.uuid4()), upn, immutable_id, "unknown", state)
+        user.created_at = created_at
         self.users.append(user)
         return user
 
@@ -211,6 +223,7 @@ class FakePartnerCenter:
                     user.immutable_id,
                     fingerprint(user.password),
                     names=(user.first_name, user.last_name, user.display_name),
+                    created_at=self.clock() if self.clock else None,
                 )
                 self.users.append(created)
                 self.answers[request_id] = created
@@ -348,3 +361,36 @@ class FakePoison:
         if self.fail:
             raise self.fail.pop(0)
         self.copies.append(body)
+
+
+@dataclass
+class FakeDirectory:
+    """``UpnDirectory`` over a ``FakePartnerCenter``'s users (issue 17): one call per look-up,
+    with the creation time. ``consented`` None: unknown until the first look-up tells."""
+
+    partner_center: FakePartnerCenter
+    consented: bool = True
+    known: bool | None = None
+    calls: int = 0
+    # "hide": the directory has not replicated the user yet (answers None once).
+    script: list[str] = field(default_factory=list)
+
+    def available(self, customer_tenant_id: str) -> bool | None:
+        return self.known
+
+    def find_user_by_upn(
+        self, customer_tenant_id: str, user_principal_name: str, *, correlation_id: str
+    ) -> FoundUser | None:
+        self.calls += 1
+        if not self.consented:
+            self.known = False
+            raise DirectoryUnavailable("no consent")
+        self.known = True
+        action = self.script.pop(0) if self.script else "ok"
+        if action == "hide":
+            return None
+        for user in self.partner_center.holders(user_principal_name):
+            if user.state == "active":
+                found = FakePartnerCenter._found(user)
+                return FoundUser(**{**found.__dict__, "created_at": user.created_at})
+        return None
