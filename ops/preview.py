@@ -206,6 +206,7 @@ class Previewer:
             )
 
         if record is not None and record.identity_fixed:
+            record = record.identity_adopted(event.user.immutable_id)  # rows from before
             verdict = self._unsettled(number, event, record, lookup)
             if verdict.verdict in SUCCESS_VERDICTS and verdict.user_principal_name:
                 batch.taken[(customer, verdict.user_principal_name.casefold())] = FoundUser(

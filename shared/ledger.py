@@ -358,6 +358,7 @@ def _old_sends(entity: Any, values: dict[str, Any]) -> tuple[Send, ...]:
                 password_secret_id=values.get("password_secret_id"),
                 password_expires_on=values.get("password_expires_on"),
                 calls=max(1, int(calls)) if isinstance(calls, int) else 1,
+                identity_known=False,
             ),
         )
     if state is HireState.RESTORING and upn and values.get("user_id"):
@@ -369,6 +370,7 @@ def _old_sends(entity: Any, values: dict[str, Any]) -> tuple[Send, ...]:
                 password_expires_on=values.get("password_expires_on"),
                 user_id=values["user_id"],
                 calls=1,
+                identity_known=False,
             ),
         )
     return ()

@@ -120,6 +120,9 @@ class Send:
     # When this hire first sent a create of this UPN (the service's clock): with a directory
     # that tells when a user was made, a holder made after it can only be this hire's.
     first_sent_at: datetime | None = None
+    # False for a send rebuilt from a row written before sends were kept: its immutableId was
+    # not recorded, and the next delivery takes the event's (``HireRecord.identity_adopted``).
+    identity_known: bool = True
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -135,6 +138,7 @@ class Send:
             "userId": self.user_id,
             "calls": self.calls,
             "firstSentAt": self.first_sent_at.isoformat() if self.first_sent_at else None,
+            "identityKnown": self.identity_known,
         }
 
     @classmethod
@@ -159,6 +163,7 @@ class Send:
             first_sent_at=(
                 datetime.fromisoformat(value["firstSentAt"]) if value.get("firstSentAt") else None
             ),
+            identity_known=value.get("identityKnown", True) is not False,
         )
 
     def may_have_made(self, user: FoundUser) -> bool:
@@ -377,6 +382,19 @@ class HireRecord:
         fixed (nothing may have been applied in the old customer); keeps everything else."""
         assert not self.identity_fixed
         return replace(self, customer_tenant_id=customer_tenant_id)
+
+    def identity_adopted(self, immutable_id: str | None) -> HireRecord:
+        """Sends rebuilt from a row written before sends kept their identity take the event's
+        immutableId, as the decision did when they were sent. Keeps everything else."""
+        if all(send.identity_known for send in self.sends):
+            return self
+        sends = tuple(
+            send
+            if send.identity_known
+            else replace(send, immutable_id=immutable_id, identity_known=True)
+            for send in self.sends
+        )
+        return replace(self, sends=sends)
 
     def password_recorded(self, secret: SecretRef) -> HireRecord:
         """The password the next create carries. Keeps the sends (each names its own)."""

@@ -137,6 +137,7 @@ class HireWorkflow:
         been applied. Before that, the record follows the event (a corrected customer); after,
         an event with another customer, UPN or immutableId is refused naming the recorded
         values, and the record keeps every send until it is settled."""
+        record = record.identity_adopted(self.event.user.immutable_id)  # rows from before
         if not record.identity_fixed:
             if record.customer_tenant_id != self.event.customer_tenant_id:
                 record = self.write(record.followed(self.event.customer_tenant_id))

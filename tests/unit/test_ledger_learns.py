@@ -398,3 +398,28 @@ def test_an_invalid_copy_never_touches_an_existing_record(bench: Bench) -> None:
     assert bench.ledger.records["hr-1"] == before
     assert bench.ledger.records["hr-1"].etag == before.etag
     assert created.status is Status.CREATED
+
+
+# ------------------------------------------------------------------ rows from before
+
+
+@pytest.mark.parametrize("immutable_id", [None, "E1"], ids=["without-immutable-id", "with"])
+def test_a_creating_row_written_before_sends_were_kept_is_finished(
+    bench: Bench, immutable_id: str | None
+) -> None:
+    from shared.ledger import to_entity, to_record
+
+    body = event(immutable_id=immutable_id)
+    lose(bench, body)
+    # The row as the previous version wrote it: no Sends column, UpnChecked and CreateCalls.
+    entity = to_entity(bench.ledger.records["hr-1"])
+    entity.pop("Sends")
+
+    class Row(dict):  # type: ignore[type-arg]
+        metadata: dict[str, str] = {}  # noqa: RUF012
+
+    old = to_record(Row(entity)).evolve(etag=bench.ledger.records["hr-1"].etag)
+    assert [send.identity_known for send in old.sends] == [False]
+    bench.ledger.records["hr-1"] = old
+    replayed = bench.deliver(body, delivery=2)
+    assert_own_user_with_its_password(bench, replayed, UPN)
