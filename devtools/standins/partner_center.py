@@ -17,6 +17,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ SUBSCRIBED_SKUS_ROUTE = "/v1/customers/{id}/subscribedskus"
 DUPLICATE_UPN_DESCRIPTION = (
     "Another object with the same value for property userPrincipalName already exists."
 )
+# A duplicate answered as a plain validation error (``duplicate_upn_plain``): nothing in it
+# says which property clashed.
+PLAIN_INVALID_DESCRIPTION = "The request is invalid."
 REQUIRED_TEXT_FIELDS = (
     "usageLocation",
     "userPrincipalName",
@@ -103,6 +107,11 @@ class PartnerCenterConfig:
     # /v1/customers/{id}/users, {tail} the same without /v1, {query} the query, {base} the
     # stand-in's URL. Tests point it elsewhere to check where a client sends its token.
     next_link_format: str = "{path}?{query}"
+    # A duplicate UPN on create answered as a plain 400 validation error (issue 15).
+    duplicate_upn_plain: bool = False
+    # The user list leaves out users created less than this many seconds ago (an eventually
+    # consistent listing; issue 15's "lagging user list"). Reading one user by id is current.
+    user_list_lag_seconds: float = 0.0
 
 
 @dataclass
@@ -152,6 +161,8 @@ class _Customer:
     # A digest of each created user's password, so tests can check the user could sign in
     # with the password a caller claims it set (the password itself is never kept).
     password_digests: dict[str, str] = field(default_factory=dict)
+    # When each created user shows in the user list (``user_list_lag_seconds``; monotonic).
+    listed_from: dict[str, float] = field(default_factory=dict)
 
     def user_with_upn(self, upn: str, *, deleted_too: bool) -> dict[str, Any] | None:
         wanted = upn.lower()
@@ -397,6 +408,9 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                 response = self._refusal(request, refusal)
             else:
                 customer.users.append(_user_record(created))
+                customer.listed_from[created["id"]] = (
+                    time.monotonic() + self.config.user_list_lag_seconds
+                )
                 customer.password_digests[created["id"]] = _digest(
                     created["passwordProfile"]["password"]
                 )
@@ -419,7 +433,12 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
         except _Refusal as refusal:
             return self._refusal(request, refusal)
         with self._lock:
-            matching = [user for user in customer.users if user["state"] == state]
+            now = time.monotonic()
+            matching = [
+                user
+                for user in customer.users
+                if user["state"] == state and customer.listed_from.get(user["id"], 0.0) <= now
+            ]
             page = copy.deepcopy(matching[offset : offset + page_size])
             path = f"/v1/customers/{params['id']}/users"
             links: dict[str, Any] = {
@@ -707,6 +726,8 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
         _check_usage_location(posted["usageLocation"])
         _check_password(profile["password"])
         if customer.user_with_upn(upn, deleted_too=self.config.deleted_users_hold_upn):
+            if self.config.duplicate_upn_plain:
+                raise _Refusal(400, INVALID_PROPERTY, PLAIN_INVALID_DESCRIPTION)
             raise _Refusal(
                 self.config.duplicate_upn_status, INVALID_PROPERTY, DUPLICATE_UPN_DESCRIPTION
             )

@@ -449,3 +449,23 @@ def test_unknown_path_is_404(standins, token):
         f"{standins.partner_center.base_url}/v1/nothing", headers=headers(token), timeout=5
     )
     assert answer.status_code == 404
+
+
+def test_duplicate_upn_plain_400_variant(standins, customer, token):
+    standins.partner_center.configure(duplicate_upn_plain=True)
+    assert create_user(standins, customer, token).status_code == 201
+    answer = create_user(standins, customer, token)
+    assert (answer.status_code, answer.json()["code"]) == (400, 3000)
+    assert "userPrincipalName" not in answer.json()["description"]
+
+
+def test_user_list_lag_variant_hides_a_new_user_from_the_list_only(standins, customer, token):
+    standins.partner_center.configure(user_list_lag_seconds=60.0)
+    created = create_user(standins, customer, token).json()
+    session = requests.Session()
+    session.headers.update(headers(token))
+    session.verify = str(standins.ca_file)
+    listed = session.get(users_url(standins, customer), timeout=5).json()["items"]
+    assert created["id"] not in [user["id"] for user in listed]
+    one = session.get(f"{users_url(standins, customer)}/{created['id']}", timeout=5)
+    assert one.status_code == 200  # reading the user by id is current
