@@ -109,7 +109,7 @@ def records_table(records: Sequence[dict[str, Any]]) -> Table:
 def show_lines(item: dict[str, Any]) -> list[Text]:
     lines = []
     for key, value in item.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) or key == "unsettledSends":
             value = json.dumps(value, ensure_ascii=True)
         lines.append(_safe(f"{key:>24}: {'' if value is None else value}"))
     return lines
