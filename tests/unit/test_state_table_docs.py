@@ -34,3 +34,11 @@ def test_the_docs_state_table_is_the_codes() -> None:
 def test_every_state_has_a_step() -> None:
     assert set(STEP_OF_STATE) == set(HireState)
     assert set(STEP_OF_STATE.values()) <= set(Step)
+
+
+def test_the_decision_changes_a_record_only_through_its_transitions() -> None:
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    for name in ("provisioning.py", "workflow.py", "licensing.py"):
+        text = (shared / name).read_text(encoding="utf-8")
+        assert ".evolve(" not in text, name
+        assert not re.search(r"replace\(\s*record\b", text), name
