@@ -623,7 +623,7 @@ class HireMachine(RuleBasedStateMachine):
                 if self._deliver(message) is None:
                     assert self.bench is not None
                     self.bench.clock.advance(60)  # visibilityTimeout before the next delivery
-            self.every_success_names_the_hires_user_and_its_password()
+            self.promises_hold()
 
 
 HireMachine.TestCase.settings = settings.get_profile(_PROFILE)
