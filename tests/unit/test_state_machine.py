@@ -166,6 +166,7 @@ class HireMachine(RuleBasedStateMachine):
         self.results: list[Result] = []
         self.identity: dict[int, Identity] = {}
         self.made_with: dict[str, Identity] = {}  # user id -> identity of the delivery
+        self.owned_since: dict[str, int] = {}  # user id -> step its hire made or restored it
         self.refusals: set[Category] = set()
         self.steps = 0
         self.messages = 0
@@ -299,6 +300,9 @@ class HireMachine(RuleBasedStateMachine):
         refusals: set[Category] | None = None,
     ) -> Outcome | None:
         number = message.dequeue_count
+        for user in self.pc.users:
+            if user.id not in self.owned_since and (user.made_by or user.restored_by):
+                self.owned_since[user.id] = self.steps
         if isinstance(ended, Killed):
             note(f"  {message.message_id} delivery {number}: killed at port call {kill_at}")
             return None
@@ -362,6 +366,9 @@ class HireMachine(RuleBasedStateMachine):
         if second_last:
             b.dequeue_count = RETRY.max_deliveries - 1
         self._deliver(b)
+        # A refusal given to the second delivery came after the first one started: the first
+        # may report it too (it is not older than its start).
+        a_refusals |= self.refusals
         self._begin(a)
         self.refusals = a_refusals
         try:
@@ -574,7 +581,13 @@ class HireMachine(RuleBasedStateMachine):
             failure = result.outcome.failure
             if failure is None or failure.category is not Category.CONFLICT:
                 continue
-            own = {user.id for user in self._users_of(result.hire)}
+            # Users the hire had made or restored by then (a later rehire may restore the
+            # deleted user an earlier event without immutableId rightly called someone else).
+            own = {
+                user.id
+                for user in self._users_of(result.hire)
+                if self.owned_since.get(user.id, result.step) <= result.step
+            }
             named = set(_ID.findall(failure.message)) & own
             self._check(
                 "conflict-never-names-own-user",
