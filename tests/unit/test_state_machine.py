@@ -55,7 +55,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "state-machine-deep",
-    max_examples=3000,
+    max_examples=2000,
     stateful_step_count=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -700,8 +700,13 @@ class HireMachine(RuleBasedStateMachine):
 
 
 HireMachine.TestCase.settings = settings.get_profile(_PROFILE)
+# A failure is shrunk to its shortest sequence, which may take Hypothesis a few minutes: more
+# than the suite's 120 s per test, which would cut the report off. The deep run has no bound.
+TestHireStateMachine = pytest.mark.timeout(0 if _PROFILE == "state-machine-deep" else 600)(
+    HireMachine.TestCase
+)
 TestHireStateMachine = pytest.mark.xfail(
     strict=False,
     reason="issue 15: the hire state machine loses facts on refusals (see FINDINGS-15.md); "
     "remove this mark once the fix is merged",
-)(HireMachine.TestCase)
+)(TestHireStateMachine)
