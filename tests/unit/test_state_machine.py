@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, note, settings
+from hypothesis import HealthCheck, event, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -37,7 +37,12 @@ from hypothesis.stateful import (
     rule,
 )
 
-from shared.errors import ProvisioningError, RedeliveryRequested
+from shared.errors import (
+    LedgerConflict,
+    ProvisioningError,
+    RedeliveryRequested,
+    ServiceUnavailableError,
+)
 from shared.outcomes import Category, Outcome, Status
 from shared.passwords import fingerprint
 from tests.unit.conftest import CUSTOMER, RETRY, Bench, Killed
@@ -47,8 +52,8 @@ from tests.unit.fakes import _PCUser
 # "deep" is for a person hunting bugs (minutes). Chosen with HYPOTHESIS_PROFILE.
 settings.register_profile(
     "state-machine-ci",
-    max_examples=120,
-    stateful_step_count=30,
+    max_examples=200,
+    stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     print_blob=True,
@@ -69,6 +74,8 @@ _PROFILE = {"deep": "state-machine-deep"}.get(
 WRONG_CUSTOMER = "0d6c5a57-6f59-4f0e-9a37-1f1a5e0c2b11"
 DOMAIN = "contoso.onmicrosoft.com"
 HIRES = (1, 2)
+# Seven days (the initial password's lifetime) less half an hour.
+PASSWORD_NEARLY_EXPIRED = 7 * 24 * 3600 - 1800
 MAX_PENDING = 6
 SUCCESS = frozenset({Status.CREATED, Status.RESTORED, Status.ALREADY_EXISTS})
 # Refusals only Partner Center gives (not the event's own validation, not a conflict the
@@ -278,7 +285,7 @@ class HireMachine(RuleBasedStateMachine):
             ended: Outcome | BaseException = self.bench.deliver(
                 message.body, delivery=message.dequeue_count, message_id=message.message_id
             )
-        except (Killed, RedeliveryRequested) as error:
+        except (Killed, Exception) as error:  # the host retries a failed invocation
             ended = error
         finally:
             gate.thread = None
@@ -306,17 +313,25 @@ class HireMachine(RuleBasedStateMachine):
         if isinstance(ended, Killed):
             note(f"  {message.message_id} delivery {number}: killed at port call {kill_at}")
             return None
-        if isinstance(ended, RedeliveryRequested):
-            note(f"  {message.message_id} delivery {number}: redelivery ({ended})")
-            self._check(
-                "last-delivery-ends",
-                number < RETRY.max_deliveries,
-                f"the last delivery of {message.message_id} asked for redelivery",
-            )
-            return None
         if not isinstance(ended, Outcome):
-            raise AssertionError(f"{message.message_id} delivery {number} raised {ended!r}")
+            if isinstance(ended, RedeliveryRequested):
+                note(f"  {message.message_id} delivery {number}: redelivery ({ended})")
+            else:
+                note(f"  {message.message_id} delivery {number}: raised {ended!r}")
+            if number >= RETRY.max_deliveries:
+                self.pending.remove(message)  # the host's own poison copy, body only
+                self._check(
+                    "last-delivery-ends",
+                    False,
+                    f"the last delivery of {message.message_id} ended without an outcome "
+                    f"({type(ended).__name__}), left to the host's poison copy",
+                )
+            return None
         outcome = ended
+        event(
+            f"outcome: {outcome.status.value}"
+            + (f" ({outcome.failure.category.value})" if outcome.failure else "")
+        )
         self.pending.remove(message)
         failure = outcome.failure
         note(
@@ -394,6 +409,28 @@ class HireMachine(RuleBasedStateMachine):
             fault = "unavailable"
         getattr(self.pc, f"{call}_script").append(fault)
 
+    @rule(
+        operation=st.sampled_from(["get", "add", "update"]),
+        error=st.sampled_from(["unavailable", "conflict"]),
+    )
+    def ledger_fault(self, operation: str, error: str) -> None:
+        """The next ledger read, insert or update fails: the table is unavailable, or another
+        writer got there first (a conditional write refused)."""
+        assert self.bench is not None
+        self.bench.ledger.fail_next[operation].append(
+            ServiceUnavailableError("table unavailable", http_status=503)
+            if error == "unavailable"
+            else LedgerConflict("changed")
+        )
+
+    @precondition(lambda self: not self.bench.poison.fail)
+    @rule()
+    def poison_queue_fails(self) -> None:
+        """The next poison copy cannot be written (once: when the poison queue stays down on
+        the last delivery, only the host's own poison copy is left, as documented)."""
+        assert self.bench is not None
+        self.bench.poison.fail.append(ServiceUnavailableError("queue unavailable"))
+
     @rule(reads=st.integers(1, 2))
     def user_list_lags(self, reads: int) -> None:
         """Users created from now on are left out of the next one or two user-list reads."""
@@ -416,9 +453,10 @@ class HireMachine(RuleBasedStateMachine):
     def operator_restores_gdap_role(self) -> None:
         self.pc.gdap_lapsed = False
 
-    @rule(seconds=st.sampled_from([30, 60, 250, 600]))
+    @rule(seconds=st.sampled_from([30, 60, 250, 600, PASSWORD_NEARLY_EXPIRED]))
     def time_passes(self, seconds: int) -> None:
-        """Time passes: a dead delivery's claim runs out (claims last four minutes)."""
+        """Time passes: a dead delivery's claim runs out (claims last four minutes), or a
+        stored initial password comes within an hour of its expiry (seven days)."""
         assert self.bench is not None
         self.bench.clock.advance(seconds)
 
@@ -658,6 +696,9 @@ class HireMachine(RuleBasedStateMachine):
         pc.create_script.clear()
         pc.restore_script.clear()
         pc.reset_script.clear()
+        for scripted in self.bench.ledger.fail_next.values():
+            scripted.clear()
+        self.bench.poison.fail.clear()
         self.user_list_catches_up()
         note("teardown: faults fixed; every message delivered to its end")
         self._drain()
