@@ -611,6 +611,16 @@ class HireMachine(RuleBasedStateMachine):
                     f"{where} says customer {outcome.customer_tenant_id}; the user is in "
                     f"{user.tenant}",
                 )
+                # The ledger is what `hires list --customer` and every later answer read.
+                assert self.bench is not None
+                record = self.bench.ledger.records.get(f"hr-{result.hire}")
+                recorded = getattr(record, "customer_tenant_id", user.tenant)
+                self._check(
+                    "success-names-users-customer",
+                    recorded == user.tenant,
+                    f"hr-{result.hire}'s ledger record says customer {recorded}; its user is "
+                    f"in {user.tenant}",
+                )
 
     def a_conflict_never_names_a_user_this_hire_made(self) -> None:
         if self.bench is None:
