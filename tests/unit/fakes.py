@@ -129,6 +129,13 @@ class _PCUser:
     names: tuple[str, str, str] = ("", "", "")
     licenses: list[str] = field(default_factory=list)
     created_at: datetime | None = None  # the directory's createdDateTime
+    # Bookkeeping for tests (the real service has none of it): who made or restored the user
+    # (``FakePartnerCenter.actor`` at the time), its tenant, and how many more user-list reads
+    # leave it out (``FakePartnerCenter.list_lag``).
+    made_by: str | None = None
+    restored_by: str | None = None
+    tenant: str | None = None
+    hidden_reads: int = 0
 
 
 Fault = Callable[[], None]
@@ -172,6 +179,34 @@ class FakePartnerCenter:
     # The directory's clock: users made by a create get ``created_at`` from it (issue 17).
     clock: Callable[[], datetime] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Optional knobs (the defaults keep the behaviour above):
+    # - ``actor``: a tag stamped on users this fake creates (``made_by``) or restores
+    #   (``restored_by``), so a test can tell whose delivery made which user;
+    # - ``list_lag``: a user created now is left out of the next ``list_lag`` user-list reads
+    #   (the list lags behind a create; the UPN is taken all the same);
+    # - ``gdap_lapsed``: every call is refused 403 (the partner's GDAP role lapsed) until
+    #   an operator restores it (set it back to False);
+    # - ``customers``: when set, a tenant outside it is not a customer of the partner
+    #   (404, code 60003), and users are kept per tenant.
+    actor: str | None = None
+    list_lag: int = 0
+    gdap_lapsed: bool = False
+    customers: set[str] | None = None
+
+    def _gate(self, customer_tenant_id: str) -> None:
+        """The refusals that come before any call looks at users: no role, no customer."""
+        if self.gdap_lapsed:
+            raise Refused(Category.PERMISSION, "403", http_status=403, code=900150)
+        if self.customers is not None and customer_tenant_id not in self.customers:
+            raise Refused(Category.VALIDATION, "404", http_status=404, code=60003)
+
+    def _in_tenant(self, user: _PCUser, customer_tenant_id: str | None) -> bool:
+        return (
+            self.customers is None
+            or customer_tenant_id is None
+            or user.tenant is None
+            or user.tenant == customer_tenant_id
+        )
 
     def seed(
         self,
@@ -180,8 +215,9 @@ class FakePartnerCenter:
         immutable_id: str | None = None,
         state: str = "active",
         created_at: datetime | None = None,
+        tenant: str | None = None,
     ) -> _PCUser:
-        user = _PCUser(str(uuid.uuid4()), upn, immutable_id, "unknown", state)
+        user = _PCUser(str(uuid.uuid4()), upn, immutable_id, "unknown", state, tenant=tenant)
         user.created_at = created_at
         self.users.append(user)
         return user
@@ -189,8 +225,12 @@ class FakePartnerCenter:
     def user(self, user_id: str) -> _PCUser:
         return next(user for user in self.users if user.id == user_id)
 
-    def holders(self, upn: str) -> list[_PCUser]:
-        return [user for user in self.users if user.upn.lower() == upn.lower()]
+    def holders(self, upn: str, tenant: str | None = None) -> list[_PCUser]:
+        return [
+            user
+            for user in self.users
+            if user.upn.lower() == upn.lower() and self._in_tenant(user, tenant)
+        ]
 
     def create_user(
         self, customer_tenant_id: str, user: NewUser, *, request_id: str, correlation_id: str
@@ -209,11 +249,12 @@ class FakePartnerCenter:
             raise Refused(Category.PERMISSION, "403", http_status=403, code=900150)
         if action == "refuse":
             raise Refused(Category.VALIDATION, "400", http_status=400, code=3000)
+        self._gate(customer_tenant_id)
         with self.lock:
             if self.remembers_request_ids and request_id in self.answers:
                 created = self.answers[request_id]
             else:
-                if self.holders(user.user_principal_name):
+                if self.holders(user.user_principal_name, customer_tenant_id):
                     if self.duplicate_as_plain_400:
                         raise Refused(Category.VALIDATION, "400", http_status=400, code=3000)
                     raise UpnTaken("duplicate", http_status=400, code=3000)
@@ -224,6 +265,9 @@ class FakePartnerCenter:
                     fingerprint(user.password),
                     names=(user.first_name, user.last_name, user.display_name),
                     created_at=self.clock() if self.clock else None,
+                    made_by=self.actor,
+                    tenant=customer_tenant_id if self.customers is not None else None,
+                    hidden_reads=self.list_lag,
                 )
                 self.users.append(created)
                 self.answers[request_id] = created
@@ -246,8 +290,12 @@ class FakePartnerCenter:
             raise ServiceUnavailableError("503", http_status=503)
         if action == "hide":  # a listing that lags behind a create
             return None
+        self._gate(customer_tenant_id)
         wanted = "inactive" if inactive else "active"
-        for user in self.holders(user_principal_name):
+        for user in self.holders(user_principal_name, customer_tenant_id):
+            if user.hidden_reads > 0:  # not listed yet (``list_lag``)
+                user.hidden_reads -= 1
+                continue
             if user.state == wanted:
                 found = self._found(user)
                 if self.list_omits_immutable_id:
@@ -259,8 +307,9 @@ class FakePartnerCenter:
         self, customer_tenant_id: str, user_id: str, *, correlation_id: str
     ) -> FoundUser | None:
         self.calls["get"] += 1
+        self._gate(customer_tenant_id)
         for user in self.users:
-            if user.id == user_id:
+            if user.id == user_id and self._in_tenant(user, customer_tenant_id):
                 return self._found(user)
         return None
 
@@ -270,12 +319,14 @@ class FakePartnerCenter:
         self.calls["restore"] += 1
         action = self.restore_script.pop(0) if self.restore_script else "ok"
         _scripted_failure(action)
+        self._gate(customer_tenant_id)
         with self.lock:
             user = self.user(user_id)
             if user.state != "active":
-                if any(u.state == "active" for u in self.holders(user.upn)):
+                if any(u.state == "active" for u in self.holders(user.upn, user.tenant)):
                     raise UpnTaken("duplicate", http_status=400, code=3000)
                 user.state = "active"
+                user.restored_by = self.actor
         if action == "lost-after":
             raise ServiceUnavailableError("timeout after apply")
         return self._found(user)
@@ -286,6 +337,7 @@ class FakePartnerCenter:
         self.calls["reset"] += 1
         action = self.reset_script.pop(0) if self.reset_script else "ok"
         _scripted_failure(action)
+        self._gate(customer_tenant_id)
         with self.lock:
             user = self.user(user_id)
             if user.state != "active":
