@@ -35,9 +35,11 @@ class Invocation:
         # Set when this invocation found another delivery at work on the hire.
         self.waited_for_other = False
         self.insert_tried = False
+        self.event_id: str | None = None  # once the body parsed as a hire event
         # The hire's last outcome when this invocation first read its record: a refusal
         # adopted from a delivery it waited for must be a later one.
         self.outcome_at_first_read: dict[str, Any] | None = None
+        self.record_read = False
         self.counted = False
         # The user's outcome once the user exists; licences are assigned after it.
         self.user_outcome: Outcome | None = None

@@ -170,7 +170,8 @@ class Send:
         """The identity rule for one unsettled create: could it have made ``user``?
 
         UPNs are unique, so only a user holding this send's UPN; with ``immutableId`` only one
-        with exactly that immutableId; without it, only when the UPN was free before the send.
+        with exactly that immutableId; without it, only a user without one (a user list that
+        leaves immutableId out cannot tell), and only when the UPN was free before the send.
         """
         if self.kind is not SendKind.CREATE or self.calls == 0:
             return False
@@ -178,6 +179,8 @@ class Send:
             return False
         if self.immutable_id is not None:
             return user.immutable_id == self.immutable_id
+        if user.immutable_id is not None:
+            return False  # this create carried no immutableId: the user it made has none
         if self.upn_checked:
             return True
         return self.made_after_first_send(user) is True
@@ -309,6 +312,8 @@ class HireRecord:
         for send in self.pending_creates:
             if send.user_principal_name.casefold() != folded:
                 continue
+            if send.immutable_id is None and user.immutable_id is not None:
+                continue  # made with an immutableId this hire's create did not carry
             if send.immutable_id is None and not send.upn_checked:
                 if send.made_after_first_send(user) is False:
                     continue  # made before this hire first sent it: someone else's

@@ -165,6 +165,7 @@ class Provisioner:
             return outcome
         try:
             event = parse_event(document)
+            invocation.event_id = event.event_id
         except InvalidEvent as error:
             failure = Failure(category=Category.INVALID_EVENT, message=_invalid_message(error))
             outcome = self._give_up(document, failure, attempts, event_id=error.event_id)
@@ -191,7 +192,7 @@ class Provisioner:
             self._licences.poison_failures(document, outcome, attempts)
             return outcome
         if problem.is_transient and not self._retry.is_last(attempts):
-            self._release_claim(event, invocation)
+            self._release_claim(event.event_id, invocation)
             self._decisions.redelivering(
                 event, problem, invocation=invocation, message_id=delivery.message_id
             )
@@ -272,11 +273,14 @@ class Provisioner:
                 return self._open_record(event, invocation)
             except LedgerConflict:
                 pass
-            record = self._ledger.get(event.event_id)
-            if record is not None:
-                invocation.outcome_at_first_read = record.last_outcome
-                return record
-        return self._ledger.get(event.event_id) or self._open_record(event, invocation)
+        record = self._ledger.get(event.event_id)
+        if record is None:
+            return self._open_record(event, invocation)
+        if not invocation.record_read:
+            # What the record said before this invocation could wait for anyone (F6).
+            invocation.record_read = True
+            invocation.outcome_at_first_read = record.last_outcome
+        return record
 
     def _open_record(self, event: HireEvent, invocation: Invocation) -> HireRecord:
         now = self._now()
@@ -391,15 +395,15 @@ class Provisioner:
                 type(error).__name__,
             )
 
-    def _release_claim(self, event: HireEvent, invocation: Invocation) -> None:
+    def _release_claim(self, event_id: str, invocation: Invocation) -> None:
         """Free the hire for the next delivery at once instead of after the claim expires."""
         try:
-            record = self._ledger.get(event.event_id)
+            record = self._ledger.get(event_id)
             if record is not None and record.claim_owner == invocation.owner:
                 self._ledger.update(record.released())
         except Exception as error:  # the claim expires by itself anyway
             logger.info(
-                "could not release the claim on %s (%s)", event.event_id, type(error).__name__
+                "could not release the claim on %s (%s)", event_id, type(error).__name__
             )
 
     def _give_up(
@@ -435,6 +439,9 @@ class Provisioner:
         """Something failed outside every expected path (a bug, or the poison queue down)."""
         problem = _unexpected(error)
         attempts = invocation.delivery_number
+        if invocation.event_id is not None:
+            # This delivery may hold the hire's claim: the next one need not wait it out.
+            self._release_claim(invocation.event_id, invocation)
         if not self._retry.is_last(attempts):
             raise RedeliveryRequested(
                 f"{problem.failure.message} (delivery {attempts} of "

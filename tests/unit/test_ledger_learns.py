@@ -423,3 +423,57 @@ def test_a_creating_row_written_before_sends_were_kept_is_finished(
     bench.ledger.records["hr-1"] = old
     replayed = bench.deliver(body, delivery=2)
     assert_own_user_with_its_password(bench, replayed, UPN)
+
+
+def test_f7_a_ledger_fault_on_the_first_read_never_lets_an_old_refusal_be_adopted(
+    bench: Bench,
+) -> None:
+    from shared.errors import ServiceUnavailableError
+
+    body = event(immutable_id=None)
+    bench.partner_center.create_script = ["permission"]
+    old = bench.deliver(body)
+    assert old.status is Status.REJECTED
+    bench.outcomes.remove(old)
+    record = bench.ledger.records["hr-1"]
+    bench.ledger.records["hr-1"] = record.evolve(
+        claim_owner="dead-replay", claim_expires_at=bench.clock.now + timedelta(minutes=4)
+    )
+    # The insert tried first fails (not a conflict): the record is read on the retry.
+    bench.ledger.fail_next["add"] = [ServiceUnavailableError("table unavailable")]
+    outcome = bench.deliver(body, delivery=RETRY.max_deliveries, message_id="duplicate")
+    assert outcome.status is Status.CREATED, outcome
+    bench.assert_one_correct_account(UPN)
+
+
+def test_f8_a_holder_with_an_immutable_id_was_not_made_by_a_create_without_one(
+    bench: Bench,
+) -> None:
+    from tests.unit.conftest import Killed
+
+    body = event(immutable_id=None)
+    bench.gate.kill = True
+    # Dies just before its create goes out; the record says a create may have been sent.
+    paused = bench.run_paused(5, body)  # add, look-up, password, record, (create)
+    assert isinstance(paused.finish(), Killed)
+    bench.gate.kill = False
+    assert bench.ledger.records["hr-1"].state is HireState.CREATING
+    assert bench.partner_center.calls["create"] == 0
+    other = bench.partner_center.seed(UPN, immutable_id="SOMEONE-ELSE")
+    bench.clock.advance(300)  # the dead delivery's claim runs out
+    outcome = bench.deliver(body, delivery=2)
+    assert outcome.status is Status.REJECTED
+    assert outcome.failure is not None and other.id in outcome.failure.message
+    assert bench.ledger.records["hr-1"].sends == ()  # settled: it never applied
+
+
+def test_f9_a_delivery_that_fails_unexpectedly_frees_the_claim(bench: Bench) -> None:
+    from shared.errors import ServiceUnavailableError
+
+    bench.partner_center.create_script = ["permission", "permission"]
+    bench.poison.fail = [ServiceUnavailableError("queue down")]
+    with pytest.raises(RedeliveryRequested):
+        bench.deliver(event(), delivery=1)
+    assert bench.ledger.records["hr-1"].claim_owner is None
+    refused = bench.deliver(event(), delivery=2)  # no waiting for a dead claim
+    assert refused.status is Status.REJECTED
