@@ -201,6 +201,11 @@ class Provisioner:
                 f"event {event.event_id}: {problem.failure.message} (delivery {attempts} of "
                 f"{self._retry.max_deliveries}; the host delivers it again)"
             )
+        succeeded = self._succeeded_meanwhile(event, invocation)
+        if succeeded is not None:
+            # Another delivery took the hire over and made or found its user while this one
+            # failed: one outcome story, that success, and no poison copy.
+            return succeeded
         failure = problem.failure
         if failure.is_transient:
             failure = replace(
@@ -375,11 +380,25 @@ class Provisioner:
                 "could not record the invalid event %s (%s)", outcome.event_id, type(error).__name__
             )
 
+    def _succeeded_meanwhile(self, event: HireEvent, invocation: Invocation) -> Outcome | None:
+        """The record's success when the hire succeeded behind this delivery's back (its claim
+        ran out and another delivery finished the hire), else None. Best effort."""
+        try:
+            record = self._ledger.get(event.event_id)
+        except Exception:  # the ledger may be what failed: give up as planned
+            return None
+        if record is None or record.state not in SUCCESS_STATES:
+            return None
+        return HireWorkflow(self._services, event, invocation).answer_from_record(record)
+
     def _record_end(self, event: HireEvent, invocation: Invocation, outcome: Outcome) -> None:
-        """Keep the final outcome on the record and let go of the claim (best effort)."""
+        """Keep the final outcome on the record and let go of the claim (best effort). A
+        success on the record is never overwritten by a later failure."""
         try:
             record = self._ledger.get(event.event_id)
             if record is None or record.claimed_by_other(invocation.owner, self._now()):
+                return
+            if record.state in SUCCESS_STATES:
                 return
             self._ledger.update(
                 record.ended(

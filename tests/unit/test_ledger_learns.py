@@ -477,3 +477,36 @@ def test_f9_a_delivery_that_fails_unexpectedly_frees_the_claim(bench: Bench) -> 
     assert bench.ledger.records["hr-1"].claim_owner is None
     refused = bench.deliver(event(), delivery=2)  # no waiting for a dead claim
     assert refused.status is Status.REJECTED
+
+
+def test_f10_a_refusal_after_another_delivery_finished_the_hire_reports_that_success(
+    bench: Bench,
+) -> None:
+    body = event(immutable_id=None)
+    bench.partner_center.create_script = ["permission"]
+    real_get = bench.ledger.get
+    made: list[Any] = []
+
+    def get(event_id: str) -> Any:
+        current = bench.ledger.records.get(event_id)
+        if current is not None and current.state is HireState.REJECTED and not made:
+            # This delivery's claim ran out while it was refused; another delivery took the
+            # hire over and made its user.
+            user = bench.partner_center.seed(UPN)
+            made.append(user)
+            bench.ledger.records[event_id] = current.evolve(
+                state=HireState.CREATED,
+                user_id=user.id,
+                claim_owner=None,
+                claim_expires_at=None,
+                last_outcome={"status": "created", "userId": user.id},
+            )
+        return real_get(event_id)
+
+    bench.ledger.get = get  # type: ignore[method-assign]
+    outcome = bench.deliver(body)
+    assert outcome.status is Status.ALREADY_EXISTS, outcome
+    assert outcome.user_id == made[0].id
+    assert bench.poison.copies == []
+    last = bench.ledger.records["hr-1"].last_outcome
+    assert last is not None and last["status"] == "created"
