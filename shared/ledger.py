@@ -3,7 +3,7 @@
 One entity per eventId. Keys are derived from a digest of the eventId, because an eventId may
 hold characters table keys refuse (``/ \\ # ?``); the eventId itself is a property. Inserts
 fail when the entity exists and updates carry the entity's ETag, so a record never changes
-behind a reader's back (CONTRACT section 5).
+behind a reader's back (docs/contract.md section 5).
 """
 
 from __future__ import annotations

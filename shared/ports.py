@@ -123,7 +123,7 @@ class HireLedger(Protocol):
 
 
 class PoisonSink(Protocol):
-    """The poison queue; the adapter owns the poison copy's format (CONTRACT section 3)."""
+    """The poison queue; the adapter owns the poison copy's format (docs/contract.md section 3)."""
 
     def poison_event(
         self, document: dict[str, Any], failure: Failure, *, attempts: int

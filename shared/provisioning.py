@@ -145,7 +145,7 @@ class Provisioner:
         """Decide one delivery. Raises ``RedeliveryRequested`` when the host should retry."""
         with self._telemetry.invocation(delivery.body, max(1, delivery.dequeue_count)) as trace:
             outcome = self._decide(delivery)
-        # The outcome names the trace it belongs to when the event carried one (CONTRACT 2).
+        # The outcome names its trace when the event carried one (docs/contract.md section 2).
         return replace(outcome, traceparent=trace.traceparent) if trace.traceparent else outcome
 
     def _decide(self, delivery: Delivery) -> Outcome:

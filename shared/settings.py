@@ -1,4 +1,4 @@
-"""App settings (CONTRACT section 4), read once from the environment."""
+"""App settings (docs/contract.md section 4), read once from the environment."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ SERVICE_NAME = "hire-provisioning"
 INSTRUMENTATION_SCOPE = "hire_provisioning"
 INVOCATION_SPAN = "provision_user"
 
-# The decision line's fields that may become span attributes (CONTRACT: no UPN, no secret).
+# The decision line's fields that may become span attributes (docs/contract.md: no UPN, no secret).
 _ATTRIBUTES = {
     "eventId": "hire.event_id",
     "customer": "hire.customer_tenant_id",

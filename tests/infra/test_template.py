@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from shared import settings as app_settings
 from tests.infra import bicep
 
-# CONTRACT section 4, by name: the test must not need the team folder to run.
+# docs/contract.md section 4, by name: the test must not need the team folder to run.
 CONTRACT_SETTINGS = {
     "AzureWebJobsStorage__queueServiceUri",  # identity-based form of AzureWebJobsStorage
     "REQUEST_QUEUE_NAME",
