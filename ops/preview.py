@@ -36,14 +36,13 @@ from rich.table import Table
 
 from shared.errors import ProvisioningError
 from shared.events import HireEvent, InvalidEvent, decode_body, parse_event
+from shared.license_planning import SHORTFALL_CODE, plan_licenses
 from shared.model import SUCCESS_STATES, FoundUser, HireRecord, SubscribedSku
 from shared.planning import (
-    SHORTFALL_CODE,
     UpnChoice,
     UpnVerdict,
     choose_upn,
     exhausted_message,
-    plan_licenses,
 )
 from shared.settings import Settings, SettingsError
 from shared.upn import UpnGenerationError

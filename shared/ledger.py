@@ -18,16 +18,14 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.azure_errors import AzureCall, classify_azure_error
 from shared.errors import (
     CredentialsError,
     LedgerConflict,
@@ -221,34 +219,29 @@ def _etag(metadata: Any) -> str | None:
 
 def _classify(error: Exception, table: str) -> ProvisioningError:
     where = f"the hire ledger (table '{table}')"
-    if isinstance(error, ClientAuthenticationError):
-        status = getattr(error, "status_code", None)
-        if status in (None, 429) or (status or 0) >= 500:
-            return ServiceUnavailableError(
-                f"the function's identity could not get a token for {where} "
-                f"({type(error).__name__})"
-            )
-        return CredentialsError(
-            f"the function could not authenticate to {where}; check AzureWebJobsStorage "
-            "and grant its identity 'Storage Table Data Contributor'",
-            http_status=status,
-        )
-    if isinstance(error, HttpResponseError) and error.status_code is not None:
-        status = int(error.status_code)
+    grant = "grant its identity 'Storage Table Data Contributor'"
+
+    def refusal(status: int, code: str | None) -> ProvisioningError:
         if status in (401, 403):
             return CredentialsError(
-                f"{where} refused the function ({status}): grant its identity 'Storage Table "
-                "Data Contributor' on the storage account",
+                f"{where} refused the function ({status}): {grant} on the storage account",
                 http_status=status,
+                code=code,
             )
-        return ServiceUnavailableError(
-            f"{where} answered {status}",
-            throttled=status in (429, 503),
-            http_status=status,
-        )
-    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-        return ServiceUnavailableError(f"{where} could not be reached ({type(error).__name__})")
-    return ServiceUnavailableError(f"unexpected failure of {where} ({type(error).__name__})")
+        # Any other answer (the adapter has read 404 and 409 already) is worth another try.
+        return ServiceUnavailableError(f"{where} answered {status}", http_status=status, code=code)
+
+    return classify_azure_error(
+        error,
+        AzureCall(
+            service="Table Storage",
+            what=f"use {where}",
+            identity_advice=f"check AzureWebJobsStorage and {grant}",
+            refusal=refusal,
+            # Table Storage throttles with 503 ServerBusy as well as 429.
+            throttling_statuses=frozenset({429, 503}),
+        ),
+    )
 
 
 _FIELDS: dict[str, str] = {
