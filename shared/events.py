@@ -43,7 +43,7 @@ MAX_LICENSES = 20
 # The newest 1.x this function knows; any 1.x is read as this one (docs/contract.md section 7).
 EVENT_SCHEMA_VERSION = "1.1"
 
-# The rules above as JSON Schema patterns for docs/schemas (python -m shared.schemas). Never
+# The rules above as JSON Schema patterns for docs/schemas (python -m devtools.schemas). Never
 # stricter than the validators, which add what a pattern cannot say (invisible characters,
 # known country codes, lengths of the UPN's parts).
 _DNS_LABEL_PATTERN = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -40,7 +40,7 @@ TRANSIENT_CATEGORIES = frozenset({Category.THROTTLED, Category.UNAVAILABLE})
 
 
 # The outcome on the wire: what ``Outcome.as_message`` writes, declared once so that mypy checks
-# the writer and docs/schemas/outcome.schema.json is generated from it (python -m shared.schemas).
+# the writer and docs/schemas/outcome.schema.json is generated from it (python -m devtools.schemas).
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))

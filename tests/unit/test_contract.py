@@ -1,6 +1,6 @@
 """docs/contract.md and its JSON Schemas agree with the code.
 
-The schema files are generated from the models (``python -m shared.schemas``); these tests
+The schema files are generated from the models (``python -m devtools.schemas``); these tests
 regenerate them and compare, check the contract's examples against them and against the
 function's own validation, and check that what the code writes and accepts fits them.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from shared import schemas
+from devtools import schemas
 from shared.events import InvalidEvent, decode_body, parse_event
 from shared.outcomes import (
     Category,

@@ -1,14 +1,14 @@
 """JSON Schemas of the contract, generated from the code's own models (docs/contract.md).
 
-    .venv/bin/python -m shared.schemas            # writes docs/schemas/*.schema.json
-    .venv/bin/python -m shared.schemas --check    # exit 1 when a checked-in file is stale
+    .venv/bin/python -m devtools.schemas            # writes docs/schemas/*.schema.json
+    .venv/bin/python -m devtools.schemas --check    # exit 1 when a checked-in file is stale
 
 The hire event's schema comes from ``shared.events.HireEvent`` (pydantic), the outcome's from
 ``shared.outcomes.OutcomeMessage`` (the TypedDict ``Outcome.as_message`` is checked against), so
 a change to either model shows up as a stale schema in the tests. A schema says what a message
 looks like; the function's validation adds rules no schema can say (docs/contract.md section 1),
 so every event the function accepts passes the schema, not the other way round.
-Development only: never imported by the function.
+Development only (never deployed).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from shared.outcomes import OutcomeMessage
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_FOLDER = Path(__file__).resolve().parent.parent / "docs" / "schemas"
-REGENERATE = "python -m shared.schemas"
+REGENERATE = "python -m devtools.schemas"
 
 
 def hire_event_schema() -> dict[str, Any]:
