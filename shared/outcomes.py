@@ -126,7 +126,11 @@ class Failure:
     def is_transient(self) -> bool:
         return self.category in TRANSIENT_CATEGORIES
 
-    def as_error(self) -> ErrorMessage:
+    def as_error(self) -> dict[str, Any]:
+        return dict(self.error_message())
+
+    def error_message(self) -> ErrorMessage:
+        """The outcome's ``error`` member (and the poison copy's ``lastFailure`` starts so)."""
         return {
             "category": self.category,
             "message": self.message,
@@ -192,7 +196,7 @@ class Outcome:
             "userPrincipalName": self.user_principal_name,
             "userId": self.user_id,
             "initialPasswordSecretId": self.initial_password_secret_id,
-            "error": self.failure.as_error() if self.failure else None,
+            "error": self.failure.error_message() if self.failure else None,
             "attempts": self.attempts,
             "correlationId": self.correlation_id,
             "completedAt": self.completed_at or utc_now_text(),
