@@ -23,7 +23,7 @@ from shared.ports import HireLedger, PartnerCenter, PoisonSink
 logger = logging.getLogger("hire_provisioning")
 
 
-class LicenseStep:
+class LicenceStep:
     def __init__(
         self,
         *,

@@ -39,7 +39,7 @@ from shared.errors import (
 )
 from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
 from shared.invocation import Delivery, Invocation
-from shared.licensing import LicenseStep
+from shared.licensing import LicenceStep
 from shared.model import (
     PASSWORD_STATES,
     SUCCESS_STATES,
@@ -134,7 +134,7 @@ class Provisioner:
         self._new_password = new_password
         self._upn_template = upn_template
         self._telemetry: Telemetry = telemetry or NoTelemetry()
-        self._licenses = LicenseStep(
+        self._licences = LicenceStep(
             partner_center=partner_center, ledger=ledger, poison=poison, now=now
         )
         self._decisions = DecisionLog(telemetry=self._telemetry, monotonic=monotonic)
@@ -178,7 +178,7 @@ class Provisioner:
 
         try:
             outcome = self._provision_with_retries(event, invocation)
-            self._licenses.poison_failures(document, outcome, attempts)
+            self._licences.poison_failures(document, outcome, attempts)
             return outcome
         except _Busy:
             problem: ProvisioningError = ServiceUnavailableError(
@@ -192,8 +192,8 @@ class Provisioner:
             not problem.is_transient or self._retry.is_last(attempts)
         ):
             # The user exists: it stays created; only the licences still missing failed.
-            outcome = self._licenses.given_up(event, invocation.user_outcome, problem.failure)
-            self._licenses.poison_failures(document, outcome, attempts)
+            outcome = self._licences.given_up(event, invocation.user_outcome, problem.failure)
+            self._licences.poison_failures(document, outcome, attempts)
             return outcome
         if problem.is_transient and not self._retry.is_last(attempts):
             self._release_claim(event, invocation)
@@ -242,7 +242,7 @@ class Provisioner:
                     invocation.user_outcome = self._step_once(event, invocation)
                 if not event.licenses or invocation.user_outcome.status not in _USER_EXISTS:
                     return invocation.user_outcome
-                return self._licenses.assign(event, invocation.user_outcome, invocation)
+                return self._licences.assign(event, invocation.user_outcome, invocation)
             except (LedgerConflict, _DecideAgain):
                 continue  # someone wrote the record since we read it: decide again from it
         raise ServiceUnavailableError(
