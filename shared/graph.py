@@ -108,8 +108,13 @@ class GraphClient:
                 "return-client-request-id": "true",
             }
             response = self._get(customer_tenant_id, url, headers)
-            if response.status_code == 401 and not force_refresh:
-                # A token can be revoked or expire early: one fresh token, one more try.
+            if (
+                response.status_code == 401
+                and not force_refresh
+                and _error_code(response) not in NOT_CONSENTED_CODES
+            ):
+                # A token can be revoked or expire early: one fresh token, one more try (a
+                # refusal of the app itself is not cured by a new token).
                 force_refresh = True
                 continue
             return self._read(response, customer_tenant_id, user_principal_name)
