@@ -77,10 +77,11 @@ class MsalTokenExchange:
         except ValueError as error:
             # msal raises ValueError when the authority's metadata is refused: a tenant or
             # authority host that does not exist.
-            problem = CredentialsError(
+            problem = _AuthorityRefused(
+                type(error).__name__,
                 f"the Entra authority {self._authority} refused its metadata request "
                 f"({type(error).__name__}): check the PARTNER_TENANT_ID and ENTRA_AUTHORITY_HOST "
-                "settings, then replay from the poison queue"
+                "settings, then replay from the poison queue",
             )
         else:
             return result
@@ -102,6 +103,16 @@ class MsalTokenExchange:
             )
             self._apps = {key: app}
         return app
+
+
+class _AuthorityRefused(CredentialsError):
+    """The authority's metadata was refused: a tenant or an authority host that does not
+    exist. For the partner's tenant a person must fix a setting; for a customer's tenant it
+    only means Graph cannot be used there."""
+
+    def __init__(self, detail: str, message: str) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class _EntraBusy(Exception):
@@ -395,7 +406,13 @@ class CustomerTenantTokens:
             current = self._tokens.get(key)
             if current and current is not held and self._clock() < current[1]:
                 return current[0]  # another thread refreshed while this one waited
-            result = self._partner.exchange_elsewhere(exchange)
+            try:
+                result = self._partner.exchange_elsewhere(exchange)
+            except _AuthorityRefused as refused:
+                raise DirectoryUnavailable(
+                    f"the Entra authority of customer tenant {tenant_id} refused its metadata "
+                    f"request ({refused.detail}): Graph cannot be used for this customer"
+                ) from None
             if "access_token" not in result:
                 raise _customer_refusal(tenant_id, result)
             token = str(result["access_token"])

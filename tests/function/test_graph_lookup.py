@@ -359,3 +359,17 @@ def test_the_gate_is_per_customer(vault_env: StandInStack) -> None:
         find(directory, "x@contoso.onmicrosoft.com")
 
     assert find(directory, "x@contoso.onmicrosoft.com", OTHER_CUSTOMER) is None
+
+
+def test_a_tenant_entra_does_not_know_is_not_a_partner_credentials_problem(
+    vault_env: StandInStack,
+) -> None:
+    """msal reads the customer authority's metadata first; a refused one says nothing about
+    the partner's own settings (for the partner tenant it is a CredentialsError)."""
+    directory, _, _ = build(vault_env, "auto")
+    unknown = "0b0b0b0b-0000-4000-8000-000000000000"
+
+    with pytest.raises(DirectoryUnavailable, match="metadata"):
+        find(directory, "x@contoso.onmicrosoft.com", unknown)
+    assert directory.available(unknown) is False
+    assert find(directory, "x@contoso.onmicrosoft.com") is None  # other customers unaffected
