@@ -14,7 +14,12 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from devtools.standins import Domain, Fault, StandInStack
 from shared import composition
-from shared.credentials import PartnerCenterCredentials
+from shared.credentials import (
+    GRAPH_SCOPE,
+    CustomerTenantTokens,
+    MsalTokenExchange,
+    PartnerCenterCredentials,
+)
 from shared.errors import CredentialsError, DirectoryUnavailable, Refused, ServiceUnavailableError
 from shared.graph import GraphUpnDirectory, UserListOnly, user_path
 from shared.outcomes import Category
@@ -373,3 +378,23 @@ def test_a_tenant_entra_does_not_know_is_not_a_partner_credentials_problem(
         find(directory, "x@contoso.onmicrosoft.com", unknown)
     assert directory.available(unknown) is False
     assert find(directory, "x@contoso.onmicrosoft.com") is None  # other customers unaffected
+
+
+def test_a_customer_token_is_kept_until_five_minutes_before_it_expires(
+    vault_env: StandInStack,
+) -> None:
+    _, tokens, settings = build(vault_env)
+    now = [1_900_000_000.0]
+    customer_tokens = CustomerTenantTokens(
+        tokens,
+        lambda tenant: MsalTokenExchange(
+            authority_host=settings.entra_authority_host, tenant_id=tenant, scope=GRAPH_SCOPE
+        ),
+        clock=lambda: now[0],
+    )
+    first = customer_tokens.access_token(CUSTOMER)
+    now[0] += 3600 - 301  # the stand-in's tokens live 3,600 s
+    assert customer_tokens.access_token(CUSTOMER) == first
+    now[0] += 2
+    assert customer_tokens.access_token(CUSTOMER) != first
+    assert customer_token_requests(vault_env) == 2
