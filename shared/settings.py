@@ -119,7 +119,7 @@ class Settings:
         parts = urlsplit(graph_base_url)
         if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
             raise SettingsError(
-                "app setting GRAPH_BASE_URL must be an https URL such as "
+                "app setting GRAPH_BASE_URL must be an http(s) URL such as "
                 f"{DEFAULT_GRAPH_BASE_URL} (without /v1.0)"
             )
         return cls(
