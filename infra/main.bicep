@@ -24,6 +24,11 @@ param appSecretSecretName string = 'partner-center-app-secret'
 param refreshTokenSecretName string = 'partner-center-refresh-token'
 param partnerCenterBaseUrl string = 'https://api.partnercenter.microsoft.com'
 param entraAuthorityHost string = 'https://login.microsoftonline.com'
+@description('How a UPN\'s holder is found (UPN_LOOKUP): graph, partner-center, or auto (Graph where the customer has consented, else the user list).')
+@allowed(['auto', 'graph', 'partner-center'])
+param upnLookup string = 'auto'
+@description('Microsoft Graph, without /v1.0 (GRAPH_BASE_URL).')
+param graphBaseUrl string = 'https://graph.microsoft.com'
 
 @minValue(1)
 @maxValue(365)
@@ -227,6 +232,8 @@ module functionApp 'modules/function-app.bicep' = {
       PARTNER_CENTER_REFRESH_TOKEN_SECRET: refreshTokenSecretName
       PARTNER_CENTER_BASE_URL: partnerCenterBaseUrl
       ENTRA_AUTHORITY_HOST: entraAuthorityHost
+      UPN_LOOKUP: upnLookup
+      GRAPH_BASE_URL: graphBaseUrl
       // The service's name on every span, metric and log record (shared/telemetry.py).
       OTEL_SERVICE_NAME: 'hire-provisioning'
       // The SDKs' own HTTP logging stays at WARNING (shared/logs.py); INFO or DEBUG to debug.
