@@ -51,7 +51,7 @@ from benchmarks.countingproxy import CountingProxy
 from benchmarks.hosts import PROJECT_ROOT, HostProcess
 from devtools.azurite import AzuriteQueue, connection_string, start_azurite_queue
 from devtools.publisher import HirePublisher
-from devtools.standins import Domain, Fault, StandInStack
+from devtools.standins import CONSENT_VARIANTS, Domain, Fault, StandInStack
 
 CUSTOMER = "4b10bf41-ab11-40e3-8c53-cd67849b50de"
 REQUEST_QUEUE = "bench-requests"
@@ -74,6 +74,7 @@ class Run:
     calls: dict[str, int]
     customer_size: int = 0
     upn_lookup: str | None = None
+    graph_consent: str = "consented"
 
 
 def without_immutable_id(number: int, share_without: float) -> bool:
@@ -132,11 +133,14 @@ def _wait_for_outcomes(results: QueueClient, wanted: int, timeout: float) -> boo
     return False
 
 
-def _stack(latency: float, customer_size: int = 0) -> tuple[StandInStack, str]:
+def _stack(
+    latency: float, customer_size: int = 0, graph_consent: str = "consented"
+) -> tuple[StandInStack, str]:
     stack = StandInStack.start()
     partner = str(uuid.uuid4())
     stack.seed_partner(partner)
     stack.partner_center.add_customer(CUSTOMER, [Domain("contoso.onmicrosoft.com")])
+    stack.graph.set_consent(CUSTOMER, graph_consent)
     if customer_size:
         # Made an hour ago: Graph's replication delay does not hide them.
         stack.partner_center.seed_users(
@@ -158,6 +162,7 @@ def run(
     share_without: float = 1.0,
     customer_size: int = 0,
     upn_lookup: str | None = None,
+    graph_consent: str = "consented",
     batch: int = BATCH,
 ) -> Run:
     """``hires`` events in batches of ``batch``; the host's RSS is read after each batch."""
@@ -165,7 +170,7 @@ def run(
         azurite = resources.enter_context(start_azurite_queue())
         proxy = resources.enter_context(CountingProxy(azurite.host, azurite.table_port))
         storage = connection_string(azurite.host, azurite.port, proxy.port)
-        stack, partner = _stack(latency, customer_size)
+        stack, partner = _stack(latency, customer_size, graph_consent)
         resources.callback(stack.stop)
         workdir = Path(resources.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         settings = {
@@ -227,6 +232,7 @@ def run(
             calls,
             customer_size=customer_size,
             upn_lookup=upn_lookup,
+            graph_consent=graph_consent,
         )
 
 
@@ -280,6 +286,8 @@ def report(result: Run) -> None:
         shape += f", customer of {result.customer_size:,} users"
     if result.upn_lookup:
         shape += f", UPN_LOOKUP={result.upn_lookup}"
+    if result.graph_consent != "consented":
+        shape += f", Graph {result.graph_consent}"
     print(
         f"-- {result.hires} hires, stand-in latency {result.latency * 1000:.0f} ms per call, "
         + shape
@@ -434,6 +442,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="UPN_LOOKUP for the host; repeat for several runs (default: the app's default)",
     )
+    parser.add_argument(
+        "--graph-consent",
+        choices=CONSENT_VARIANTS,
+        default="consented",
+        help="how the stand-in Graph answers for the customer (e.g. identity_not_found: not "
+        "consented, so UPN_LOOKUP=auto falls back to Partner Center's user list)",
+    )
     parser.add_argument("--no-import-time", action="store_true", help="skip the import timing")
     parser.add_argument("--profile", action="store_true", help="profile instead of measuring")
     args = parser.parse_args(argv)
@@ -462,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             share_without=share,
                             customer_size=size,
                             upn_lookup=upn_lookup,
+                            graph_consent=args.graph_consent,
                         )
                     )
     if args.memory_hires:

@@ -288,3 +288,16 @@ def test_seed_users_makes_a_large_customer_quickly(
         timeout=5,
     ).json()
     assert "next" in page["links"]
+
+
+def test_a_rate_limit_throttles_graph_in_its_own_shape(
+    standins: StandInStack, graph_token: str
+) -> None:
+    from devtools.standins.ratelimit import RateLimit
+
+    standins.graph.rate_limit = RateLimit(2, match="GET /v1.0/users/*")
+    answers = [graph_get(standins, graph_token, "/v1.0/users/a@contoso.com") for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [404, 404, 429]
+    assert int(answers[2].headers["Retry-After"]) >= 1
+    assert answers[2].json()["error"]["code"] == "TooManyRequests"
