@@ -85,6 +85,9 @@ class SoakConfig:
     # to thousands of users (the mix issue 17 says to meet).
     mix: Literal["gentle", "original"] = "gentle"
     upn_lookup: str | None = None  # UPN_LOOKUP for the hosts; None: the app's default
+    # Customers (of the working ones, from the last) whose Graph answers 403
+    # Authorization_IdentityNotFound: with UPN_LOOKUP=auto their look-ups fall back.
+    unconsented: int = 0
     verbose: bool = True
 
 
@@ -325,6 +328,8 @@ def seed_stack(stack: StandInStack, config: SoakConfig, hires_seed: int) -> tupl
         domain = f"{name}{hires_seed}.onmicrosoft.com"
         stack.partner_center.add_customer(tenant, [Domain(domain)])
         working.append((tenant, domain))
+    for tenant, _ in working[len(working) - config.unconsented :] if config.unconsented else []:
+        stack.graph.set_consent(tenant, "identity_not_found")
     locked = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     locked_domain = f"tailspin{hires_seed}.onmicrosoft.com"
     stack.partner_center.add_customer(locked, [Domain(locked_domain)], gdap=False)
@@ -543,6 +548,7 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
                 f"{config.hang_rate:.1%}, kill every {config.kill_every or 'never'}, "
                 f"seed {config.seed}, {config.mix} mix"
                 + (f", UPN_LOOKUP={config.upn_lookup}" if config.upn_lookup else "")
+                + (f", {config.unconsented} without Graph consent" if config.unconsented else "")
                 + (f", limit {config.rate_limit}/min" if limiter else "")
             )
             # Published from another thread, so hosts are killed on time meanwhile (a daemon:
@@ -947,6 +953,7 @@ def _figures(
             "Partner Center": sum(pc["calls"].values()),
             "Key Vault": sum(kv["calls"].values()),
             "Entra ID": sum(entra["calls"].values()),
+            "Graph": sum(stack.graph.counters["calls"].values()),
             "tables": table_calls,
         },
         partner_center_routes=dict(pc["calls"]),
@@ -1062,6 +1069,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "half without immutableId, three customers",
     )
     parser.add_argument(
+        "--unconsented",
+        type=int,
+        default=0,
+        help="customers whose Graph refuses the partner's app (403 IdentityNotFound)",
+    )
+    parser.add_argument(
         "--upn-lookup",
         choices=("auto", "graph", "partner-center"),
         default=None,
@@ -1092,6 +1105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_logs=args.keep_logs / behaviour if args.keep_logs else None,
             mix=args.mix,
             upn_lookup=args.upn_lookup,
+            unconsented=args.unconsented,
         )
         report = run_soak(config)
         print(render(report), flush=True)

@@ -57,3 +57,13 @@ def test_the_share_without_immutable_id_is_spread_evenly() -> None:
 def test_customer_size_with_its_own_hires() -> None:
     assert parse_size("30,000:16", 1000) == (30000, 16)
     assert parse_size("100", 300) == (100, 300)
+
+
+def test_unconsented_customers_are_the_last_ones(standins) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks.soak import seed_stack
+
+    config = SoakConfig(hires=300, mix="original", unconsented=1, verbose=False)
+    _, customers = seed_stack(standins, config, config.seed)
+
+    consents = [standins.graph.consent_of(tenant) for tenant, _ in customers.working]
+    assert consents == ["consented", "consented", "identity_not_found"]
