@@ -59,7 +59,8 @@ _MAX_PRINCIPAL_HEADER = 64 * 1024
 
 
 class _Answer(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+    # Python names in code, the contract's camelCase on the wire (and in docs/openapi.json).
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Refusal(_Answer):
@@ -76,17 +77,20 @@ class Refusal(_Answer):
 
 class AcceptedResult(_Answer):
     index: int = Field(description="position of the event in the request (0 for a single event)")
-    event_id: str = Field(alias="eventId")
+    event_id: str = Field(serialization_alias="eventId")
     accepted: Literal[True]
-    status_url: str = Field(alias="statusUrl", description="GET it for the hire's status")
+    status_url: str = Field(
+        serialization_alias="statusUrl", description="GET it for the hire's status"
+    )
     already_known: bool | None = Field(
-        alias="alreadyKnown",
+        serialization_alias="alreadyKnown",
         description="the ledger already knew this eventId before this post (null: the ledger "
         "could not be read). Processing is idempotent: it is queued again and creates nothing "
         "twice",
     )
     known_state: HireState | None = Field(
-        alias="knownState", description="the ledger's state of the hire before this post"
+        serialization_alias="knownState",
+        description="the ledger's state of the hire before this post",
     )
     note: str | None = None
 
@@ -94,7 +98,7 @@ class AcceptedResult(_Answer):
 class RefusedResult(_Answer):
     index: int = Field(description="position of the event in the request (0 for a single event)")
     event_id: str | None = Field(
-        alias="eventId", description="null when the event has no usable eventId"
+        serialization_alias="eventId", description="null when the event has no usable eventId"
     )
     accepted: Literal[False]
     error: Refusal
@@ -127,7 +131,7 @@ class LastFailure(_Answer):
 
 
 class LicenseFailureView(_Answer):
-    sku_id: str = Field(alias="skuId")
+    sku_id: str = Field(serialization_alias="skuId")
     category: Category
     message: str
 
@@ -140,23 +144,23 @@ class LicensesView(_Answer):
 class HireStatus(_Answer):
     """A hire as the ledger knows it. Nothing in it is secret."""
 
-    event_id: str = Field(alias="eventId")
+    event_id: str = Field(serialization_alias="eventId")
     state: HireState = Field(description="how far the hire got (the ledger's state)")
     status: Status | None = Field(description="status of the last outcome; null before the first")
-    customer_tenant_id: str = Field(alias="customerTenantId")
-    user_principal_name: str | None = Field(alias="userPrincipalName")
-    user_id: str | None = Field(alias="userId")
+    customer_tenant_id: str = Field(serialization_alias="customerTenantId")
+    user_principal_name: str | None = Field(serialization_alias="userPrincipalName")
+    user_id: str | None = Field(serialization_alias="userId")
     initial_password_secret_id: str | None = Field(
-        alias="initialPasswordSecretId",
+        serialization_alias="initialPasswordSecretId",
         description="the Key Vault secret id of the user's initial password (never the value)",
     )
     licenses: LicensesView | None
-    last_failure: LastFailure | None = Field(alias="lastFailure")
+    last_failure: LastFailure | None = Field(serialization_alias="lastFailure")
     attempts: int
-    created_at: str | None = Field(alias="createdAt")
-    updated_at: str | None = Field(alias="updatedAt")
+    created_at: str | None = Field(serialization_alias="createdAt")
+    updated_at: str | None = Field(serialization_alias="updatedAt")
     completed_at: str | None = Field(
-        alias="completedAt", description="when the last outcome was written"
+        serialization_alias="completedAt", description="when the last outcome was written"
     )
 
 
@@ -398,7 +402,9 @@ def _problem(
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry else {}
     return HttpAnswer(
         status,
-        ErrorAnswer(error=Problem.model_validate({"code": code, "message": message, "field": field})),
+        ErrorAnswer(
+            error=Problem.model_validate({"code": code, "message": message, "field": field})
+        ),
         headers,
     )
 
