@@ -20,7 +20,14 @@ from devtools.funchost import LocalFunctionsHost
 from shared.events import InvalidEvent, decode_body, parse_event
 from shared.ledger import open_table_ledger
 from shared.model import HireRecord, HireState
-from tests.e2e.test_pipeline import CUSTOMER, FAST_HOST, PROJECT_ROOT, Pipeline, hire_event, pipeline
+from tests.e2e.test_pipeline import (
+    CUSTOMER,
+    FAST_HOST,
+    PROJECT_ROOT,
+    Pipeline,
+    hire_event,
+    pipeline,
+)
 from tests.hostile.corpus import HR_PASSWORD, build
 
 __all__ = ["pipeline"]
@@ -66,14 +73,16 @@ def post(host: LocalFunctionsHost, body: Any, *, key: str | None = SUBMIT_KEY, *
     headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
     if key is not None:
         headers["x-functions-key"] = key
-    return requests.post(f"{host.http_base_url}/api/hires", data=data, headers=headers,
-                         timeout=TIMEOUT, **kw)
+    return requests.post(
+        f"{host.http_base_url}/api/hires", data=data, headers=headers, timeout=TIMEOUT, **kw
+    )
 
 
 def status(host: LocalFunctionsHost, event_id: str, *, key: str | None = STATUS_KEY) -> Any:
     headers = {"x-functions-key": key} if key else {}
-    return requests.get(f"{host.http_base_url}/api/hires/{event_id}", headers=headers,
-                        timeout=TIMEOUT)
+    return requests.get(
+        f"{host.http_base_url}/api/hires/{event_id}", headers=headers, timeout=TIMEOUT
+    )
 
 
 def queued(pipeline: Pipeline) -> list[bytes]:
@@ -145,8 +154,11 @@ def test_a_batch_mixing_valid_and_invalid_events_queues_only_the_valid(
                 )
                 assert result["alreadyKnown"] is False
         bodies = queued(pipeline)
-    assert sorted(json.loads(body)["eventId"] for body in bodies) == ["e2e-00001", "e2e-00002",
-                                                                       "e2e-00003"]
+    assert sorted(json.loads(body)["eventId"] for body in bodies) == [
+        "e2e-00001",
+        "e2e-00002",
+        "e2e-00003",
+    ]
     assert all(HR_PASSWORD.encode() not in body for body in bodies)
     assert HR_PASSWORD not in caplog.text
 
@@ -157,8 +169,11 @@ def test_accepted_events_are_provisioned_and_their_status_answers(pipeline: Pipe
         answer = post(host, {"events": events})
         assert [r["accepted"] for r in answer.json()["results"]] == [True, True]
         assert host.wait_until_drained(timeout=60)
-        got = requests.get(answer.json()["results"][0]["statusUrl"],
-                           headers={"x-functions-key": STATUS_KEY}, timeout=TIMEOUT)
+        got = requests.get(
+            answer.json()["results"][0]["statusUrl"],
+            headers={"x-functions-key": STATUS_KEY},
+            timeout=TIMEOUT,
+        )
         assert got.status_code == 200
         hire = got.json()
         assert hire["eventId"] == "e2e-00001"
@@ -273,17 +288,29 @@ def test_a_status_for_every_ledger_state(pipeline: Pipeline) -> None:
         pipeline.settings["HIRE_LEDGER_TABLE"],
         connection_string=pipeline.azurite.connection_string,
     )
-    failure = {"category": "conflict", "message": "the UPN is held by someone else",
-               "httpStatus": 409, "code": 1000}
+    failure = {
+        "category": "conflict",
+        "message": "the UPN is held by someone else",
+        "httpStatus": 409,
+        "code": 1000,
+    }
     for state in HireState:
         extra: dict[str, Any] = {}
         if state is HireState.REJECTED:
-            extra = {"last_failure": failure,
-                     "last_outcome": {"status": "rejected", "error": failure,
-                                      "completedAt": "2026-12-06T03:00:00Z"}}
+            extra = {
+                "last_failure": failure,
+                "last_outcome": {
+                    "status": "rejected",
+                    "error": failure,
+                    "completedAt": "2026-12-06T03:00:00Z",
+                },
+            }
         if state in {HireState.CREATED, HireState.RESTORED, HireState.EXISTING}:
-            extra = {"user_id": "u-1", "licenses_assigned": ("sku-1",),
-                     "last_outcome": {"status": "created", "completedAt": "2026-12-06T03:00:00Z"}}
+            extra = {
+                "user_id": "u-1",
+                "licenses_assigned": ("sku-1",),
+                "last_outcome": {"status": "created", "completedAt": "2026-12-06T03:00:00Z"},
+            }
         ledger.add(_record(f"state-{state.value}", state, **extra))
     with http_host(pipeline) as host:
         for state in HireState:
@@ -296,16 +323,21 @@ def test_a_status_for_every_ledger_state(pipeline: Pipeline) -> None:
             assert (hire["initialPasswordSecretId"] is not None) is expect_secret, state
         rejected = status(host, "state-rejected").json()
         assert rejected["status"] == "rejected"
-        assert rejected["lastFailure"] == {"category": "conflict",
-                                           "message": "the UPN is held by someone else"}
+        assert rejected["lastFailure"] == {
+            "category": "conflict",
+            "message": "the UPN is held by someone else",
+        }
         created = status(host, "state-created").json()
         assert created["licenses"] == {"assigned": ["sku-1"], "failed": []}
         assert created["userId"] == "u-1"
         assert status(host, "state-new").json()["status"] is None
         # An eventId with characters a URL path must escape.
         ledger.add(_record("hr/2026 #1?", HireState.CREATED))
-        escaped = requests.get(f"{host.http_base_url}/api/hires/hr%2F2026%20%231%3F",
-                               headers={"x-functions-key": STATUS_KEY}, timeout=TIMEOUT)
+        escaped = requests.get(
+            f"{host.http_base_url}/api/hires/hr%2F2026%20%231%3F",
+            headers={"x-functions-key": STATUS_KEY},
+            timeout=TIMEOUT,
+        )
         assert escaped.status_code == 200 and escaped.json()["eventId"] == "hr/2026 #1?"
 
 
@@ -320,8 +352,12 @@ def test_entra_access_checks_the_app_role_per_route(pipeline: Pipeline) -> None:
     """App Service authentication is simulated by sending the principal header it would add
     (it strips any a client sends); the route needs no key, the code checks the role."""
     allowed = "11111111-2222-3333-4444-555555555555"
-    with http_host(pipeline, HIRES_HTTP_AUTH="entra", WEBSITE_AUTH_ENABLED="true",
-                   HIRES_HTTP_ALLOWED_CLIENT_IDS=allowed) as host:
+    with http_host(
+        pipeline,
+        HIRES_HTTP_AUTH="entra",
+        WEBSITE_AUTH_ENABLED="true",
+        HIRES_HTTP_ALLOWED_CLIENT_IDS=allowed,
+    ) as host:
         event = hire_event(11)
         assert post(host, event, key=None).status_code == 401
         submit = {"X-MS-CLIENT-PRINCIPAL": _principal("Hires.Submit")}
@@ -329,8 +365,12 @@ def test_entra_access_checks_the_app_role_per_route(pipeline: Pipeline) -> None:
         other_app = {"X-MS-CLIENT-PRINCIPAL": _principal("Hires.Submit", app_id="other")}
         assert post(host, event, key=None, headers=read).status_code == 403
         assert post(host, event, key=None, headers=other_app).status_code == 403
-        assert post(host, event, key=None,
-                    headers={"X-MS-CLIENT-PRINCIPAL": "not base64!"}).status_code == 401
+        assert (
+            post(
+                host, event, key=None, headers={"X-MS-CLIENT-PRINCIPAL": "not base64!"}
+            ).status_code
+            == 401
+        )
         assert post(host, event, key=None, headers=submit).status_code == 202
         url = f"{host.http_base_url}/api/hires/e2e-00011"
         assert requests.get(url, headers=submit, timeout=TIMEOUT).status_code == 403
