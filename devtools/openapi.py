@@ -72,7 +72,7 @@ def build_document() -> dict[str, Any]:
             }
         },
     }
-    security = [{"functionKey": []}, {"functionKeyQuery": []}]
+    security: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
     return {
         "openapi": "3.1.0",
         "info": {
