@@ -12,6 +12,8 @@ import requests
 from devtools.funchost import FunctionHostError, LocalFunctionsHost
 
 APP = """
+import json
+
 import azure.functions as func
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
