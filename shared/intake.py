@@ -260,6 +260,14 @@ class HireIntake:
         queue_failure: str | None = None
         for item in checked:
             if isinstance(item, RefusedResult):
+                # Field and rule never quote a value from the event (shared.events).
+                logger.info(
+                    "HTTP intake refused event %r (index %d): %s: %s",
+                    item.event_id,
+                    item.index,
+                    item.error.field or "(the event)",
+                    item.error.rule,
+                )
                 results.append(item)
                 continue
             if queue_failure is not None:
