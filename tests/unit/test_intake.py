@@ -7,9 +7,12 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devtools.openapi import DOCUMENT, build_document, main
 from shared.errors import ServiceUnavailableError
+from shared.events import InvalidEvent, decode_body, parse_event
 from shared.intake import READ_ROLE, SUBMIT_ROLE, HireIntake, HttpAnswer, hire_status
 from shared.model import HireRecord, HireState
 from shared.settings import HttpAccess, HttpAccessSettings, SettingsError
@@ -181,3 +184,56 @@ def test_access_settings() -> None:
     assert forced.allowed_client_ids == {"a", "b"}
     with pytest.raises(SettingsError):
         HttpAccessSettings.from_environment({"HIRES_HTTP_AUTH": "open"})
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["eventId", "user", "events", "pwd", "schemaVersion", "x"]),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+def _mutated_event(draw: Any) -> Any:
+    document = event(1)
+    member = draw(st.sampled_from(["eventId", "customerTenantId", "schemaVersion", "user"]))
+    document[member] = draw(_JSON)
+    return document
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        _JSON.map(lambda value: json.dumps(value).encode()),
+        st.builds(lambda d: json.dumps(d).encode(), st.composite(_mutated_event)()),
+    )
+)
+def test_a_single_body_is_accepted_exactly_when_the_queue_function_accepts_it(
+    body: bytes,
+) -> None:
+    queue = ListQueue()
+    answer = HireIntake(queue, InMemoryLedger(), KEYS).submit(
+        body, base_url="https://func.example", principal=None
+    )
+    assert answer.status in {202, 400, 413}
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if answer.status != 202 or (isinstance(document, dict) and "events" in document):
+        return  # not a single event (or a batch): nothing to compare
+    try:
+        parse_event(decode_body(body))
+        valid = True
+    except InvalidEvent:
+        valid = False
+    (result,) = json.loads(answer.body_bytes())["results"]
+    assert result["accepted"] is valid
+    assert queue.bodies == ([body] if valid else [])
