@@ -14,6 +14,13 @@ param location string
 @description('The partner\'s Entra tenant id (PARTNER_TENANT_ID): the token endpoint of the App+User credentials.')
 param partnerTenantId string
 
+@description('HTTP intake: Entra ID access (App Service authentication, app roles) instead of function keys.')
+param intakeEntraAuth bool = false
+@description('HTTP intake with Entra ID: application (client) id of the API app registration.')
+param intakeApiClientId string = ''
+@description('HTTP intake with Entra ID: application (client) id of the HR system, the only caller.')
+param intakeHrClientId string = ''
+
 // ---- Function settings (CONTRACT section 4); the defaults are the contract's. ----
 param requestQueueName string = 'user-create-requests'
 param resultQueueName string = 'user-create-results'
@@ -24,6 +31,11 @@ param appSecretSecretName string = 'partner-center-app-secret'
 param refreshTokenSecretName string = 'partner-center-refresh-token'
 param partnerCenterBaseUrl string = 'https://api.partnercenter.microsoft.com'
 param entraAuthorityHost string = 'https://login.microsoftonline.com'
+@description('How a UPN\'s holder is found (UPN_LOOKUP): graph, partner-center, or auto (Graph where the customer has consented, else the user list).')
+@allowed(['auto', 'graph', 'partner-center'])
+param upnLookup string = 'auto'
+@description('Microsoft Graph, without /v1.0 (GRAPH_BASE_URL).')
+param graphBaseUrl string = 'https://graph.microsoft.com'
 
 @minValue(1)
 @maxValue(365)
@@ -227,11 +239,30 @@ module functionApp 'modules/function-app.bicep' = {
       PARTNER_CENTER_REFRESH_TOKEN_SECRET: refreshTokenSecretName
       PARTNER_CENTER_BASE_URL: partnerCenterBaseUrl
       ENTRA_AUTHORITY_HOST: entraAuthorityHost
+      UPN_LOOKUP: upnLookup
+      GRAPH_BASE_URL: graphBaseUrl
+      // HTTP intake access (shared/intake.py): keys per route, or Entra ID app roles.
+      HIRES_HTTP_AUTH: intakeEntraAuth ? 'entra' : 'function-key'
+      HIRES_HTTP_ALLOWED_CLIENT_IDS: intakeHrClientId
       // The service's name on every span, metric and log record (shared/telemetry.py).
       OTEL_SERVICE_NAME: 'hire-provisioning'
       // The SDKs' own HTTP logging stays at WARNING (shared/logs.py); INFO or DEBUG to debug.
       SDK_LOG_LEVEL: 'WARNING'
     }
+  }
+}
+
+// HTTP intake: Entra ID access instead of function keys (docs/http-intake.md).
+module intakeAuth 'modules/intake-auth.bicep' = {
+  name: 'intake-auth'
+  scope: rg
+  params: {
+    appName: functionApp.outputs.name
+    enabled: intakeEntraAuth
+    tenantId: partnerTenantId
+    apiClientId: intakeApiClientId
+    hrClientId: intakeHrClientId
+    entraAuthorityHost: entraAuthorityHost
   }
 }
 

@@ -41,6 +41,13 @@ LOCAL_ONLY = {
     "CURL_CA_BUNDLE": "requests' other name for REQUESTS_CA_BUNDLE; Azure needs neither",
 }
 
+# Environment variables the platform sets by itself, never app settings, and why.
+PLATFORM = {
+    "WEBSITE_AUTH_ENABLED": "App Service sets it when its authentication is on "
+    "(infra/modules/intake-auth.bicep); as an app setting it would claim a protection that "
+    "may not be there",
+}
+
 # Settings that would put a secret or a key into the app's configuration.
 FORBIDDEN = {
     "AzureWebJobsStorage",
@@ -107,7 +114,7 @@ def settings_the_code_reads() -> set[str]:
         )
         # Binding expressions: queue_name="%REQUEST_QUEUE_NAME%".
         names.update(re.findall(r"\"%([A-Z][A-Z0-9_]*)%\"", source))
-    return names - set(LOCAL_ONLY)
+    return names - set(LOCAL_ONLY) - set(PLATFORM)
 
 
 def sample_settings() -> set[str]:
@@ -171,6 +178,8 @@ def test_parameter_defaults_are_the_contract_defaults() -> None:
         "upnTemplate": "{firstName}.{lastName}",
         "initialPasswordTtlDays": 7,
         "hireClaimSeconds": 240,
+        "upnLookup": app_settings.DEFAULT_UPN_LOOKUP,
+        "graphBaseUrl": app_settings.DEFAULT_GRAPH_BASE_URL,
     }
     sample = json.loads((bicep.ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))
     for setting, parameter in (
