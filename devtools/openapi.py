@@ -1,4 +1,4 @@
-"""docs/openapi.json, generated from the code's models (CONTRACT section 6).
+"""docs/openapi.json, generated from the code's models (docs/contract.md section 6).
 
     python -m devtools.openapi            # rewrite docs/openapi.json
     python -m devtools.openapi --check    # exit 1 when the document differs from the code

@@ -1,4 +1,4 @@
-"""HR's HTTP front door (CONTRACT section 6): intake of hire events and the status of a hire.
+"""HR's HTTP front door (docs/contract.md section 6): intake of hire events, status of a hire.
 
 Decisions only: no SDK and no HTTP library. ``function_app.py`` hands over the request's
 body, its address and the caller's App Service principal header; the answer comes back as an

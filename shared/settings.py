@@ -19,7 +19,7 @@ STORAGE_CONNECTION_SETTING = "AzureWebJobsStorage"
 DEFAULT_LEDGER_TABLE = "hireledger"
 DEFAULT_UPN_TEMPLATE = "{firstName}.{lastName}"
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
-# How a UPN's holder is found (CONTRACT section 4): Microsoft Graph in the customer's tenant,
+# How a UPN's holder is found (docs/contract.md 4): Microsoft Graph in the customer's tenant,
 # Partner Center's user list, or Graph where the customer has consented and the list elsewhere.
 UPN_LOOKUP_MODES = ("auto", "graph", "partner-center")
 DEFAULT_UPN_LOOKUP = "auto"
@@ -156,7 +156,7 @@ class Settings:
 
 
 class HttpAccess(StrEnum):
-    """Who may call the HTTP intake and status routes (CONTRACT section 6)."""
+    """Who may call the HTTP intake and status routes (docs/contract.md section 6)."""
 
     FUNCTION_KEY = "function-key"  # the Functions host checks a key per route (authLevel FUNCTION)
     ENTRA = "entra"  # App Service authentication admits the caller; the code checks its app role

@@ -1,4 +1,4 @@
-"""HR's HTTP front door (CONTRACT section 6) over real HTTP: client → local host on loopback →
+"""HR's HTTP front door (docs/contract.md 6) over real HTTP: client → local host on loopback →
 function_app.py → Azurite queue and ledger → the queue function → stand-ins."""
 
 from __future__ import annotations
