@@ -23,7 +23,9 @@ param appIdSecretName string = 'partner-center-app-id'
 param appSecretSecretName string = 'partner-center-app-secret'
 param refreshTokenSecretName string = 'partner-center-refresh-token'
 param partnerCenterBaseUrl string = 'https://api.partnercenter.microsoft.com'
-param entraAuthorityHost string = 'https://login.microsoftonline.com'
+// The cloud's own sign-in endpoint (https://login.microsoftonline.com/ in the public cloud), not
+// a hard-coded host; the function strips the trailing slash.
+param entraAuthorityHost string = environment().authentication.loginEndpoint
 
 @minValue(1)
 @maxValue(365)
@@ -50,8 +52,8 @@ param existingPasswordVaultResourceGroup string = ''
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS', 'Standard_RAGZRS'])
 param storageSkuName string = 'Standard_ZRS'
 
-@description('Set to true once the three credential secrets exist: the refresh-token write-back role then narrows from the vault to that one secret.')
-param credentialSecretsStored bool = false
+@description('Seeds the names of new vaults (VAULT_NAME_SEED; azure.yaml\'s hooks set it, and clear it after azd down). Purge protection keeps a deleted vault\'s name for 90 days, so a new seed gives azd up after azd down free names.')
+param vaultNameSeed string = ''
 
 // ---- Scale: total concurrency = maximumInstanceCount x (batchSize + newBatchThreshold). ----
 // README, "Concurrency and Partner Center throttling", has the reasoning behind the defaults.
@@ -78,10 +80,15 @@ param alertEmailAddresses string = ''
 @maxValue(100)
 @description('Alert when more than this share of outcomes in 30 minutes are rejected or failed.')
 param failureRateThresholdPercent int = 20
+@minValue(1)
+@description('Alert when the storage account\'s queues together hold more messages than this for an hour.')
+param queueBacklogThreshold int = 50
 @description('Object id of an Entra group of operators who run poison-queue (optional).')
 param operatorsPrincipalId string = ''
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+// Vaults only: a vault deleted with purge protection keeps its name for its retention period.
+var vaultToken = empty(vaultNameSeed) ? resourceToken : toLower(uniqueString(subscription().id, environmentName, location, vaultNameSeed))
 var tags = { 'azd-env-name': environmentName }
 var resourceGroupName = 'rg-${environmentName}'
 var newStorage = empty(existingStorageAccountName)
@@ -89,15 +96,22 @@ var newKeyVault = empty(existingKeyVaultName)
 var newPasswordVault = empty(existingPasswordVaultName)
 var storageAccountName = newStorage ? 'st${resourceToken}' : existingStorageAccountName
 var storageResourceGroup = newStorage || empty(existingStorageAccountResourceGroup) ? resourceGroupName : existingStorageAccountResourceGroup
-var keyVaultName = newKeyVault ? 'kv-${resourceToken}' : existingKeyVaultName
+var keyVaultName = newKeyVault ? 'kv-${vaultToken}' : existingKeyVaultName
 var keyVaultResourceGroup = newKeyVault || empty(existingKeyVaultResourceGroup) ? resourceGroupName : existingKeyVaultResourceGroup
-var passwordVaultName = newPasswordVault ? 'kvpw-${resourceToken}' : existingPasswordVaultName
+var passwordVaultName = newPasswordVault ? 'kvpw-${vaultToken}' : existingPasswordVaultName
 var passwordVaultResourceGroup = newPasswordVault || empty(existingPasswordVaultResourceGroup) ? resourceGroupName : existingPasswordVaultResourceGroup
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: resourceGroupName
   location: location
   tags: tags
+}
+
+module customRoles 'modules/custom-roles.bicep' = {
+  name: 'custom-roles-${resourceToken}'
+  params: {
+    resourceToken: resourceToken
+  }
 }
 
 module identity 'modules/identity.bicep' = {
@@ -145,6 +159,7 @@ module storage 'modules/storage-data.bicep' = {
     deploymentContainerName: 'app-package-${resourceToken}'
     principalId: identity.outputs.principalId
     operatorsPrincipalId: operatorsPrincipalId
+    queueMessageProcessorRoleId: customRoles.outputs.queueMessageProcessorRoleId
   }
 }
 
@@ -177,8 +192,7 @@ module vaultAccess 'modules/vault-access.bicep' = {
   params: {
     vaultName: keyVaultName
     principalId: identity.outputs.principalId
-    refreshTokenSecretName: refreshTokenSecretName
-    credentialSecretsStored: credentialSecretsStored
+    secretReaderWriterRoleId: customRoles.outputs.secretReaderWriterRoleId
   }
 }
 
@@ -189,14 +203,16 @@ module passwordVaultAccess 'modules/password-vault-access.bicep' = {
   params: {
     vaultName: passwordVaultName
     principalId: identity.outputs.principalId
+    secretReaderWriterRoleId: customRoles.outputs.secretReaderWriterRoleId
   }
 }
 
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
-  // The roles must exist before the host starts, or its first minutes fail with 403s.
-  dependsOn: [storage, vaultAccess, passwordVaultAccess]
+  // The roles must exist before the host starts, or its first minutes fail with 403s: the
+  // settings below read outputs of storage, vaultAccess and passwordVaultAccess, which makes
+  // each of them a dependency without a dependsOn.
   params: {
     name: 'func-${resourceToken}'
     planName: 'plan-${resourceToken}'
@@ -247,6 +263,9 @@ module alerts 'modules/alerts.bicep' = {
     failureRateThresholdPercent: failureRateThresholdPercent
     poisonQueueName: '${requestQueueName}-poison'
     decisions: monitoring.outputs.decisionsQuery
+    storageAccountId: resourceId(subscription().subscriptionId, storageResourceGroup, 'Microsoft.Storage/storageAccounts', storageAccountName)
+    functionAppId: functionApp.outputs.id
+    queueBacklogThreshold: queueBacklogThreshold
   }
 }
 
@@ -254,6 +273,7 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storageAccountName
 output AZURE_KEY_VAULT_NAME string = keyVaultName
+output VAULT_NAME_SEED string = vaultNameSeed
 output AZURE_PASSWORD_VAULT_NAME string = passwordVaultName
 output AZURE_QUEUE_SERVICE_URI string = storage.outputs.endpoints.queue
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
