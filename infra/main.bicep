@@ -160,6 +160,7 @@ module storage 'modules/storage-data.bicep' = {
     principalId: identity.outputs.principalId
     operatorsPrincipalId: operatorsPrincipalId
     queueMessageProcessorRoleId: customRoles.outputs.queueMessageProcessorRoleId
+    ledgerWriterRoleId: customRoles.outputs.ledgerWriterRoleId
   }
 }
 

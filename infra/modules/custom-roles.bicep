@@ -1,6 +1,7 @@
-// The two custom roles of this deployment (docs/deployment-roles.md says why each exists and
+// The three custom roles of this deployment (docs/deployment-roles.md says why each exists and
 // infra/permissions.json lists the operations each action is for). Built-in roles grant more:
-// Storage Queue Data Contributor can delete the queue itself, Key Vault Secrets Officer can
+// Storage Queue Data Contributor can delete the queue itself, Storage Table Data
+// Contributor the ledger table and its records, Key Vault Secrets Officer can
 // delete and purge every secret in the vault. Creating a role definition needs
 // Microsoft.Authorization/roleDefinitions/write (Owner or User Access Administrator).
 targetScope = 'subscription'
@@ -37,6 +38,33 @@ resource queueMessageProcessorRole 'Microsoft.Authorization/roleDefinitions@2022
   }
 }
 
+// The hire ledger: query, insert and merge entities (the claim and every step are conditional
+// writes). No entity or table delete: the ledger is the product's memory. Creating the table
+// is left out too: the template creates it, and the function carries on after that 403.
+resource ledgerWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, resourceToken, 'ledger-writer')
+  properties: {
+    roleName: 'Hire provisioning ledger writer (${resourceToken})'
+    description: 'Query, insert and update the entities of a table; never delete an entity or the table.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/tableServices/tables/entities/read'
+          'Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action'
+          'Microsoft.Storage/storageAccounts/tableServices/tables/entities/update/action'
+        ]
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
 // Key Vault: read a secret's value and store a new version. No list, no metadata, no delete,
 // purge, backup or restore.
 resource secretReaderWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
@@ -63,4 +91,5 @@ resource secretReaderWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04
 }
 
 output queueMessageProcessorRoleId string = queueMessageProcessorRole.id
+output ledgerWriterRoleId string = ledgerWriterRole.id
 output secretReaderWriterRoleId string = secretReaderWriterRole.id

@@ -13,11 +13,12 @@ param principalId string
 param operatorsPrincipalId string
 @description('The custom queue message processor role (custom-roles.bicep), by resource id.')
 param queueMessageProcessorRoleId string
+@description('The custom ledger writer role (custom-roles.bicep), by resource id.')
+param ledgerWriterRoleId string
 
 var roles = {
   storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
   storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
-  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 }
@@ -108,14 +109,15 @@ resource poisonSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Ledger: one record per hire, created and changed by conditional writes.
-resource ledgerContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(ledger.id, principalId, roles.storageTableDataContributor)
+// Ledger: one record per hire, created and changed by conditional writes; never deleted (the
+// custom ledger writer role of custom-roles.bicep has no delete).
+resource ledgerWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(ledger.id, principalId, 'ledger-writer')
   scope: ledger
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    roleDefinitionId: ledgerWriterRoleId
   }
 }
 
