@@ -1,4 +1,4 @@
-"""`hires`: what the hire ledger says about each hire (README: "Operator runbook").
+"""`hires`: what the hire ledger says about each hire (docs/operations.md).
 
     hires show <eventId>  [--format text|json]
     hires list [--state STATE ...] [--outcome STATUS ...] [--customer ID] [--since AGE]

@@ -1,4 +1,4 @@
-"""`poison-queue`: inspect, export and replay the poison queue (README: "Operator runbook").
+"""`poison-queue`: inspect, export and replay the poison queue (docs/operations.md).
 
     poison-queue list    [filters] [--format table|json]
     poison-queue show    <message-id | eventId> [--format text|json]

@@ -351,7 +351,7 @@ def _licence_text(licenses: dict[str, list[str]] | None) -> str:
 def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hire-preview",
-        description="Say what each hire event would do, reading only (README: operators).",
+        description="Say what each hire event would do, reading only (docs/operations.md).",
     )
     parser.add_argument("file", nargs="?", default="-", help="JSON Lines file; - for stdin")
     parser.add_argument("--format", choices=("table", "json"), default="table")

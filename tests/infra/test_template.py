@@ -1,5 +1,6 @@
-"""The Bicep template sets every setting the function reads and grants every role the README
-names, no more and no fewer; the Python pins install on every Python the app deploys on."""
+"""The Bicep template sets every setting the function reads and grants every role that
+docs/deployment.md names, no more and no fewer; the Python pins install on every Python the
+app deploys on."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ BUILT_IN_ROLES = {
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
 
-# How the README's roles table names the kind of resource a role is scoped to.
+# How the roles table (docs/deployment.md) names the kind of resource a role is scoped to.
 SCOPE_WORDS = {
     "Microsoft.Storage/storageAccounts/queueServices/queues": "queue",
     "Microsoft.Storage/storageAccounts/tableServices/tables": "table",
@@ -232,6 +233,11 @@ def test_role_ids_are_the_built_in_roles() -> None:
             assert role_id in known, f"{path.name}: {role_id} is no role this test knows"
 
 
+def deployment_doc() -> str:
+    """The deployment guide, which names the concurrency the template sets."""
+    return (bicep.ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+
+
 def documented_roles() -> list[tuple[str, str, str]]:
     """(role, who, scope) rows of the roles table in docs/deployment-roles.md."""
     doc = (bicep.ROOT / "docs" / "deployment-roles.md").read_text(encoding="utf-8")
@@ -279,6 +285,16 @@ def test_the_template_assigns_every_role_the_docs_name() -> None:
         )
 
 
+def test_the_credentials_step_names_the_deployed_roles() -> None:
+    doc = deployment_doc()
+    section = doc.split("## Putting the credentials into Key Vault", 1)[1].split("\n## ", 1)[0]
+    step = section.split("5. ", 1)[1]
+    assert "**Hire provisioning secret reader and writer**" in step
+    assert "Secrets Officer" not in step and "Secrets User" not in step
+    assert "system-assigned" not in step
+    assert "CREDENTIAL_SECRETS_STORED" not in doc  # no manual narrowing step any more
+
+
 def test_per_instance_concurrency_defaults_are_host_json() -> None:
     host = json.loads((bicep.ROOT / "host.json").read_text(encoding="utf-8"))
     queues = host["extensions"]["queues"]
@@ -287,8 +303,8 @@ def test_per_instance_concurrency_defaults_are_host_json() -> None:
     assert bicep.literal(main["queueNewBatchThreshold"].default) == queues["newBatchThreshold"]
     instances = int(bicep.literal(main["maximumInstanceCount"].default) or 0)
     total = instances * (queues["batchSize"] + queues["newBatchThreshold"])
-    readme = (bicep.ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"at most **{total}** invocations at once" in readme
+    doc = deployment_doc()
+    assert f"at most **{total}** invocations at once" in doc
 
 
 def test_the_deployed_python_is_one_the_code_and_ci_support() -> None:
