@@ -43,8 +43,9 @@ LOCAL_ONLY = {
 
 # Settings the code still reads, but only as a fallback for older deployments.
 FALLBACK_ONLY = {
-    "AzureWebJobsStorage__tableServiceUri": "the ledger's endpoint before HIRE_LEDGER_TABLE_SERVICE_URI; "
-    "as an app setting it also switches on the host's diagnostic tables",
+    "AzureWebJobsStorage__tableServiceUri": "the ledger's endpoint before "
+    "HIRE_LEDGER_TABLE_SERVICE_URI; as an app setting it also switches on the host's "
+    "diagnostic tables",
 }
 
 # Settings that would put a secret or a key into the app's configuration.
