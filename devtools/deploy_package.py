@@ -112,6 +112,19 @@ def archive(commit: str = "HEAD", root: Path = ROOT) -> dict[str, bytes]:
     return files
 
 
+def tracked(root: Path = ROOT) -> dict[str, bytes]:
+    """Path -> content of every tracked file as it is in the working tree (uncommitted edits
+    included): what a clone would hold once they are committed."""
+    listed = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "-z"], capture_output=True, check=True
+    ).stdout.decode("utf-8")
+    return {
+        path: (root / path).read_bytes()
+        for path in listed.split("\0")
+        if path and (root / path).is_file()
+    }
+
+
 def package_files(files: dict[str, bytes]) -> dict[str, bytes]:
     """The files `.funcignore` lets into the package (gitignore semantics, as azd reads it)."""
     rules = files.get(".funcignore", b"").decode("utf-8").splitlines()

@@ -319,7 +319,8 @@ def test_the_deployed_python_is_one_the_code_and_ci_support() -> None:
 
 @pytest.mark.parametrize("python_version", ["3.10", "3.11", "3.12", "3.13"])
 def test_exactly_one_azure_functions_pin_applies_on_each_python(python_version: str) -> None:
-    for name in ("requirements.txt", "constraints.txt"):
+    # requirements.txt (the hashed lock) is checked by test_deploy_lock.py.
+    for name in ("requirements.in", "constraints.txt"):
         lines = (bicep.ROOT / name).read_text(encoding="utf-8").splitlines()
         pins = [
             Requirement(line)
