@@ -52,7 +52,7 @@ param existingPasswordVaultResourceGroup string = ''
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS', 'Standard_RAGZRS'])
 param storageSkuName string = 'Standard_ZRS'
 
-@description('Seeds the names of new vaults (VAULT_NAME_SEED; azure.yaml\'s hooks set it, and clear it after azd down). Purge protection keeps a deleted vault\'s name for 90 days, so a new seed gives azd up after azd down free names.')
+@description('Seeds the names of new vaults (VAULT_NAME_SEED; azure.yaml\'s hooks set it for a new environment and renew it after azd down). Purge protection keeps a deleted vault\'s name for 90 days, so a new seed gives azd up after azd down free names; empty keeps the names of deployments made before the seed.')
 param vaultNameSeed string = ''
 
 // ---- Scale: total concurrency = maximumInstanceCount x (batchSize + newBatchThreshold). ----
