@@ -26,6 +26,7 @@ from rich.table import Table
 
 from devtools.azurite import start_azurite_queue
 from devtools.funchost import LocalFunctionsHost
+from devtools.http_demo import http_keys, post_over_http, show_status, split_for_http
 from devtools.publisher import HirePublisher
 from devtools.standins import Fault, StandInStack
 from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, DEMO_SKUS, seed_demo
@@ -294,7 +295,8 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
             + ", ".join(f"{k} ({v})" for k, v in _UNFORESEEABLE.items())
         )
         console.rule("[bold]HR publishes hire events")
-        for event in batch:
+        on_queue, over_http = split_for_http(batch)
+        for event in on_queue:
             publisher.publish(event)
             upn = event["user"].get("userPrincipalName") or "(generated in contoso.onmicrosoft.com)"
             console.print(f"  {event['eventId']}  {upn}")
@@ -306,9 +308,17 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         console.print("  (a body that is not JSON)")
 
         console.rule("[bold]The local Functions host runs function_app.py")
-        host = LocalFunctionsHost(PROJECT_ROOT, settings=settings, host_options=DEMO_HOST_OPTIONS)
+        keys = http_keys()
+        host = LocalFunctionsHost(
+            PROJECT_ROOT,
+            settings={**settings, **keys},
+            host_options=DEMO_HOST_OPTIONS,
+            http_port=0,
+        )
         host.start()
         cleanup.callback(host.stop)
+        console.rule("[bold]HR posts the rest over HTTP (POST /api/hires)")
+        post_over_http(console, host.http_base_url, keys, over_http)
         if not host.wait_until_drained(timeout=180):
             console.print("[red]the queues did not drain within 180 s[/]")
             return 1
@@ -317,6 +327,8 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         if not host.wait_until_drained(timeout=60):
             console.print("[red]the queues did not drain within 60 s[/]")
             return 1
+        console.rule("[bold]HR asks for a hire's status (GET /api/hires/{eventId})")
+        show_status(console, host.http_base_url, keys, over_http[1]["eventId"])
         host.stop()
 
         results = QueueClient.from_connection_string(

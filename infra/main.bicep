@@ -14,6 +14,13 @@ param location string
 @description('The partner\'s Entra tenant id (PARTNER_TENANT_ID): the token endpoint of the App+User credentials.')
 param partnerTenantId string
 
+@description('HTTP intake: Entra ID access (App Service authentication, app roles) instead of function keys.')
+param intakeEntraAuth bool = false
+@description('HTTP intake with Entra ID: application (client) id of the API app registration.')
+param intakeApiClientId string = ''
+@description('HTTP intake with Entra ID: application (client) id of the HR system, the only caller.')
+param intakeHrClientId string = ''
+
 // ---- Function settings (CONTRACT section 4); the defaults are the contract's. ----
 param requestQueueName string = 'user-create-requests'
 param resultQueueName string = 'user-create-results'
@@ -87,6 +94,9 @@ param queueBacklogThreshold int = 50
 param operatorsPrincipalId string = ''
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+// The sign-in host without its trailing slash (environment() ends it with one): the function
+// and the token issuer App Service checks both want https://<host>.
+var entraAuthority = endsWith(entraAuthorityHost, '/') ? substring(entraAuthorityHost, 0, length(entraAuthorityHost) - 1) : entraAuthorityHost
 // Vaults only: a vault deleted with purge protection keeps its name for its retention period.
 var vaultToken = empty(vaultNameSeed) ? resourceToken : toLower(uniqueString(subscription().id, environmentName, location, vaultNameSeed))
 var tags = { 'azd-env-name': environmentName }
@@ -243,12 +253,29 @@ module functionApp 'modules/function-app.bicep' = {
       PARTNER_CENTER_APP_SECRET_SECRET: appSecretSecretName
       PARTNER_CENTER_REFRESH_TOKEN_SECRET: refreshTokenSecretName
       PARTNER_CENTER_BASE_URL: partnerCenterBaseUrl
-      ENTRA_AUTHORITY_HOST: entraAuthorityHost
+      ENTRA_AUTHORITY_HOST: entraAuthority
+      // HTTP intake access (shared/intake.py): keys per route, or Entra ID app roles.
+      HIRES_HTTP_AUTH: intakeEntraAuth ? 'entra' : 'function-key'
+      HIRES_HTTP_ALLOWED_CLIENT_IDS: intakeHrClientId
       // The service's name on every span, metric and log record (shared/telemetry.py).
       OTEL_SERVICE_NAME: 'hire-provisioning'
       // The SDKs' own HTTP logging stays at WARNING (shared/logs.py); INFO or DEBUG to debug.
       SDK_LOG_LEVEL: 'WARNING'
     }
+  }
+}
+
+// HTTP intake: Entra ID access instead of function keys (docs/http-intake.md).
+module intakeAuth 'modules/intake-auth.bicep' = {
+  name: 'intake-auth'
+  scope: rg
+  params: {
+    appName: functionApp.outputs.name
+    enabled: intakeEntraAuth
+    tenantId: partnerTenantId
+    apiClientId: intakeApiClientId
+    hrClientId: intakeHrClientId
+    entraAuthorityHost: entraAuthority
   }
 }
 

@@ -17,18 +17,21 @@ from shared.credentials import CredentialSecretNames, MsalTokenExchange, Partner
 from shared.errors import CredentialsError
 from shared.hostconfig import QueueHostConfig
 from shared.httpenv import EnvironmentOnceSession, azure_transport
+from shared.intake import HireIntake
 from shared.ledger import TableHireLedger, open_table_ledger
 from shared.logs import configure_logging
 from shared.partner_center import PartnerCenterClient, Timeouts
 from shared.poison import StoragePoisonQueue, encode_policy
 from shared.provisioning import Provisioner
+from shared.request_queue import StorageRequestQueue
 from shared.retry import RetryPolicy
-from shared.settings import Settings, SettingsError
+from shared.settings import HttpAccessSettings, Settings, SettingsError
 from shared.telemetry import Untraced, configure
 from shared.vault import KeyVaultPasswordVault, KeyVaultSecretStore, SecretStore, StoredSecret
 
 _lock = threading.Lock()
 _provisioner: Provisioner | None = None
+_intake: HireIntake | None = None
 
 
 def provisioner() -> Provisioner:
@@ -44,10 +47,35 @@ def provisioner() -> Provisioner:
 
 
 def install(service: Provisioner | None) -> None:
-    """Replace the process-wide service (tests wire one with short timeouts); None forgets it."""
-    global _provisioner
+    """Replace the process-wide service (tests wire one with short timeouts); None forgets it.
+
+    Forgets the HTTP intake too, so the next request reads the settings again."""
+    global _provisioner, _intake
     with _lock:
         _provisioner = service
+        _intake = None
+
+
+def intake() -> HireIntake:
+    """The process-wide HTTP intake: the request queue and the ledger, read-only."""
+    global _intake
+    if _intake is None:
+        with _lock:
+            if _intake is None:
+                _intake = build_intake(Settings.from_environment(), QueueHostConfig.load())
+    return _intake
+
+
+def build_intake(settings: Settings, host_config: QueueHostConfig) -> HireIntake:
+    configure_logging()
+    return HireIntake(
+        StorageRequestQueue(
+            _queue_client(settings, settings.request_queue, host_config.message_encoding),
+            message_encoding=host_config.message_encoding,
+        ),
+        build_ledger(settings, read_only=True),
+        HttpAccessSettings.from_environment(),
+    )
 
 
 def build_provisioner(
@@ -219,15 +247,19 @@ def _secret_store(vault_url: str, credential: TokenCredential) -> KeyVaultSecret
 
 
 def _poison_queue_client(settings: Settings, message_encoding: str) -> QueueClient:
+    return _queue_client(settings, settings.poison_queue, message_encoding)
+
+
+def _queue_client(settings: Settings, queue_name: str, message_encoding: str) -> QueueClient:
     policy = encode_policy(message_encoding)
     if settings.storage_connection_string:
         return QueueClient.from_connection_string(
-            settings.storage_connection_string, settings.poison_queue, message_encode_policy=policy
+            settings.storage_connection_string, queue_name, message_encode_policy=policy
         )
     if settings.storage_queue_service_uri:
         return QueueClient(
             settings.storage_queue_service_uri,
-            settings.poison_queue,
+            queue_name,
             credential=DefaultAzureCredential(),
             message_encode_policy=policy,
         )

@@ -56,6 +56,15 @@ class InvalidEvent(ValueError):
         self.event_id = event_id
 
 
+def invalid_event_message(error: InvalidEvent) -> str:
+    """The outcome's error message for an invalid event (the queue function's and the HTTP
+    intake's refusals say the same)."""
+    return (
+        f"the hire event is invalid: {error}. Correct the HR record and publish the event "
+        "again (see the event contract)"
+    )
+
+
 class NotAnEvent(InvalidEvent):
     """The body is not a JSON object at all (not UTF-8, not JSON, or another JSON type)."""
 

@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from shared.upn import UpnTemplateError, validate_template
 
@@ -135,4 +136,48 @@ class Settings:
             ledger_table=ledger_table,
             upn_template=upn_template,
             claim_seconds=int(claim_text),
+        )
+
+
+class HttpAccess(StrEnum):
+    """Who may call the HTTP intake and status routes (CONTRACT section 6)."""
+
+    FUNCTION_KEY = "function-key"  # the Functions host checks a key per route (authLevel FUNCTION)
+    ENTRA = "entra"  # App Service authentication admits the caller; the code checks its app role
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpAccessSettings:
+    """``HIRES_HTTP_AUTH`` (``function-key`` or ``entra``; by default ``entra`` exactly when
+    App Service authentication is on, which App Service reports as ``WEBSITE_AUTH_ENABLED``),
+    and ``HIRES_HTTP_ALLOWED_CLIENT_IDS``: the client application ids admitted in ``entra``
+    mode (comma-separated; App Service authentication's allowed applications enforce the same
+    list, the code checks it again)."""
+
+    mode: HttpAccess
+    easy_auth_enabled: bool
+    allowed_client_ids: frozenset[str]
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> HttpAccessSettings:
+        env = os.environ if environ is None else environ
+        easy_auth = env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() in {"true", "1"}
+        text = env.get("HIRES_HTTP_AUTH", "").strip().lower()
+        if not text:
+            mode = HttpAccess.ENTRA if easy_auth else HttpAccess.FUNCTION_KEY
+        else:
+            try:
+                mode = HttpAccess(text)
+            except ValueError:
+                raise SettingsError(
+                    "HIRES_HTTP_AUTH must be function-key or entra, got "
+                    f"{text[:40]!r}"
+                ) from None
+        ids = env.get("HIRES_HTTP_ALLOWED_CLIENT_IDS", "")
+        return cls(
+            mode=mode,
+            easy_auth_enabled=easy_auth,
+            allowed_client_ids=frozenset(
+                part.strip().lower() for part in ids.split(",") if part.strip()
+            ),
         )

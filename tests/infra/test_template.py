@@ -48,6 +48,13 @@ FALLBACK_ONLY = {
     "diagnostic tables",
 }
 
+# Environment variables the platform sets by itself, never app settings, and why.
+PLATFORM = {
+    "WEBSITE_AUTH_ENABLED": "App Service sets it when its authentication is on "
+    "(infra/modules/intake-auth.bicep); as an app setting it would claim a protection that "
+    "may not be there",
+}
+
 # Settings that would put a secret or a key into the app's configuration.
 FORBIDDEN = {
     "AzureWebJobsStorage",
@@ -120,7 +127,7 @@ def settings_the_code_reads() -> set[str]:
             for constant in re.findall(r"env\.get\(\s*(\w+_SETTING)\b", source)
             if hasattr(app_settings, constant)
         )
-    return names - set(LOCAL_ONLY) - set(FALLBACK_ONLY)
+    return names - set(LOCAL_ONLY) - set(FALLBACK_ONLY) - set(PLATFORM)
 
 
 def sample_settings() -> set[str]:
