@@ -41,6 +41,11 @@ var appSettings = union(settings, {
   // Every decision line must arrive: the alerts and saved queries count them, and adaptive
   // sampling (on by default, traces included) would drop some under load.
   AzureFunctionsJobHost__logging__applicationInsights__samplingSettings__isEnabled: 'false'
+  // The app's exporter (azure-monitor-opentelemetry 1.8) samples spans at 5 traces a second
+  // by default; keep every span (a few per hire). Its log records, the decision lines among
+  // them, are never sampled with their traces (enable_trace_based_sampling_for_logs is off).
+  OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
+  OTEL_TRACES_SAMPLER_ARG: '1.0'
   // Per-instance concurrency, explicit beside maximumInstanceCount (README: Concurrency and
   // Partner Center throttling). The function reads these overrides too.
   AzureFunctionsJobHost__extensions__queues__batchSize: string(queueBatchSize)

@@ -20,6 +20,7 @@ import sys
 import threading
 from http.server import ThreadingHTTPServer
 
+import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from tests.telemetry.test_configure import ROOT, TELEMETRY_SETTINGS, _Collector
@@ -121,4 +122,24 @@ def test_the_alerts_count_decision_lines_as_the_app_exports_them() -> None:
     # The host samples nothing away (its own records); the app's exporter keeps every record.
     app = bicep.text("modules/function-app.bicep")
     assert "samplingSettings__isEnabled: 'false'" in app
-    assert "OTEL_TRACES_SAMPLER" not in app
+    assert "OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'" in app
+    assert "OTEL_TRACES_SAMPLER_ARG: '1.0'" in app
+
+
+def test_the_pinned_distro_keeps_every_span_and_every_log_record_with_those_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the pinned azure-monitor-opentelemetry does with the template's settings: a fixed
+    # 100 % sampler (its default would be 5 traces a second) and no log sampling by trace.
+    from azure.monitor.opentelemetry._utils.configurations import _get_configurations
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "microsoft.fixed_percentage")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "1.0")
+    before = dict(os.environ)
+    try:
+        configurations = _get_configurations()
+    finally:  # it sets defaults in os.environ (resource detectors); leave none behind
+        for name in set(os.environ) - set(before):
+            monkeypatch.delenv(name)
+    assert configurations["sampling_ratio"] == 1.0
+    assert configurations["enable_trace_based_sampling_for_logs"] is False
