@@ -33,6 +33,11 @@ param partnerCenterBaseUrl string = 'https://api.partnercenter.microsoft.com'
 // The cloud's own sign-in endpoint (https://login.microsoftonline.com/ in the public cloud), not
 // a hard-coded host; the function strips the trailing slash.
 param entraAuthorityHost string = environment().authentication.loginEndpoint
+@description('How a UPN\'s holder is found (UPN_LOOKUP): graph, partner-center, or auto (Graph where the customer has consented, else the user list).')
+@allowed(['auto', 'graph', 'partner-center'])
+param upnLookup string = 'auto'
+@description('Microsoft Graph, without /v1.0 (GRAPH_BASE_URL).')
+param graphBaseUrl string = 'https://graph.microsoft.com'
 
 @minValue(1)
 @maxValue(365)
@@ -254,6 +259,8 @@ module functionApp 'modules/function-app.bicep' = {
       PARTNER_CENTER_REFRESH_TOKEN_SECRET: refreshTokenSecretName
       PARTNER_CENTER_BASE_URL: partnerCenterBaseUrl
       ENTRA_AUTHORITY_HOST: entraAuthority
+      UPN_LOOKUP: upnLookup
+      GRAPH_BASE_URL: graphBaseUrl
       // HTTP intake access (shared/intake.py): keys per route, or Entra ID app roles.
       HIRES_HTTP_AUTH: intakeEntraAuth ? 'entra' : 'function-key'
       HIRES_HTTP_ALLOWED_CLIENT_IDS: intakeHrClientId

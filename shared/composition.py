@@ -13,8 +13,15 @@ from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
-from shared.credentials import CredentialSecretNames, MsalTokenExchange, PartnerCenterCredentials
+from shared.credentials import (
+    GRAPH_SCOPE,
+    CredentialSecretNames,
+    CustomerTenantTokens,
+    MsalTokenExchange,
+    PartnerCenterCredentials,
+)
 from shared.errors import CredentialsError
+from shared.graph import GraphClient, GraphUpnDirectory, UserListOnly
 from shared.hostconfig import QueueHostConfig
 from shared.httpenv import EnvironmentOnceSession, azure_transport
 from shared.intake import HireIntake
@@ -22,6 +29,7 @@ from shared.ledger import TableHireLedger, open_table_ledger
 from shared.logs import configure_logging
 from shared.partner_center import PartnerCenterClient, Timeouts
 from shared.poison import StoragePoisonQueue, encode_policy
+from shared.ports import UpnDirectory
 from shared.provisioning import Provisioner
 from shared.request_queue import StorageRequestQueue
 from shared.retry import RetryPolicy
@@ -150,6 +158,45 @@ def build_provisioner(
         claim_ttl=timedelta(seconds=settings.claim_seconds),
         upn_template=settings.upn_template,
         telemetry=telemetry,
+        # LEAD (issue 17): enable at merge, once Provisioner.__init__ accepts directory=:
+        # directory=build_upn_directory(settings, tokens, telemetry=telemetry, session=session),
+    )
+
+
+def build_upn_directory(
+    settings: Settings,
+    partner_tokens: PartnerCenterCredentials,
+    *,
+    telemetry: Untraced | None = None,
+    session: EnvironmentOnceSession | None = None,
+) -> UpnDirectory:
+    """Who holds a UPN, as ``UPN_LOOKUP`` says: Microsoft Graph in the customer's tenant
+    (``graph``; ``auto`` where the customer has consented, else Partner Center's user list),
+    or no directory at all (``partner-center``: nothing talks to Graph, nothing needs it)."""
+    telemetry = telemetry or Untraced()
+    if settings.upn_lookup == "partner-center":
+        return UserListOnly()
+    customer_tokens = CustomerTenantTokens(
+        partner_tokens,
+        lambda tenant_id: telemetry.traced_call(
+            MsalTokenExchange(
+                authority_host=settings.entra_authority_host, tenant_id=tenant_id, scope=GRAPH_SCOPE
+            ),
+            "entra",
+            "refresh_token_grant",
+        ),
+    )
+    client = GraphClient(
+        settings.graph_base_url,
+        customer_tokens,
+        session=session or EnvironmentOnceSession(user_agent="hire-provisioning/0.1"),
+    )
+    return telemetry.traced(
+        GraphUpnDirectory(
+            client, mode=settings.upn_lookup, on_fallback=telemetry.upn_lookup_fell_back
+        ),
+        "graph",
+        ("find_user_by_upn",),
     )
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from shared.upn import UpnTemplateError, validate_template
 
@@ -20,6 +21,11 @@ STORAGE_CONNECTION_SETTING = "AzureWebJobsStorage"
 LEDGER_TABLE_SERVICE_URI_SETTING = "HIRE_LEDGER_TABLE_SERVICE_URI"
 DEFAULT_LEDGER_TABLE = "hireledger"
 DEFAULT_UPN_TEMPLATE = "{firstName}.{lastName}"
+DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
+# How a UPN's holder is found (CONTRACT section 4): Microsoft Graph in the customer's tenant,
+# Partner Center's user list, or Graph where the customer has consented and the list elsewhere.
+UPN_LOOKUP_MODES = ("auto", "graph", "partner-center")
+DEFAULT_UPN_LOOKUP = "auto"
 # How long a delivery's claim on a hire lasts: longer than one invocation can run, shorter than
 # the host's 10-minute message lease, so a dead delivery's claim is taken over by the next.
 DEFAULT_CLAIM_SECONDS = 240
@@ -55,6 +61,8 @@ class Settings:
     ledger_table: str = DEFAULT_LEDGER_TABLE
     upn_template: str = DEFAULT_UPN_TEMPLATE
     claim_seconds: int = DEFAULT_CLAIM_SECONDS
+    upn_lookup: str = DEFAULT_UPN_LOOKUP
+    graph_base_url: str = DEFAULT_GRAPH_BASE_URL
 
     @property
     def poison_queue(self) -> str:
@@ -109,6 +117,18 @@ class Settings:
             validate_template(upn_template)
         except UpnTemplateError as error:
             raise SettingsError(str(error)) from None
+        upn_lookup = optional("UPN_LOOKUP", DEFAULT_UPN_LOOKUP).lower()
+        if upn_lookup not in UPN_LOOKUP_MODES:
+            raise SettingsError(
+                "app setting UPN_LOOKUP must be one of " + ", ".join(UPN_LOOKUP_MODES)
+            )
+        graph_base_url = optional("GRAPH_BASE_URL", DEFAULT_GRAPH_BASE_URL).rstrip("/")
+        parts = urlsplit(graph_base_url)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
+            raise SettingsError(
+                "app setting GRAPH_BASE_URL must be an http(s) URL such as "
+                f"{DEFAULT_GRAPH_BASE_URL} (without /v1.0)"
+            )
         return cls(
             request_queue=optional("REQUEST_QUEUE_NAME", DEFAULT_REQUEST_QUEUE),
             result_queue=optional("RESULT_QUEUE_NAME", DEFAULT_RESULT_QUEUE),
@@ -136,6 +156,8 @@ class Settings:
             ledger_table=ledger_table,
             upn_template=upn_template,
             claim_seconds=int(claim_text),
+            upn_lookup=upn_lookup,
+            graph_base_url=graph_base_url,
         )
 
 

@@ -194,6 +194,8 @@ def test_parameter_defaults_are_the_contract_defaults() -> None:
         "upnTemplate": "{firstName}.{lastName}",
         "initialPasswordTtlDays": 7,
         "hireClaimSeconds": 240,
+        "upnLookup": app_settings.DEFAULT_UPN_LOOKUP,
+        "graphBaseUrl": app_settings.DEFAULT_GRAPH_BASE_URL,
     }
     sample = json.loads((bicep.ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))
     for setting, parameter in (
