@@ -247,7 +247,7 @@ def build_ledger(settings: Settings, *, read_only: bool = False) -> TableHireLed
     """The hire ledger in the AzureWebJobsStorage account (also used by the operator tools)."""
     if not (settings.storage_connection_string or settings.storage_table_service_uri):
         raise SettingsError(
-            "app setting AzureWebJobsStorage (or AzureWebJobsStorage__tableServiceUri) is "
+            "app setting AzureWebJobsStorage (or HIRE_LEDGER_TABLE_SERVICE_URI) is "
             "required for the hire ledger"
         )
     return open_table_ledger(

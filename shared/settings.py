@@ -16,6 +16,9 @@ DEFAULT_RESULT_QUEUE = "user-create-results"
 DEFAULT_PARTNER_CENTER_BASE_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com"
 STORAGE_CONNECTION_SETTING = "AzureWebJobsStorage"
+# The ledger's table endpoint has a setting of its own: AzureWebJobsStorage__tableServiceUri
+# would also switch on the Functions host's diagnostic tables. The old name is still read.
+LEDGER_TABLE_SERVICE_URI_SETTING = "HIRE_LEDGER_TABLE_SERVICE_URI"
 DEFAULT_LEDGER_TABLE = "hireledger"
 DEFAULT_UPN_TEMPLATE = "{firstName}.{lastName}"
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
@@ -96,7 +99,10 @@ class Settings:
             )
         connection = env.get(STORAGE_CONNECTION_SETTING, "").strip() or None
         queue_service_uri = env.get(f"{STORAGE_CONNECTION_SETTING}__queueServiceUri", "").strip()
-        table_service_uri = env.get(f"{STORAGE_CONNECTION_SETTING}__tableServiceUri", "").strip()
+        table_service_uri = (
+            env.get(LEDGER_TABLE_SERVICE_URI_SETTING, "").strip()
+            or env.get(f"{STORAGE_CONNECTION_SETTING}__tableServiceUri", "").strip()
+        )
         ledger_table = optional("HIRE_LEDGER_TABLE", DEFAULT_LEDGER_TABLE)
         if not _TABLE_NAME.fullmatch(ledger_table):
             raise SettingsError(

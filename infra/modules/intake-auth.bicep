@@ -21,8 +21,10 @@ param apiClientId string = ''
 @description('Application (client) id of the HR system: the only caller admitted.')
 param hrClientId string = ''
 
-@description('Token issuer host, as the function uses it (sovereign clouds differ).')
-param entraAuthorityHost string = 'https://login.microsoftonline.com'
+@description('Token issuer host, as the function uses it (sovereign clouds differ); the cloud\'s own by default, not a hard-coded host.')
+param entraAuthorityHost string = environment().authentication.loginEndpoint
+
+var authority = endsWith(entraAuthorityHost, '/') ? substring(entraAuthorityHost, 0, length(entraAuthorityHost) - 1) : entraAuthorityHost
 
 resource app 'Microsoft.Web/sites@2024-04-01' existing = {
   name: appName
@@ -56,7 +58,7 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (enabled) {
         enabled: true
         registration: {
           clientId: apiClientId
-          openIdIssuer: '${entraAuthorityHost}/${tenantId}/v2.0'
+          openIdIssuer: '${authority}/${tenantId}/v2.0'
         }
         validation: {
           allowedAudiences: [
