@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from azure.core.exceptions import (
     AzureError,
@@ -228,7 +228,7 @@ def storage_target(args: argparse.Namespace, settings: ToolSettings) -> StorageT
     )
 
 
-def client_options() -> dict[str, object]:
+def client_options() -> dict[str, Any]:
     """azure-core options for a tool's storage clients: fail in seconds, retry once."""
     return {
         "connection_timeout": CONNECTION_TIMEOUT_SECONDS,
