@@ -30,7 +30,7 @@ from devtools.publisher import HirePublisher
 from devtools.standins import Fault, StandInStack
 from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, DEMO_SKUS, seed_demo
 from devtools.traces import render, span_tree
-from ops.preview import Verdict, preview_with_settings, render_table
+from ops.preview import Verdict, preview_with_settings, render_verdicts
 from shared.settings import Settings
 from shared.telemetry import install
 
@@ -288,7 +288,7 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         console.rule("[bold]An operator previews the batch (hire-preview; reads only)")
         lines = [b if isinstance(b, str) else json.dumps(b) for b in all_bodies()]
         verdicts = preview_with_settings(Settings.from_environment(), lines)
-        render_table(verdicts, console)
+        render_verdicts(verdicts)
         console.print(
             "The preview cannot foresee what only a create reveals: "
             + ", ".join(f"{k} ({v})" for k, v in _UNFORESEEABLE.items())
