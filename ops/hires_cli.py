@@ -92,9 +92,25 @@ def records_columns(views: Sequence[dict[str, Any]]) -> list[Column]:
 
 
 def show_lines(view: dict[str, Any]) -> list[str]:
-    """Every member, one per line, nested values as JSON; nothing cut short."""
-    width = max(len(key) for key in view)
-    return [f"{key:>{width}}: {_text(value)}" for key, value in view.items()]
+    """Every member, one per line, nested members as 'outcome.status'; nothing cut short."""
+    flat: list[tuple[str, Any]] = []
+    for key, value in view.items():
+        if isinstance(value, dict) and value:
+            flat += [(f"{key}.{inner}", item) for inner, item in value.items()]
+        else:
+            flat.append((key, value))
+    width = max(len(key) for key, _ in flat)
+    return [f"{key:>{width}}: {_scalar(value)}" for key, value in flat]
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(_scalar(item) for item in value) or "-"
+    if value is None or value == {}:
+        return "-"
+    return _text(value)
 
 
 def _parser() -> argparse.ArgumentParser:
