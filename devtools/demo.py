@@ -12,12 +12,14 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from azure.core.exceptions import AzureError
 from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -182,16 +184,39 @@ def outcome_table(outcomes: list[dict[str, Any] | str]) -> Table:
         if not isinstance(outcome, dict):
             continue
         error = outcome.get("error") or {}
+        secret = outcome.get("initialPasswordSecretId")
         table.add_row(
-            str(outcome.get("eventId")),
+            _cell(outcome.get("eventId")),
             f"[{style.get(str(outcome['status']), 'white')}]{outcome['status']}[/]",
-            str(error.get("category") or ""),
-            str(outcome.get("userPrincipalName") or ""),
+            _cell(error.get("category")),
+            _cell(outcome.get("userPrincipalName")),
             _licences(outcome.get("licenses")),
-            str(outcome.get("attempts")),
-            str(error.get("message") or outcome.get("initialPasswordSecretId") or ""),
+            _cell(outcome.get("attempts")),
+            _cell(error.get("message"))
+            or (f"password in {short_secret_id(secret)}" if isinstance(secret, str) else ""),
         )
     return table
+
+
+def _cell(value: object) -> str:
+    """A table cell: nothing for a missing value (never 'None')."""
+    return "" if value is None else str(value)
+
+
+def short_secret_id(secret_id: str) -> str:
+    """A Key Vault secret id shortened for a table: its name's start and its version's."""
+    parts = [part for part in secret_id.split("/") if part]
+    if len(parts) >= 4 and parts[-3] == "secrets":
+        name, version = parts[-2], parts[-1]
+        return f"{name[:24]}\N{HORIZONTAL ELLIPSIS}/{version[:8]}"
+    return secret_id if len(secret_id) <= 40 else secret_id[:39] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def counts_text(counts: object) -> str:
+    """{'POST users': 3, ...} as 'POST users 3, ...' (no Python reprs in the summary)."""
+    if not isinstance(counts, dict) or not counts:
+        return "none"
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=str))
 
 
 def _licences(licenses: object) -> str:
@@ -240,16 +265,47 @@ def poison_table(messages: list[dict[str, Any] | str]) -> Table:
         if isinstance(message, dict):
             failure = message.get("lastFailure") or {}
             table.add_row(
-                str(message.get("eventId")),
-                str(failure.get("category", "(poisoned by host)")),
-                str(failure.get("httpStatus", "")),
-                str(failure.get("code", "")),
-                str(failure.get("attempts", "")),
+                _cell(message.get("eventId")),
+                _cell(failure.get("category", "(poisoned by host)")),
+                _cell(failure.get("httpStatus")),
+                _cell(failure.get("code")),
+                _cell(failure.get("attempts")),
                 "event + lastFailure" if failure else "event",
             )
         else:
             table.add_row("-", "(not an event)", "", "", "", message[:60])
     return table
+
+
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+def wait_with_progress(host: LocalFunctionsHost, connection_string: str, *, timeout: float) -> bool:
+    """Wait for the host to drain, saying every few seconds what it is still working on."""
+    queues = {
+        name: QueueClient.from_connection_string(connection_string, name)
+        for name in (REQUEST_QUEUE, RESULT_QUEUE, f"{REQUEST_QUEUE}-poison")
+    }
+    started = time.monotonic()
+    while True:
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            return False
+        if host.wait_until_drained(timeout=min(PROGRESS_EVERY_SECONDS, left)):
+            return True
+        counts = {}
+        for name, client in queues.items():
+            try:
+                counts[name] = client.get_queue_properties().approximate_message_count or 0
+            except AzureError:
+                counts[name] = 0
+        console.print(
+            f"  waiting for the host ({time.monotonic() - started:.0f} s): "
+            f"{counts[REQUEST_QUEUE]} request(s) still queued or retrying (a retry waits "
+            f"{DEMO_HOST_OPTIONS['visibilityTimeout']}), {counts[RESULT_QUEUE]} outcome(s), "
+            f"{counts[REQUEST_QUEUE + '-poison']} poisoned",
+            highlight=False,
+        )
 
 
 def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
@@ -309,12 +365,12 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         host = LocalFunctionsHost(PROJECT_ROOT, settings=settings, host_options=DEMO_HOST_OPTIONS)
         host.start()
         cleanup.callback(host.stop)
-        if not host.wait_until_drained(timeout=180):
+        if not wait_with_progress(host, azurite.connection_string, timeout=180):
             console.print("[red]the queues did not drain within 180 s[/]")
             return 1
         console.print("HR delivers hire-2026-000101 a second time (at-least-once delivery)")
         publisher.publish(batch[0])
-        if not host.wait_until_drained(timeout=60):
+        if not wait_with_progress(host, azurite.connection_string, timeout=60):
             console.print("[red]the queues did not drain within 60 s[/]")
             return 1
         host.stop()
@@ -337,13 +393,14 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         console.print(
             f"Users in customer tenants: {users} (two were there before: one holds a UPN, "
             "one was deleted); "
-            f"Partner Center calls: {dict(stack.partner_center.counters['calls'])}, "
-            f"faults injected: {dict(stack.partner_center.counters['faults_injected'])}; "
-            f"token requests: {dict(stack.entra.counters['token_requests'])}"
+            f"Partner Center calls: {counts_text(dict(stack.partner_center.counters['calls']))}; "
+            "faults injected: "
+            f"{counts_text(dict(stack.partner_center.counters['faults_injected']))}; "
+            f"token requests: {counts_text(dict(stack.entra.counters['token_requests']))}"
         )
         differences = compare(verdicts, outcomes)
         if differences:
-            console.print(f"[red]the run differed from the preview: {differences}[/]")
+            console.print(f"[red]the run differed from the preview: {'; '.join(differences)}[/]")
             return 1
         console.print("The run produced the statuses the preview said (both unforeseeables aside).")
         if spans is not None:
@@ -351,7 +408,7 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         statuses = {o.get("status") for o in outcomes if isinstance(o, dict)}
         missing = {"created", "restored", "already_exists", "rejected", "failed"} - statuses
         if missing:
-            console.print(f"[red]expected every status, missing {sorted(missing)}[/]")
+            console.print(f"[red]expected every status, missing {', '.join(sorted(missing))}[/]")
             return 1
         console.print(
             "[green]Demo finished: every event has an outcome, failures are in poison.[/]"
