@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,14 +112,15 @@ def load_tool_settings(
             file_values = read_local_settings(path)
         except LocalSettingsError as error:
             raise ToolError(str(error), EXIT_USAGE) from None
-    if apply and environ is None:
-        for name, value in file_values.items():
-            os.environ.setdefault(name, value)
-    return ToolSettings(
+    settings = ToolSettings(
         values=merge_settings(file_values, dict(env)),
         file=path,
         from_environment=frozenset(name for name in env if env[name].strip()),
     )
+    if apply and environ is None:
+        for name, value in file_values.items():
+            os.environ.setdefault(name, value)
+    return settings
 
 
 # --- connection flags -------------------------------------------------------------------
@@ -376,16 +378,18 @@ def print_columns(
     full_hint: str = "--json",
 ) -> None:
     stream = out or sys.stdout
-    rendered = render_columns(columns, output_width(stream))
+    width = output_width(stream)
+    rendered = render_columns(columns, width)
     for line in rendered.lines:
         print(line, file=stream)
     notes = []
     if rendered.hidden:
-        notes.append(f"columns hidden to fit the terminal: {', '.join(rendered.hidden)}")
+        notes.append(f"hidden to fit: {', '.join(rendered.hidden)}")
     if rendered.truncated:
-        notes.append(f"values cut short are marked {ELLIPSIS}")
+        notes.append(f"{ELLIPSIS} marks a value cut short")
     if notes:
-        print(f"({'; '.join(notes)}: widen the terminal, or see {full_hint})", file=err or stream)
+        note = f"({'; '.join(notes)}; all of it: {full_hint})"
+        print(textwrap.fill(note, width) if width else note, file=err or stream)
 
 
 def count_line(noun: str, shown: int, matched: int, *, limit: int | None) -> str:

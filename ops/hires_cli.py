@@ -38,6 +38,7 @@ from ops.cli import (
 )
 from ops.ledger_view import (
     UNREADABLE,
+    ledger_error,
     ledger_table_name,
     open_ledger_read_only,
     require_table,
@@ -155,7 +156,7 @@ def _run(arguments: argparse.Namespace, moment: datetime) -> int:
             return _show(arguments, ledger.read_row(arguments.event_id), moment)
         return _list(arguments, ledger, moment)
     except ProvisioningError as error:
-        raise ToolError(f"{error.failure.message} (set by {target.source})") from None
+        raise ledger_error(error, ledger, target) from None
 
 
 def _show(arguments: argparse.Namespace, row: Any, moment: datetime) -> int:

@@ -63,11 +63,18 @@ def open_ledger_read_only(target: StorageTarget, table: str) -> TableHireLedger:
         raise ToolError(f"cannot open the hire ledger: {error}") from None
 
 
+def ledger_error(
+    error: ProvisioningError, ledger: TableHireLedger, target: StorageTarget
+) -> ToolError:
+    """One line: what failed, at which address, and which setting points there."""
+    return ToolError(f"{error.failure.message} at {ledger.endpoint} (set by {target.source})")
+
+
 def require_table(ledger: TableHireLedger, target: StorageTarget) -> None:
     try:
         exists = ledger.table_exists()
     except ProvisioningError as error:
-        raise ToolError(f"{error.failure.message} (set by {target.source})") from None
+        raise ledger_error(error, ledger, target) from None
     if not exists:
         raise ToolError(
             f"the hire ledger table {ledger.table_name!r} does not exist in that storage "

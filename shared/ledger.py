@@ -159,6 +159,11 @@ class TableHireLedger:
 
     # --- for the operator tools: read-only, row by row, a bad row never ends a listing ---
 
+    @property
+    def endpoint(self) -> str:
+        """The table service's address, for an operator's error message."""
+        return str(self._client.url)
+
     def table_exists(self) -> bool:
         """Whether the table is there, asked without creating it (a wrong name is not made)."""
         try:
@@ -234,7 +239,9 @@ class TableHireLedger:
 
 def _table_missing(error: ResourceNotFoundError) -> bool:
     code = getattr(error, "error_code", None) or ""
-    return str(code) == "TableNotFound"
+    # The SDK's TableErrorCode is a str enum: str() of it is 'TableErrorCode.TABLE_NOT_FOUND'
+    # on Python 3.11, so compare its value.
+    return str(getattr(code, "value", code)) == "TableNotFound"
 
 
 def _etag(metadata: Any) -> str | None:
