@@ -149,7 +149,7 @@ DEFECTS = (
 # the customer's whole user list before its create (one request per 100 users), so the
 # share without it and the users per customer set how fast a run goes: with half the
 # events lacking one and 10,000 hires over three customers, a run slowed to under 4 hires/s
-# after 5,000 (see the README). Each customer gets about this many hires.
+# after 5,000 (docs/benchmarks.md). Each customer gets about this many hires.
 IMMUTABLE_ID_SHARE = 0.75
 HIRES_PER_CUSTOMER = 1_000
 

@@ -251,7 +251,7 @@ class PartnerCenterCredentials:
             if secret is None or not secret.value:
                 raise CredentialsError(
                     f"the Partner Center {label} is missing from Key Vault (secret '{name}'); "
-                    "store it as the README describes, then replay from the poison queue"
+                    "store it as docs/deployment.md describes, then replay from the poison queue"
                 )
             values[label] = secret
         self._stored = _StoredCredentials(

@@ -1,7 +1,7 @@
 """HTTP sessions that read the environment once per process instead of on every request.
 
 With ``trust_env`` on, requests scans every environment variable for proxies and CA bundles on
-each request: a fifth of a hire's CPU, measured (README, "Benchmarks"). These sessions honour
+each request: a fifth of a hire's CPU, measured (--profile). These sessions honour
 the same settings, read once when the session is made: ``REQUESTS_CA_BUNDLE`` (else
 ``CURL_CA_BUNDLE``) for verification, and the proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
 ``ALL_PROXY``, ``NO_PROXY``), decided once per host. Used by the Partner Center client and,

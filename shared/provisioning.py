@@ -5,7 +5,7 @@ first *claims* the hire (a conditional write naming it as owner, for a limited t
 claim holder stores a password, calls Partner Center or moves the record on. The record is
 written *before* each create call ("a create of generation g may have been sent"), so a
 delivery that dies between the create and the record leaves enough behind for the next one to
-finish the hire by a look-up. Who may be this hire's user (README, "The identity rule"):
+finish the hire by a look-up. Who may be this hire's user (docs/design.md, "The identity rule"):
 
 - with ``immutableId`` in the event, only a user with exactly that ``immutableId``;
 - without it, a user found holding the UPN only when the ledger proves this hire's create could

@@ -67,7 +67,7 @@ class Settings:
         def required(name: str) -> str:
             value = env.get(name, "").strip()
             if not value:
-                raise SettingsError(f"app setting {name} is required (see README, Settings)")
+                raise SettingsError(f"app setting {name} is required (docs/deployment.md)")
             return value
 
         key_vault_url = required("KEY_VAULT_URL")

@@ -5,7 +5,7 @@ every poison copy fits a queue message and never expires, and no password or cre
 appears in an outcome, a poison copy or a log line.
 
 The suite runs a bounded, derandomized number of examples. A longer run by hand (see the
-README's developer section): ``HOSTILE_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest
+docs/development.md, Tests): ``HOSTILE_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest
 tests/hostile/test_fuzz.py -p no:randomly -q``; add ``HOSTILE_FUZZ_RANDOM=1`` to explore new
 examples instead of the fixed sequence.
 """

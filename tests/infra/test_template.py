@@ -1,5 +1,6 @@
-"""The Bicep template sets every setting the function reads and grants every role the README
-names, no more and no fewer; the Python pins install on every Python the app deploys on."""
+"""The Bicep template sets every setting the function reads and grants every role that
+docs/deployment.md names, no more and no fewer; the Python pins install on every Python the
+app deploys on."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ BUILT_IN_ROLES = {
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
 
-# How the README's roles table names the kind of resource a role is scoped to.
+# How the roles table (docs/deployment.md) names the kind of resource a role is scoped to.
 SCOPE_WORDS = {
     "Microsoft.Storage/storageAccounts/queueServices/queues": "queue",
     "Microsoft.Storage/storageAccounts/tableServices/tables": "table",
@@ -213,10 +214,15 @@ def test_role_ids_are_the_built_in_roles() -> None:
             assert role_id in known, f"{path.name}: {role_id} is no role this test knows"
 
 
-def readme_roles() -> list[tuple[str, str, str]]:
-    """(role, who, scope) rows of the README's roles table in "Deploy to Azure"."""
-    readme = (bicep.ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Deploy to Azure", 1)[1].split("\n## ", 1)[0]
+def deployment_doc() -> str:
+    """The deployment guide, which names the roles and the concurrency the template sets."""
+    return (bicep.ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+
+
+def deployment_roles() -> list[tuple[str, str, str]]:
+    """(role, who, scope) rows of the roles table in docs/deployment.md, "Deploy to Azure"."""
+    doc = deployment_doc()
+    section = doc.split("## Deploy to Azure", 1)[1].split("\n## ", 1)[0]
     table = section.split("### Roles", 1)[1]
     rows = []
     for line in table.splitlines():
@@ -226,9 +232,9 @@ def readme_roles() -> list[tuple[str, str, str]]:
     return rows
 
 
-def test_the_readme_names_every_role_the_template_assigns_and_where() -> None:
-    rows = readme_roles()
-    assert rows, "the README's roles table is missing"
+def test_the_deployment_guide_names_every_role_the_template_assigns_and_where() -> None:
+    rows = deployment_roles()
+    assert rows, "the roles table of docs/deployment.md is missing"
     for assignment in bicep.role_assignments():
         who = "function" if assignment.principal == "principalId" else "operators"
         word = SCOPE_WORDS[assignment.scope_type]
@@ -237,13 +243,13 @@ def test_the_readme_names_every_role_the_template_assigns_and_where() -> None:
             and who in row_who.lower()
             and word.lower() in scope.lower()
             for role, row_who, scope in rows
-        ), f"README roles table lacks {assignment.symbol} ({assignment.file}) on a {word}"
+        ), f"the roles table lacks {assignment.symbol} ({assignment.file}) on a {word}"
 
 
-def test_the_template_assigns_every_role_the_readme_names() -> None:
+def test_the_template_assigns_every_role_the_deployment_guide_names() -> None:
     assigned = {(a.role_id, a.scope_type) for a in bicep.role_assignments()}
-    for role, _who, scope in readme_roles():
-        assert role in BUILT_IN_ROLES, f"README names an unknown role: {role}"
+    for role, _who, scope in deployment_roles():
+        assert role in BUILT_IN_ROLES, f"docs/deployment.md names an unknown role: {role}"
         assert any(
             role_id == BUILT_IN_ROLES[role] and SCOPE_WORDS[kind].lower() in scope.lower()
             for role_id, kind in assigned
@@ -251,11 +257,11 @@ def test_the_template_assigns_every_role_the_readme_names() -> None:
 
 
 def test_the_credentials_step_names_the_deployed_roles() -> None:
-    readme = (bicep.ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Putting the credentials into Key Vault", 1)[1].split("\n## ", 1)[0]
+    doc = deployment_doc()
+    section = doc.split("## Putting the credentials into Key Vault", 1)[1].split("\n## ", 1)[0]
     step = section.split("5. ", 1)[1]
     named = set(re.findall(r"\*\*([A-Z][A-Za-z ]+?)\*\*", step)) & set(BUILT_IN_ROLES)
-    assert named == {role for role, _who, _scope in readme_roles() if role.startswith("Key")}
+    assert named == {role for role, _who, _scope in deployment_roles() if role.startswith("Key")}
     assert "system-assigned" not in step
 
 
@@ -267,8 +273,8 @@ def test_per_instance_concurrency_defaults_are_host_json() -> None:
     assert bicep.literal(main["queueNewBatchThreshold"].default) == queues["newBatchThreshold"]
     instances = int(bicep.literal(main["maximumInstanceCount"].default) or 0)
     total = instances * (queues["batchSize"] + queues["newBatchThreshold"])
-    readme = (bicep.ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"at most **{total}** invocations at once" in readme
+    doc = deployment_doc()
+    assert f"at most **{total}** invocations at once" in doc
 
 
 def test_the_deployed_python_is_one_the_code_and_ci_support() -> None:

@@ -1,6 +1,6 @@
 """Send first, delete second: what a failure in between, or a lost lease, leaves behind.
 
-Semantics (also in the README's operator runbook): a replay whose delete fails (or whose process
+Semantics (also in docs/operations.md, the runbook): a replay whose delete fails (or whose process
 dies after the send) leaves the event in both queues. That is a duplicate, which the function
 absorbs because it processes an eventId once; nothing is lost. The next replay finds the poison
 copy still there and sends it once more, with the same replay count (the poison copy itself
