@@ -75,6 +75,14 @@ class ToolSettings:
     values: Mapping[str, str]
     file: Path | None = None
     from_environment: frozenset[str] = field(default_factory=frozenset)
+    file_values: Mapping[str, str] = field(default_factory=dict)
+
+    def overridden(self, name: str) -> bool:
+        """The file sets ``name`` but the environment's different value wins."""
+        in_file = self.file_values.get(name)
+        return in_file is not None and name in self.from_environment and (
+            self.values.get(name) != in_file
+        )
 
     def get(self, name: str) -> str | None:
         value = self.values.get(name, "").strip()
@@ -116,6 +124,7 @@ def load_tool_settings(
         values=merge_settings(file_values, dict(env)),
         file=path,
         from_environment=frozenset(name for name in env if env[name].strip()),
+        file_values=file_values,
     )
     if apply and environ is None:
         for name, value in file_values.items():
@@ -314,7 +323,7 @@ class Rendered:
     truncated: bool
 
 
-MIN_TEXT_WIDTH = 8
+MIN_TEXT_WIDTH = 24  # a cut value shorter than this tells nobody anything
 GAP = "  "
 
 

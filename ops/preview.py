@@ -64,6 +64,7 @@ from shared.settings import STORAGE_CONNECTION_SETTING, Settings, SettingsError
 from shared.upn import UpnGenerationError
 
 EXIT_WOULD_FAIL = 1
+CA_BUNDLE = "REQUESTS_CA_BUNDLE"
 
 # verdict -> the outcome status the run would report
 EXPECTED_STATUS = {
@@ -385,6 +386,13 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
 
 def _run(args: argparse.Namespace, stdin: TextIO | None) -> int:
     tool_settings = load_tool_settings(args.settings)
+    if tool_settings.overridden(CA_BUNDLE):
+        print(
+            f"hire-preview: note: {CA_BUNDLE} from the environment wins over the one in "
+            f"{tool_settings.file}; if the stand-ins' certificates are not trusted, run "
+            "`./scripts/stack run hire-preview ...` (local stack) or unset it",
+            file=sys.stderr,
+        )
     overrides: dict[str, str] = {}
     if args.connection_string:
         overrides[STORAGE_CONNECTION_SETTING] = args.connection_string

@@ -508,3 +508,27 @@ def test_hires_with_a_wrong_table_says_so_and_creates_nothing(stack: Stack) -> N
     assert run.code == 1 and "does not exist" in run.output
     service = TableServiceClient.from_connection_string(stack.azurite.connection_string)
     assert "nosuchtable" not in {t.name for t in service.list_tables()}
+
+
+def test_poison_queue_shows_an_unreadable_ledger_row_and_goes_on(
+    stack: Stack, poisoned: dict[str, str]
+) -> None:
+    client = TableClient.from_connection_string(stack.azurite.connection_string, stack.table)
+    event_id = "hr-2026-000101"
+    client.create_entity(
+        {
+            "PartitionKey": partition_key_for(event_id),
+            "RowKey": row_key_for(event_id),
+            "EventId": event_id,
+            # No CustomerTenantId, and an outcome that is not an object.
+            "LastOutcome": json.dumps("created"),
+        }
+    )
+    text = stack.run("poison-queue", "list", columns=120)
+    no_traceback(text)
+    assert text.code == 0, text.output
+    row = next(line for line in text.lines if line.startswith(event_id))
+    assert "unreadable row" in row
+    as_json = stack.run("poison-queue", "show", event_id, "--json", columns=None)
+    (record,) = json.loads(as_json.stdout)
+    assert record["ledgerState"] == "unreadable"
