@@ -24,7 +24,6 @@ from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.console import Console
-from rich.table import Table
 
 from devtools.azurite import start_azurite_queue
 from devtools.funchost import LocalFunctionsHost
@@ -32,6 +31,7 @@ from devtools.publisher import HirePublisher
 from devtools.standins import Fault, StandInStack
 from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, DEMO_SKUS, seed_demo
 from devtools.traces import render, span_tree
+from ops.cli import Column, print_columns
 from ops.preview import Verdict, preview_with_settings, render_verdicts
 from shared.settings import Settings
 from shared.telemetry import install
@@ -166,36 +166,37 @@ def read_queue(client: QueueClient) -> list[dict[str, Any] | str]:
     return found
 
 
-def outcome_table(outcomes: list[dict[str, Any] | str]) -> Table:
-    table = Table(title="Outcomes (result queue)", show_lines=False)
-    columns = ("eventId", "status", "category", "userPrincipalName", "licences", "attempts")
-    for column in (*columns, "what to do"):
-        table.add_column(column, overflow="fold")
-    style = {
-        "created": "green",
-        "restored": "green",
-        "already_exists": "cyan",
-        "rejected": "red",
-        "failed": "yellow",
-    }
-    for outcome in sorted(
-        outcomes, key=lambda o: str(o.get("eventId")) if isinstance(o, dict) else ""
-    ):
-        if not isinstance(outcome, dict):
-            continue
+def print_outcomes(outcomes: list[dict[str, Any] | str]) -> None:
+    """The result queue, one line per outcome, fitted like the operator tools' tables."""
+    rows = sorted(
+        (o for o in outcomes if isinstance(o, dict)), key=lambda o: _cell(o.get("eventId"))
+    )
+
+    def what_to_do(outcome: dict[str, Any]) -> str:
         error = outcome.get("error") or {}
         secret = outcome.get("initialPasswordSecretId")
-        table.add_row(
-            _cell(outcome.get("eventId")),
-            f"[{style.get(str(outcome['status']), 'white')}]{outcome['status']}[/]",
-            _cell(error.get("category")),
-            _cell(outcome.get("userPrincipalName")),
-            _licences(outcome.get("licenses")),
-            _cell(outcome.get("attempts")),
-            _cell(error.get("message"))
-            or (f"password in {short_secret_id(secret)}" if isinstance(secret, str) else ""),
-        )
-    return table
+        if error.get("message"):
+            return _cell(error.get("message"))
+        return f"password in {short_secret_id(secret)}" if isinstance(secret, str) else ""
+
+    console.print("Outcomes (result queue)", style="bold")
+    print_columns(
+        [
+            Column("eventId", [_cell(o.get("eventId")) or "-" for o in rows], "id", keep=9),
+            Column("status", [_cell(o.get("status")) for o in rows], "id", keep=8),
+            Column(
+                "category",
+                [_cell((o.get("error") or {}).get("category")) for o in rows],
+                "id",
+                keep=7,
+            ),
+            Column("UPN", [_cell(o.get("userPrincipalName")) for o in rows], "id", keep=5),
+            Column("licences", [_licences(o.get("licenses")) for o in rows], "text", keep=3),
+            Column("attempts", [_cell(o.get("attempts")) for o in rows], "id", keep=2),
+            Column("what to do", [what_to_do(o) for o in rows], "text", keep=6),
+        ],
+        full_hint="the result queue",
+    )
 
 
 def _cell(value: object) -> str:
@@ -229,7 +230,7 @@ def _licences(licenses: object) -> str:
         part
         for part in (
             f"assigned: {', '.join(assigned)}" if assigned else "",
-            f"[red]failed: {', '.join(map(str, failed))}[/]" if failed else "",
+            f"failed: {', '.join(map(str, failed))}" if failed else "",
         )
         if part
     )
@@ -257,24 +258,35 @@ def compare(verdicts: list[Verdict], outcomes: list[dict[str, Any] | str]) -> li
 _UNFORESEEABLE = {"hr-2026-000108": "federated domain", "hr-2026-000109": "outage"}
 
 
-def poison_table(messages: list[dict[str, Any] | str]) -> Table:
-    table = Table(title="Poison queue (what operators replay)")
-    for column in ("eventId", "category", "httpStatus", "code", "attempts", "body"):
-        table.add_column(column, overflow="fold")
-    for message in messages:
-        if isinstance(message, dict):
-            failure = message.get("lastFailure") or {}
-            table.add_row(
-                _cell(message.get("eventId")),
-                _cell(failure.get("category", "(poisoned by host)")),
-                _cell(failure.get("httpStatus")),
-                _cell(failure.get("code")),
-                _cell(failure.get("attempts")),
-                "event + lastFailure" if failure else "event",
-            )
-        else:
-            table.add_row("-", "(not an event)", "", "", "", message[:60])
-    return table
+def print_poison(messages: list[dict[str, Any] | str]) -> None:
+    console.print("Poison queue (what operators replay: poison-queue list)", style="bold")
+    events = [m for m in messages if isinstance(m, dict)]
+    others = [m for m in messages if not isinstance(m, dict)]
+    failures = [m.get("lastFailure") or {} for m in events]
+    print_columns(
+        [
+            Column(
+                "eventId", [_cell(m.get("eventId")) for m in events] + ["-"] * len(others), "id"
+            ),
+            Column(
+                "category",
+                [_cell(f.get("category", "(poisoned by host)")) for f in failures]
+                + ["(not an event)"] * len(others),
+                "id",
+            ),
+            Column(
+                "httpStatus", [_cell(f.get("httpStatus")) for f in failures] + [""] * len(others)
+            ),
+            Column("code", [_cell(f.get("code")) for f in failures] + [""] * len(others)),
+            Column("attempts", [_cell(f.get("attempts")) for f in failures] + [""] * len(others)),
+            Column(
+                "body",
+                ["event + lastFailure" if f else "event" for f in failures]
+                + [m[:60] for m in others],
+            ),
+        ],
+        full_hint="poison-queue show",
+    )
 
 
 PROGRESS_EVERY_SECONDS = 5.0
@@ -387,8 +399,8 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         )
         outcomes = read_queue(results)
         console.rule("[bold]Results")
-        console.print(outcome_table(outcomes))
-        console.print(poison_table(read_queue(poison)))
+        print_outcomes(outcomes)
+        print_poison(read_queue(poison))
         users = sum(len(stack.partner_center.users(c.tenant_id)) for c in DEMO_CUSTOMERS)
         console.print(
             f"Users in customer tenants: {users} (two were there before: one holds a UPN, "

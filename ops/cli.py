@@ -271,9 +271,10 @@ def _first_line(error: BaseException) -> str:
     return line[:300]
 
 
-def validate_guid(text: str, *, flag: str) -> str:
+def tenant_id(text: str) -> str:
+    """An argparse type: a customer tenant id must be a GUID (compared lower-case)."""
     if not GUID.match(text.strip()):
-        raise ToolError(f"{flag} must be a GUID (a tenant id), not {text!r}", EXIT_USAGE)
+        raise argparse.ArgumentTypeError(f"not a tenant id (a GUID): {text!r}")
     return text.strip().lower()
 
 

@@ -34,7 +34,7 @@ from ops.cli import (
     print_columns,
     run_guarded,
     storage_target,
-    validate_guid,
+    tenant_id,
 )
 from ops.ledger_view import (
     UNREADABLE,
@@ -131,7 +131,9 @@ def _parser() -> argparse.ArgumentParser:
         "--state", action="append", choices=[s.value for s in HireState], default=[]
     )
     listing.add_argument("--outcome", action="append", choices=OUTCOME_CHOICES, default=[])
-    listing.add_argument("--customer", metavar="TENANT_ID", help="customerTenantId (a GUID)")
+    listing.add_argument(
+        "--customer", type=tenant_id, metavar="TENANT_ID", help="customerTenantId (a GUID)"
+    )
     listing.add_argument("--since", help="changed within this age (90m, 2h, 3d, 1w)")
     listing.add_argument("--limit", type=int, default=None, help="show at most N records")
     add_json_option(listing, "table")
@@ -178,7 +180,7 @@ def _list(arguments: argparse.Namespace, ledger: Any, moment: datetime) -> int:
         since = moment - parse_age(arguments.since) if arguments.since else None
     except ValueError as error:
         raise ToolError(f"--since: {error}", EXIT_USAGE) from None
-    customer = validate_guid(arguments.customer, flag="--customer") if arguments.customer else None
+    customer = arguments.customer
     query = LedgerQuery(
         states=frozenset(HireState(s) for s in arguments.state) or None,
         customer_tenant_id=customer,

@@ -35,7 +35,6 @@ from ops.cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    GUID,
     StorageTarget,
     ToolError,
     ToolSettings,
@@ -49,6 +48,7 @@ from ops.cli import (
     print_columns,
     run_guarded,
     storage_target,
+    tenant_id,
 )
 from ops.export import export_poison_queue, read_export
 from ops.ledger_view import (
@@ -178,12 +178,6 @@ def _lease_seconds(text: str) -> int:
     return value
 
 
-def _tenant_id(text: str) -> str:
-    if not GUID.match(text.strip()):
-        raise argparse.ArgumentTypeError(f"not a tenant id (a GUID): {text!r}")
-    return text.strip().lower()
-
-
 def default_message_encoding() -> MessageEncoding:
     """The app's own host.json setting, so the tool reads what the host writes."""
     configured = QueueHostConfig.load().message_encoding
@@ -220,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--customer",
         action="append",
         default=[],
-        type=_tenant_id,
+        type=tenant_id,
         metavar="TENANT_ID",
         help="customerTenantId (a GUID)",
     )
