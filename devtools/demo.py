@@ -402,14 +402,16 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         print_outcomes(outcomes)
         print_poison(read_queue(poison))
         users = sum(len(stack.partner_center.users(c.tenant_id)) for c in DEMO_CUSTOMERS)
-        console.print(
+        pc_counters = stack.partner_center.counters
+        for line in (
             f"Users in customer tenants: {users} (two were there before: one holds a UPN, "
-            "one was deleted); "
-            f"Partner Center calls: {counts_text(dict(stack.partner_center.counters['calls']))}; "
-            "faults injected: "
-            f"{counts_text(dict(stack.partner_center.counters['faults_injected']))}; "
-            f"token requests: {counts_text(dict(stack.entra.counters['token_requests']))}"
-        )
+            "one was deleted)",
+            f"Partner Center calls: {counts_text(dict(pc_counters['calls']))}",
+            f"Faults injected: {counts_text(dict(pc_counters['faults_injected']))}",
+            f"Token requests: {counts_text(dict(stack.entra.counters['token_requests']))}",
+        ):
+            # One line each, never folded inside an item (a call name and its count).
+            console.print(line, soft_wrap=True, highlight=False)
         differences = compare(verdicts, outcomes)
         if differences:
             console.print(f"[red]the run differed from the preview: {'; '.join(differences)}[/]")
