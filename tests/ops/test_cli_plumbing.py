@@ -94,3 +94,22 @@ def test_a_bad_array_is_one_error_and_a_bad_line_is_its_own_event() -> None:
     lines = split_events('{"eventId": "a"}\n{not json\n', source="f")
     assert [e.label for e in lines] == ["f line 1", "f line 2"]
     assert split_events("  \n", source="f") == []
+
+
+def test_what_would_fail_again_unchanged() -> None:
+    from ops.messages import PoisonMessage
+    from ops.selection import fails_unchanged
+    from tests.ops.conftest import hire_event
+
+    def copy(event: dict[str, object] | None, category: str) -> PoisonMessage:
+        body = None if event is None else {**event, "lastFailure": {"category": category}}
+        return PoisonMessage("m", "raw", body, None, None, 0)
+
+    invalid = hire_event("hr-1")
+    invalid["user"]["usageLocation"] = "XX"
+    assert fails_unchanged(copy(invalid, "invalid_event")) is not None
+    assert fails_unchanged(copy(hire_event("hr-1"), "invalid_event")) is None  # corrected
+    assert fails_unchanged(copy(hire_event("hr-1"), "conflict")) is not None
+    assert fails_unchanged(copy(hire_event("hr-1"), "validation")) is not None
+    assert fails_unchanged(copy(hire_event("hr-1"), "permission")) is None
+    assert fails_unchanged(copy(None, "")) is not None  # not an event
