@@ -47,7 +47,7 @@ SETTINGS_FILE_VARIABLE = "HIRE_SETTINGS_FILE"
 
 # A tool at a terminal should fail in seconds, not after the SDK's 80-second retry ladder.
 CONNECTION_TIMEOUT_SECONDS = 4
-READ_TIMEOUT_SECONDS = 30
+READ_TIMEOUT_SECONDS = 10
 RETRY_TOTAL = 1
 
 PIPED_WIDTH: int | None = None
@@ -245,6 +245,10 @@ def client_options() -> dict[str, Any]:
         "connection_timeout": CONNECTION_TIMEOUT_SECONDS,
         "read_timeout": READ_TIMEOUT_SECONDS,
         "retry_total": RETRY_TOTAL,
+        # The storage SDK's first back-off is 15 s (plus jitter): a person is waiting.
+        "initial_backoff": 1,
+        "increment_base": 1,
+        "random_jitter_range": 1,
     }
 
 
@@ -265,10 +269,16 @@ def describe_storage_error(error: AzureError, *, what: str, url: str, source: st
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     line = text.splitlines()[0] if text else type(error).__name__
-    # urllib3's connection errors repeat the pool's repr; keep the end that says why.
+    # urllib3's connection errors repeat the connection's repr; keep the part that says why.
     if "Failed to establish a new connection:" in line:
         line = line.split("Failed to establish a new connection:", 1)[1].strip(" )'\"")
+    quoted = _REPR_THEN_REASON.search(line)
+    if quoted:
+        line = quoted.group(1)
     return line[:300]
+
+
+_REPR_THEN_REASON = re.compile(r"<[^>]*>,\s*'([^']*)'")
 
 
 def tenant_id(text: str) -> str:

@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -111,12 +111,25 @@ class Session:
     out: Console
     err: Console
     lease_seconds: int
-    ledger: TableHireLedger | None = None
+    open_ledger: Callable[[], TableHireLedger | None] = lambda: None
+    _opened: dict[str, TableHireLedger | None] = field(default_factory=dict)
+
+    @property
+    def ledger(self) -> TableHireLedger | None:
+        """Opened on first use: after the queue has answered, so an unreachable account is
+        reported once, by the queue, and a command that shows no states never asks."""
+        if "ledger" not in self._opened:
+            self._opened["ledger"] = self.open_ledger()
+        return self._opened["ledger"]
+
+    @property
+    def ledger_consulted(self) -> bool:
+        return self._opened.get("ledger") is not None
 
     def ledger_views(self, messages: list[PoisonMessage]) -> LedgerViews:
         """Each event's ledger record (None: no record), next to its poison copy (read-only)."""
         views: LedgerViews = {}
-        if self.ledger is None:
+        if not any(m.event_id for m in messages) or self.ledger is None:
             return views
         for event_id in dict.fromkeys(m.event_id for m in messages if m.event_id):
             try:
@@ -396,7 +409,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     shown = selected[: args.limit] if args.limit else selected
     views = session.ledger_views(shown)
     if args.format == "json":
-        records = [list_record(m, views, consulted=session.ledger is not None) for m in shown]
+        records = [list_record(m, views, consulted=session.ledger_consulted) for m in shown]
         print(json.dumps(records, indent=2))
     else:
         if shown:
@@ -425,7 +438,7 @@ def run_show(args: argparse.Namespace, session: Session) -> int:
     if not matches:
         raise ToolError(f"no poison message with id or eventId {args.target!r}")
     views = session.ledger_views(matches)
-    consulted = session.ledger is not None
+    consulted = session.ledger_consulted
     if args.format == "json":
         print(json.dumps([show_record(m, views, consulted=consulted) for m in matches], indent=2))
     else:
@@ -663,7 +676,7 @@ def _run(args: argparse.Namespace, err: Console) -> int:
             out=Console(),
             err=err,
             lease_seconds=args.lease_seconds,
-            ledger=ledger_from(args, target, settings, err),
+            open_ledger=lambda: ledger_from(args, target, settings, err),
         )
         handler: Callable[[argparse.Namespace, Session], int] = args.handler
         return handler(args, session)
