@@ -115,7 +115,8 @@ def load_tool_settings(
     file_values: dict[str, str] = {}
     if path is not None:
         if not path.is_file():
-            raise ToolError(f"settings file {path} does not exist", EXIT_USAGE)
+            problem = "is not a file" if path.exists() else "does not exist"
+            raise ToolError(f"settings file {path} {problem}", EXIT_USAGE)
         try:
             file_values = read_local_settings(path)
         except LocalSettingsError as error:

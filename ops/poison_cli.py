@@ -488,7 +488,10 @@ def report_json(report: ReplayReport) -> dict[str, Any]:
 
 def run_replay(args: argparse.Namespace, session: Session) -> int:
     from_file: Path | None = args.from_file
-    entries = read_export(from_file, session.encoding) if from_file is not None else None
+    try:
+        entries = read_export(from_file, session.encoding) if from_file is not None else None
+    except OperatorError as error:  # a missing or malformed file: bad input, nothing sent
+        raise ToolError(str(error), EXIT_USAGE) from None
     source = str(from_file) if from_file is not None else session.queues.poison.queue_name
     target = session.queues.request.queue_name
     details: dict[str, object] = {
