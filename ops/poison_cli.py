@@ -108,7 +108,6 @@ class Session:
     selection: Selection
     audit: AuditTrail
     now: datetime
-    out: Console
     err: Console
     lease_seconds: int
     open_ledger: Callable[[], TableHireLedger | None] = lambda: None
@@ -676,7 +675,6 @@ def _run(args: argparse.Namespace, err: Console) -> int:
             selection=selection_from(args),
             audit=AuditTrail(current_operator(args.operator), sys.stderr, args.audit_file),
             now=datetime.now(UTC),
-            out=Console(),
             err=err,
             lease_seconds=args.lease_seconds,
             open_ledger=lambda: ledger_from(args, target, settings, err),
