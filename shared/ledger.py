@@ -12,6 +12,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,22 +137,7 @@ class TableHireLedger:
         return record.evolve(etag=_etag(metadata))
 
     def query(self, query: LedgerQuery) -> Iterator[HireRecord]:
-        clauses: list[str] = []
-        parameters: dict[str, Any] = {}
-        if query.customer_tenant_id:
-            clauses.append("CustomerTenantId eq @customer")
-            parameters["customer"] = query.customer_tenant_id
-        if query.since:
-            clauses.append("UpdatedAt ge @since")
-            parameters["since"] = query.since
-        if query.states:
-            names = sorted(state.value for state in query.states)
-            alternatives = []
-            for index, name in enumerate(names):
-                alternatives.append(f"State eq @state{index}")
-                parameters[f"state{index}"] = name
-            # Spaces around the parentheses: the SDK finds parameters by splitting on spaces.
-            clauses.append("( " + " or ".join(alternatives) + " )")
+        clauses, parameters = _filter(query)
         try:
             self._ensure_table()
             if clauses:
@@ -166,6 +152,50 @@ class TableHireLedger:
             return
         except (LedgerConflict, ProvisioningError):
             raise
+        except Exception as error:
+            raise _classify(error, self.table_name) from None
+
+    # --- for the operator tools: read-only, row by row, a bad row never ends a listing ---
+
+    @property
+    def endpoint(self) -> str:
+        """The table service's address, for an operator's error message."""
+        return str(self._client.url)
+
+    def table_exists(self) -> bool:
+        """Whether the table is there, asked without creating it (a wrong name is not made)."""
+        try:
+            self._client.get_entity("-", "-")
+        except ResourceNotFoundError as error:
+            return not _table_missing(error)
+        except Exception as error:
+            raise _classify(error, self.table_name) from None
+        return True
+
+    def read_row(self, event_id: str) -> LedgerRow | None:
+        """One hire's row as stored, with its record when the row can be read as one."""
+        try:
+            entity = self._client.get_entity(partition_key_for(event_id), row_key_for(event_id))
+        except ResourceNotFoundError:
+            return None
+        except Exception as error:
+            raise _classify(error, self.table_name) from None
+        return ledger_row(entity)
+
+    def scan(self, query: LedgerQuery) -> Iterator[LedgerRow]:
+        """Like ``query`` but never creates the table and yields unreadable rows as such."""
+        clauses, parameters = _filter(query)
+        try:
+            if clauses:
+                entities = self._client.query_entities(" and ".join(clauses), parameters=parameters)
+            else:
+                entities = self._client.list_entities()
+            for returned, entity in enumerate(entities):
+                if query.limit is not None and returned >= query.limit:
+                    return
+                yield ledger_row(entity)
+        except ResourceNotFoundError:
+            return
         except Exception as error:
             raise _classify(error, self.table_name) from None
 
@@ -207,7 +237,9 @@ class TableHireLedger:
 
 def _table_missing(error: ResourceNotFoundError) -> bool:
     code = getattr(error, "error_code", None) or ""
-    return str(code) == "TableNotFound"
+    # The SDK's TableErrorCode is a str enum: str() of it is 'TableErrorCode.TABLE_NOT_FOUND'
+    # on Python 3.11, so compare its value.
+    return str(getattr(code, "value", code)) == "TableNotFound"
 
 
 def _etag(metadata: Any) -> str | None:
@@ -312,3 +344,46 @@ def to_record(entity: Any) -> HireRecord:
         values[attribute] = value
     metadata = getattr(entity, "metadata", None) or {}
     return HireRecord(**values, etag=_etag(metadata))
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """A stored row for an operator: its properties as stored, and the record they make
+    (None, with ``problem`` saying why, when they make none)."""
+
+    properties: dict[str, Any]
+    record: HireRecord | None
+    problem: str | None = None
+
+    @property
+    def event_id(self) -> str | None:
+        value = self.properties.get("EventId")
+        return value if isinstance(value, str) else None
+
+
+def ledger_row(entity: Any) -> LedgerRow:
+    properties = {str(key): value for key, value in dict(entity).items()}
+    try:
+        return LedgerRow(properties, to_record(entity))
+    except Exception as error:  # any shape a foreign writer left: shown, never fatal
+        return LedgerRow(properties, None, f"{type(error).__name__}: {error}")
+
+
+def _filter(query: LedgerQuery) -> tuple[list[str], dict[str, Any]]:
+    clauses: list[str] = []
+    parameters: dict[str, Any] = {}
+    if query.customer_tenant_id:
+        clauses.append("CustomerTenantId eq @customer")
+        parameters["customer"] = query.customer_tenant_id
+    if query.since:
+        clauses.append("UpdatedAt ge @since")
+        parameters["since"] = query.since
+    if query.states:
+        names = sorted(state.value for state in query.states)
+        alternatives = []
+        for index, name in enumerate(names):
+            alternatives.append(f"State eq @state{index}")
+            parameters[f"state{index}"] = name
+        # Spaces around the parentheses: the SDK finds parameters by splitting on spaces.
+        clauses.append("( " + " or ".join(alternatives) + " )")
+    return clauses, parameters
