@@ -32,7 +32,14 @@ from shared.errors import (
     RedeliveryRequested,
     ServiceUnavailableError,
 )
-from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
+from shared.events import (
+    HireEvent,
+    InvalidEvent,
+    NotAnEvent,
+    decode_body,
+    invalid_event_message,
+    parse_event,
+)
 from shared.invocation import Delivery, Invocation
 from shared.licensing import LicenceStep
 from shared.model import SUCCESS_STATES, HireRecord, HireState
@@ -134,7 +141,7 @@ class Provisioner:
         """Decide one delivery. Raises ``RedeliveryRequested`` when the host should retry."""
         with self._telemetry.invocation(delivery.body, max(1, delivery.dequeue_count)) as trace:
             outcome = self._decide(delivery)
-        # The outcome names the trace it belongs to when the event carried one (CONTRACT 2).
+        # The outcome names its trace when the event carried one (docs/contract.md section 2).
         return replace(outcome, traceparent=trace.traceparent) if trace.traceparent else outcome
 
     def _decide(self, delivery: Delivery) -> Outcome:
@@ -214,8 +221,10 @@ class Provisioner:
                 "service has recovered, replay the event from the poison queue",
             )
         outcome = self._give_up(document, failure, attempts, event_id=event.event_id, event=event)
-        self._record_end(event, invocation, outcome)
-        return outcome
+        succeeded = self._record_end(event, invocation, outcome)
+        # Read once more as late as possible: a success written while this delivery wrote its
+        # poison copy is the story (the copy's replay answers already_exists, harmlessly).
+        return succeeded or outcome
 
     # ------------------------------------------------------------------ the hire
 
@@ -391,15 +400,18 @@ class Provisioner:
             return None
         return HireWorkflow(self._services, event, invocation).answer_from_record(record)
 
-    def _record_end(self, event: HireEvent, invocation: Invocation, outcome: Outcome) -> None:
+    def _record_end(
+        self, event: HireEvent, invocation: Invocation, outcome: Outcome
+    ) -> Outcome | None:
         """Keep the final outcome on the record and let go of the claim (best effort). A
-        success on the record is never overwritten by a later failure."""
+        success on the record is never overwritten by a later failure: it is returned, to be
+        reported instead."""
         try:
             record = self._ledger.get(event.event_id)
+            if record is not None and record.state in SUCCESS_STATES:
+                return HireWorkflow(self._services, event, invocation).answer_from_record(record)
             if record is None or record.claimed_by_other(invocation.owner, self._now()):
-                return
-            if record.state in SUCCESS_STATES:
-                return
+                return None
             self._ledger.update(
                 record.ended(
                     outcome.as_message(),
@@ -413,6 +425,7 @@ class Provisioner:
                 event.event_id,
                 type(error).__name__,
             )
+        return None
 
     def _release_claim(self, event_id: str, invocation: Invocation) -> None:
         """Free the hire for the next delivery at once instead of after the claim expires."""
@@ -495,10 +508,7 @@ def _unreadable_outcome(
 
 
 def _invalid_message(error: InvalidEvent) -> str:
-    return (
-        f"the hire event is invalid: {error}. Correct the HR record and publish the event "
-        "again (see the event contract)"
-    )
+    return invalid_event_message(error)
 
 
 def _guid_or_empty(value: object) -> str:
