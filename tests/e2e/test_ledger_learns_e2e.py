@@ -31,6 +31,9 @@ def _replay_all(pipeline: Pipeline, *, category: str = "permission") -> None:
             "--category",
             category,
             "--yes",
+            # A validation copy is refused without it (it "would fail again unchanged"): here
+            # the user list has caught up, which is the operator's reason to replay.
+            *(["--force"] if category == "validation" else []),
         ]
     )
     assert code == 0
