@@ -510,3 +510,28 @@ def test_f10_a_refusal_after_another_delivery_finished_the_hire_reports_that_suc
     assert bench.poison.copies == []
     last = bench.ledger.records["hr-1"].last_outcome
     assert last is not None and last["status"] == "created"
+
+
+def test_f11_a_success_written_while_the_poison_copy_was_written_is_reported(
+    bench: Bench,
+) -> None:
+    body = event(immutable_id=None)
+    bench.partner_center.create_script = ["permission"]
+    real_poison = bench.poison.poison_event
+    made: list[Any] = []
+
+    def poison_event(document: dict[str, Any], failure: Any, *, attempts: int) -> None:
+        real_poison(document, failure, attempts=attempts)
+        # Meanwhile another delivery (this one's claim ran out) made the hire's user.
+        user = bench.partner_center.seed(UPN)
+        made.append(user)
+        current = bench.ledger.records["hr-1"]
+        bench.ledger.records["hr-1"] = current.evolve(
+            state=HireState.CREATED, user_id=user.id, claim_owner=None, claim_expires_at=None
+        )
+
+    bench.poison.poison_event = poison_event  # type: ignore[method-assign]
+    outcome = bench.deliver(body)
+    assert outcome.status is Status.ALREADY_EXISTS, outcome
+    assert outcome.user_id == made[0].id
+    assert bench.ledger.records["hr-1"].state is HireState.CREATED
