@@ -476,19 +476,15 @@ class HireMachine(RuleBasedStateMachine):
         the hire's own (the identity rule's documented limit), so it is not explored."""
         upn = self._wanted_upn(hire)
         if f"hr-{hire}" not in self.sent_create and not self.pc.holders(upn, CUSTOMER):
-            self.pc.seed(
-                upn,
-                immutable_id="SOMEONE-ELSE",
-                state="inactive" if deleted else "active",
-                tenant=CUSTOMER,
-            )
+            state = "inactive" if deleted else "active"
+            self.pc.seed(upn, immutable_id="SOMEONE-ELSE", state=state).tenant = CUSTOMER
 
     @rule(hire=st.sampled_from(HIRES))
     def rehire(self, hire: int) -> None:
         """A deleted user with the hire's immutableId (E<n>) holds its UPN: a rehire."""
         upn = self._wanted_upn(hire)
         if not self.pc.holders(upn, CUSTOMER):
-            self.pc.seed(upn, immutable_id=f"E{hire}", state="inactive", tenant=CUSTOMER)
+            self.pc.seed(upn, immutable_id=f"E{hire}", state="inactive").tenant = CUSTOMER
 
     def _wanted_upn(self, hire: int) -> str:
         identity = self.identity.get(hire)
