@@ -581,6 +581,7 @@ class HireMachine(RuleBasedStateMachine):
                 continue
             own = self._users_of(result.hire)
             where = f"hr-{result.hire} {outcome.status.value} (step {result.step})"
+            user: _PCUser | None
             if own:
                 user = own[0]
                 self._check(
