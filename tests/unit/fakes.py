@@ -125,6 +125,8 @@ class _PCUser:
     immutable_id: str | None
     password_digest: str
     state: str = "active"
+    names: tuple[str, str, str] = ("", "", "")
+    licenses: list[str] = field(default_factory=list)
     # Bookkeeping for tests (the real service has none of it): who made or restored the user
     # (``FakePartnerCenter.actor`` at the time), its tenant, and how many more user-list reads
     # leave it out (``FakePartnerCenter.list_lag``).
@@ -132,8 +134,6 @@ class _PCUser:
     restored_by: str | None = None
     tenant: str | None = None
     hidden_reads: int = 0
-    names: tuple[str, str, str] = ("", "", "")
-    licenses: list[str] = field(default_factory=list)
 
 
 Fault = Callable[[], None]
@@ -175,22 +175,6 @@ class FakePartnerCenter:
     # Called at the start of each create (after the script is consulted): interleavings.
     on_create: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def seed(self, upn: str, *, immutable_id: str | None = None, state: str = "active") -> _PCUser:
-        user = _PCUser(str(uuid.uuid4()), upn, immutable_id, "unknown", state)
-        self.users.append(user)
-        return user
-
-    def user(self, user_id: str) -> _PCUser:
-        return next(user for user in self.users if user.id == user_id)
-
-    def holders(self, upn: str, tenant: str | None = None) -> list[_PCUser]:
-        return [
-            user
-            for user in self.users
-            if user.upn.lower() == upn.lower() and self._in_tenant(user, tenant)
-        ]
-
     # Optional knobs (the defaults keep the behaviour above):
     # - ``actor``: a tag stamped on users this fake creates (``made_by``) or restores
     #   (``restored_by``), so a test can tell whose delivery made which user;
@@ -219,6 +203,28 @@ class FakePartnerCenter:
             or user.tenant is None
             or user.tenant == customer_tenant_id
         )
+
+    def seed(
+        self,
+        upn: str,
+        *,
+        immutable_id: str | None = None,
+        state: str = "active",
+        tenant: str | None = None,
+    ) -> _PCUser:
+        user = _PCUser(str(uuid.uuid4()), upn, immutable_id, "unknown", state, tenant=tenant)
+        self.users.append(user)
+        return user
+
+    def user(self, user_id: str) -> _PCUser:
+        return next(user for user in self.users if user.id == user_id)
+
+    def holders(self, upn: str, tenant: str | None = None) -> list[_PCUser]:
+        return [
+            user
+            for user in self.users
+            if user.upn.lower() == upn.lower() and self._in_tenant(user, tenant)
+        ]
 
     def create_user(
         self, customer_tenant_id: str, user: NewUser, *, request_id: str, correlation_id: str
@@ -252,12 +258,12 @@ class FakePartnerCenter:
                     user.immutable_id,
                     fingerprint(user.password),
                     names=(user.first_name, user.last_name, user.display_name),
+                    made_by=self.actor,
+                    tenant=customer_tenant_id if self.customers is not None else None,
+                    hidden_reads=self.list_lag,
                 )
                 self.users.append(created)
                 self.answers[request_id] = created
-                created.made_by = self.actor
-                created.tenant = customer_tenant_id if self.customers is not None else None
-                created.hidden_reads = self.list_lag
         if action == "lost-after":
             raise AnswerLost("timeout after apply")
         return self._found(created, with_password=True)
