@@ -20,6 +20,7 @@ first one is being fixed. Never set it in CI: the committed test runs every inva
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import threading
@@ -508,11 +509,13 @@ class HireMachine(RuleBasedStateMachine):
     def _poison_copies(self) -> list[dict[str, Any]]:
         if self.bench is None:
             return []
-        return [
-            copy_
-            for copy_ in self.bench.poison.copies
-            if isinstance(copy_, dict) and isinstance(copy_.get("eventId"), str)
-        ]
+        copies = []
+        for copy_ in self.bench.poison.copies:
+            if isinstance(copy_, bytes):  # the body alone (the last resort): replayable too
+                copy_ = json.loads(copy_)
+            if isinstance(copy_, dict) and isinstance(copy_.get("eventId"), str):
+                copies.append(copy_)
+        return copies
 
     def _replay(self, body: dict[str, Any]) -> Message:
         replayed = copy.deepcopy(body)
