@@ -4,6 +4,8 @@
     .venv/bin/python -m benchmarks.soak --hires 300 --kill-every 150 --hang-rate 0   # short
     .venv/bin/python -m benchmarks.soak --hires 3000 --rate-limit 600 --fault-rate 0 \\
         --kill-every 0                                           # throttling across instances
+    .venv/bin/python -m benchmarks.soak --mix original           # issue 17's mix: half without
+                                                                 # immutableId, 3 customers
 
 N local Functions hosts (separate processes) share one Azurite queue. The Partner Center,
 Entra ID and Key Vault stand-ins run in this process with seeded random faults on every
@@ -78,6 +80,14 @@ class SoakConfig:
     rate_limit_scope: Literal["partner", "customer"] = "partner"
     drain_timeout: float = 3600.0
     keep_logs: Path | None = None
+    # "gentle": three quarters of the events carry immutableId, one customer per 1,000 hires;
+    # "original": half carry none and every hire goes to one of three customers, so they grow
+    # to thousands of users (the mix issue 17 says to meet).
+    mix: Literal["gentle", "original"] = "gentle"
+    upn_lookup: str | None = None  # UPN_LOOKUP for the hosts; None: the app's default
+    # Customers (of the working ones, from the last) whose Graph answers 403
+    # Authorization_IdentityNotFound: with UPN_LOOKUP=auto their look-ups fall back.
+    unconsented: int = 0
     verbose: bool = True
 
 
@@ -152,26 +162,40 @@ DEFECTS = (
 # after 5,000 (docs/benchmarks.md). Each customer gets about this many hires.
 IMMUTABLE_ID_SHARE = 0.75
 HIRES_PER_CUSTOMER = 1_000
+# The original mix (issue 17): half the events without immutableId, three customers.
+ORIGINAL_IMMUTABLE_ID_SHARE = 0.5
+ORIGINAL_CUSTOMERS = 3
+
+
+def immutable_id_share(config: SoakConfig) -> float:
+    return ORIGINAL_IMMUTABLE_ID_SHARE if config.mix == "original" else IMMUTABLE_ID_SHARE
+
+
+def customer_count(config: SoakConfig) -> int:
+    if config.mix == "original":
+        return ORIGINAL_CUSTOMERS
+    return max(3, -(-config.hires // HIRES_PER_CUSTOMER))
 
 
 def build_workload(config: SoakConfig, customers: Customers) -> list[Hire]:
     rng = random.Random(config.seed)
+    share = immutable_id_share(config)
     hires: list[Hire] = []
     for number in range(config.hires):
         roll = rng.random()
         if roll < 0.04:
-            hires.append(_invalid(rng, config.seed, number, customers))
+            hires.append(_invalid(rng, config.seed, number, customers, share))
         elif roll < 0.05:
             hires.append(_unreadable(rng, number))
         elif roll < 0.09:
             tenant, domain = customers.no_permission
-            hires.append(_hire(rng, config.seed, number, "permission", tenant, domain))
+            hires.append(_hire(rng, config.seed, number, "permission", tenant, domain, share))
         elif roll < 0.13:
             tenant, domain = rng.choice(customers.working)
-            hires.append(_hire(rng, config.seed, number, "conflict", tenant, domain))
+            hires.append(_hire(rng, config.seed, number, "conflict", tenant, domain, share))
         else:
             tenant, domain = rng.choice(customers.working)
-            hire = _hire(rng, config.seed, number, "normal", tenant, domain)
+            hire = _hire(rng, config.seed, number, "normal", tenant, domain, share)
             duplicate = rng.random()
             if duplicate < 0.08:
                 hire.back_to_back = rng.choice((1, 1, 2))
@@ -181,7 +205,14 @@ def build_workload(config: SoakConfig, customers: Customers) -> list[Hire]:
     return hires
 
 
-def _event(rng: random.Random, seed: int, number: int, tenant: str, domain: str) -> dict[str, Any]:
+def _event(
+    rng: random.Random,
+    seed: int,
+    number: int,
+    tenant: str,
+    domain: str,
+    share: float = IMMUTABLE_ID_SHARE,
+) -> dict[str, Any]:
     user: dict[str, Any] = {
         "userPrincipalName": f"soak{seed}.hire{number}@{domain}",
         "firstName": "Soak",
@@ -189,7 +220,7 @@ def _event(rng: random.Random, seed: int, number: int, tenant: str, domain: str)
         "displayName": f"Soak Hire{number}",
         "usageLocation": rng.choice(("US", "GB", "DE", "NL", "FR", "JP")),
     }
-    if rng.random() < IMMUTABLE_ID_SHARE:
+    if rng.random() < share:
         user["immutableId"] = f"S{seed}-{number}"
     event: dict[str, Any] = {
         "schemaVersion": rng.choice(("1.0", "1.0", "1.1")),
@@ -206,8 +237,16 @@ def _encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 
-def _hire(rng: random.Random, seed: int, number: int, kind: Kind, tenant: str, domain: str) -> Hire:
-    event = _event(rng, seed, number, tenant, domain)
+def _hire(
+    rng: random.Random,
+    seed: int,
+    number: int,
+    kind: Kind,
+    tenant: str,
+    domain: str,
+    share: float = IMMUTABLE_ID_SHARE,
+) -> Hire:
+    event = _event(rng, seed, number, tenant, domain, share)
     return Hire(
         kind=kind,
         event_id=event["eventId"],
@@ -230,9 +269,15 @@ def _republished(rng: random.Random, hire: Hire) -> bytes:
     return _encode(event)
 
 
-def _invalid(rng: random.Random, seed: int, number: int, customers: Customers) -> Hire:
+def _invalid(
+    rng: random.Random,
+    seed: int,
+    number: int,
+    customers: Customers,
+    share: float = IMMUTABLE_ID_SHARE,
+) -> Hire:
     tenant, domain = rng.choice(customers.working)
-    event = _event(rng, seed, number, tenant, domain)
+    event = _event(rng, seed, number, tenant, domain, share)
     secrets: list[str] = []
     flaw = rng.choice(("tenant", "missing", "password", "country", "schema"))
     if flaw == "tenant":
@@ -276,13 +321,15 @@ def seed_stack(stack: StandInStack, config: SoakConfig, hires_seed: int) -> tupl
     partner = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     stack.seed_partner(partner)
     working = []
-    count = max(3, -(-config.hires // HIRES_PER_CUSTOMER))
+    count = customer_count(config)
     names = ["contoso", "fabrikam", "northwind"] + [f"customer{n}" for n in range(4, count + 1)]
     for name in names[:count]:
         tenant = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         domain = f"{name}{hires_seed}.onmicrosoft.com"
         stack.partner_center.add_customer(tenant, [Domain(domain)])
         working.append((tenant, domain))
+    for tenant, _ in working[len(working) - config.unconsented :] if config.unconsented else []:
+        stack.graph.set_consent(tenant, "identity_not_found")
     locked = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     locked_domain = f"tailspin{hires_seed}.onmicrosoft.com"
     stack.partner_center.add_customer(locked, [Domain(locked_domain)], gdap=False)
@@ -326,6 +373,8 @@ def inject_faults(stack: StandInStack, config: SoakConfig) -> None:
     )
     stack.key_vault.faults.random(seed=config.seed * 7 + 2, rate=config.fault_rate, kinds=common)
     stack.entra.faults.random(seed=config.seed * 7 + 3, rate=config.fault_rate, kinds=common)
+    # Graph is called only where the decision looks a UPN up there (UPN_LOOKUP).
+    stack.graph.faults.random(seed=config.seed * 7 + 4, rate=config.fault_rate, kinds=common)
 
 
 MIN_CLAIM_SECONDS = 5
@@ -354,6 +403,7 @@ def host_settings(
         "HIRE_CLAIM_SECONDS": str(claim_seconds(config.lease_seconds)),
         f"{overrides}visibilityTimeout": config.visibility_timeout,
         f"{overrides}maxPollingInterval": "00:00:00.500",
+        **({"UPN_LOOKUP": config.upn_lookup} if config.upn_lookup else {}),
     }
 
 
@@ -496,7 +546,10 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
                 f"soak: {config.hires} hires, {config.hosts} hosts, MS-RequestId "
                 f"{config.request_ids}, faults {config.fault_rate:.0%} + hangs "
                 f"{config.hang_rate:.1%}, kill every {config.kill_every or 'never'}, "
-                f"seed {config.seed}" + (f", limit {config.rate_limit}/min" if limiter else "")
+                f"seed {config.seed}, {config.mix} mix"
+                + (f", UPN_LOOKUP={config.upn_lookup}" if config.upn_lookup else "")
+                + (f", {config.unconsented} without Graph consent" if config.unconsented else "")
+                + (f", limit {config.rate_limit}/min" if limiter else "")
             )
             # Published from another thread, so hosts are killed on time meanwhile (a daemon:
             # an interrupted run must not wait for it).
@@ -519,8 +572,10 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
             deadline = time.monotonic() + config.drain_timeout
             rng = random.Random(config.seed * 13)
             last_progress = 0.0
+            progress: list[tuple[float, int]] = []  # (seconds since start, outcomes so far)
             while True:
                 produced = collected.count + queue_length(results_queue)
+                progress.append((time.monotonic() - started, produced))
                 if not published_later and produced >= config.hires // 2 and first.done():
                     publish(requests_queue, later)
                     published_later = True
@@ -561,6 +616,7 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
         outcomes = [_decode_outcome(text) for text in collected.finish()]
         poison = [_decode_poison(text) for text in poisoned.finish()]
         logs = {host.name: host.log_text() for host in hosts}
+        report.figures.update(pace(progress, config.hires))
         report.figures.update(
             elapsed=elapsed,
             kills=kills,
@@ -569,6 +625,27 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
         )
         check(report, stack, hires, outcomes, poison, logs, proxy.total, limiter)
     return report
+
+
+def pace(progress: Sequence[tuple[float, int]], hires: int) -> dict[str, float]:
+    """Outcomes per second over the first and the last window of min(1,000, a third of the
+    hires) outcomes, from the samples taken about once a second: whether the run slows down
+    as the customers grow (issue 17: the last 1,000 within 20 % of the first 1,000).
+
+    The last window ends at 95 % of the outcomes: the final few are the stragglers of retries
+    and killed hosts (each waits out a lease or a visibility timeout), which would measure the
+    drain, not the pace."""
+    window = max(1, min(1000, hires // 3))
+    last = int(progress[-1][1] * 0.95) if progress else 0
+    if last < 2 * window:
+        return {}
+
+    def reached(count: int) -> float:
+        return next(at for at, produced in progress if produced >= count)
+
+    first_rate = window / max(reached(window) - reached(1), 1e-9)
+    last_rate = window / max(reached(last) - reached(last - window), 1e-9)
+    return {"pace window": window, "pace first": first_rate, "pace last": last_rate}
 
 
 # -- checking -------------------------------------------------------------------------------
@@ -876,6 +953,7 @@ def _figures(
             "Partner Center": sum(pc["calls"].values()),
             "Key Vault": sum(kv["calls"].values()),
             "Entra ID": sum(entra["calls"].values()),
+            "Graph": sum(stack.graph.counters["calls"].values()),
             "tables": table_calls,
         },
         partner_center_routes=dict(pc["calls"]),
@@ -922,6 +1000,13 @@ def render(report: Report) -> str:
         f"secrets searched for   {figures.get('secrets searched for')} in outcomes, poison copies "
         f"and {figures.get('log lines')} log lines",
     ]
+    if "pace first" in figures:
+        change = figures["pace last"] / figures["pace first"] - 1
+        lines.append(
+            f"pace                   {figures['pace first']:.1f} outcomes/s over the first "
+            f"{figures['pace window']:.0f}, {figures['pace last']:.1f} over the last "
+            f"({change:+.0%}; target: within 20 %)"
+        )
     if "valid hires that gave up (failed)" in figures:
         lines.append(
             f"gave up (failed)       {figures['valid hires that gave up (failed)']} valid hires "
@@ -976,6 +1061,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate-limit-scope", choices=("partner", "customer"), default="partner")
     parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout)
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy host logs here")
+    parser.add_argument(
+        "--mix",
+        choices=("gentle", "original"),
+        default=defaults.mix,
+        help="gentle: 3/4 with immutableId, a customer per 1,000 hires; original (issue 17): "
+        "half without immutableId, three customers",
+    )
+    parser.add_argument(
+        "--unconsented",
+        type=int,
+        default=0,
+        help="customers whose Graph refuses the partner's app (403 IdentityNotFound)",
+    )
+    parser.add_argument(
+        "--upn-lookup",
+        choices=("auto", "graph", "partner-center"),
+        default=None,
+        help="UPN_LOOKUP for the hosts (default: the app's default)",
+    )
     args = parser.parse_args(argv)
     # Ctrl-C or SIGTERM (also when started in the background) stops the hosts and Azurite.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -999,6 +1103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate_limit_scope=args.rate_limit_scope,
             drain_timeout=args.drain_timeout,
             keep_logs=args.keep_logs / behaviour if args.keep_logs else None,
+            mix=args.mix,
+            upn_lookup=args.upn_lookup,
+            unconsented=args.unconsented,
         )
         report = run_soak(config)
         print(render(report), flush=True)

@@ -3,6 +3,10 @@
     .venv/bin/python -m benchmarks.throughput                        # 1,000 hires, 0 and 50 ms
     .venv/bin/python -m benchmarks.throughput --hires 300 --latency 0
     .venv/bin/python -m benchmarks.throughput --immutable-id both    # events with and without
+    .venv/bin/python -m benchmarks.throughput --latency 0.05 \
+        --customer-size 100:300 --customer-size 3000:100 --customer-size 30000:30 \
+        --share-without 0 --share-without 0.5 --share-without 1 \
+        --upn-lookup graph --upn-lookup partner-center           # the cost-per-hire matrix
     .venv/bin/python -m benchmarks.throughput --memory-hires 10000   # RSS after every 1,000
     .venv/bin/python -m benchmarks.throughput --profile              # where the CPU goes
 
@@ -35,6 +39,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,7 +51,7 @@ from benchmarks.countingproxy import CountingProxy
 from benchmarks.hosts import PROJECT_ROOT, HostProcess
 from devtools.azurite import AzuriteQueue, connection_string, start_azurite_queue
 from devtools.publisher import HirePublisher
-from devtools.standins import Domain, Fault, StandInStack
+from devtools.standins import CONSENT_VARIANTS, Domain, Fault, StandInStack
 
 CUSTOMER = "4b10bf41-ab11-40e3-8c53-cd67849b50de"
 REQUEST_QUEUE = "bench-requests"
@@ -60,25 +65,36 @@ BATCH = 1000
 class Run:
     hires: int
     latency: float
-    immutable_id: bool
+    share_without: float  # of events without immutableId
     elapsed: float
     records: list[dict[str, Any]]
     host_cpu: float
     peak_rss: int
     rss_after: list[tuple[int, int]]  # (hires so far, RSS) after each batch
     calls: dict[str, int]
+    customer_size: int = 0
+    upn_lookup: str | None = None
+    graph_consent: str = "consented"
+
+
+def without_immutable_id(number: int, share_without: float) -> bool:
+    """Spreads the events without immutableId evenly over the run (every other one at 0.5)."""
+    return int((number + 1) * share_without) > int(number * share_without)
 
 
 def _publish(
-    publisher: HirePublisher, start: int, count: int, run_id: str, *, immutable_id: bool
+    publisher: HirePublisher, start: int, count: int, run_id: str, *, share_without: float
 ) -> None:
     # Several senders, so publishing keeps ahead of the host.
-    send = partial(_publish_one, publisher, run_id, immutable_id=immutable_id)
+    send = partial(_publish_one, publisher, run_id, share_without=share_without)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(send, range(start, start + count)))
 
 
-def _publish_one(publisher: HirePublisher, run_id: str, number: int, *, immutable_id: bool) -> None:
+def _publish_one(
+    publisher: HirePublisher, run_id: str, number: int, *, share_without: float
+) -> None:
+    immutable_id = not without_immutable_id(number, share_without)
     user = {
         "userPrincipalName": f"bench{run_id}.{number}@contoso.onmicrosoft.com",
         "firstName": "Bench",
@@ -117,24 +133,44 @@ def _wait_for_outcomes(results: QueueClient, wanted: int, timeout: float) -> boo
     return False
 
 
-def _stack(latency: float) -> tuple[StandInStack, str]:
+def _stack(
+    latency: float, customer_size: int = 0, graph_consent: str = "consented"
+) -> tuple[StandInStack, str]:
     stack = StandInStack.start()
     partner = str(uuid.uuid4())
     stack.seed_partner(partner)
     stack.partner_center.add_customer(CUSTOMER, [Domain("contoso.onmicrosoft.com")])
+    stack.graph.set_consent(CUSTOMER, graph_consent)
+    if customer_size:
+        # Made an hour ago: Graph's replication delay does not hide them.
+        stack.partner_center.seed_users(
+            CUSTOMER,
+            customer_size,
+            domain="contoso.onmicrosoft.com",
+            created_at=datetime.now(UTC) - timedelta(hours=1),
+        )
     if latency:
         for service in stack.services.values():
             service.faults.add(Fault.latency(latency), match=None, times=None)
     return stack, partner
 
 
-def run(hires: int, latency: float, *, immutable_id: bool = False, batch: int = BATCH) -> Run:
+def run(
+    hires: int,
+    latency: float,
+    *,
+    share_without: float = 1.0,
+    customer_size: int = 0,
+    upn_lookup: str | None = None,
+    graph_consent: str = "consented",
+    batch: int = BATCH,
+) -> Run:
     """``hires`` events in batches of ``batch``; the host's RSS is read after each batch."""
     with ExitStack() as resources:
         azurite = resources.enter_context(start_azurite_queue())
         proxy = resources.enter_context(CountingProxy(azurite.host, azurite.table_port))
         storage = connection_string(azurite.host, azurite.port, proxy.port)
-        stack, partner = _stack(latency)
+        stack, partner = _stack(latency, customer_size, graph_consent)
         resources.callback(stack.stop)
         workdir = Path(resources.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         settings = {
@@ -145,6 +181,8 @@ def run(hires: int, latency: float, *, immutable_id: bool = False, batch: int = 
             "RESULT_QUEUE_NAME": RESULT_QUEUE,
             "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.200",
         }
+        if upn_lookup:
+            settings["UPN_LOOKUP"] = upn_lookup
         publisher = HirePublisher.from_connection_string(storage, REQUEST_QUEUE)
         publisher.ensure_queue()
         results = QueueClient.from_connection_string(storage, RESULT_QUEUE)
@@ -168,8 +206,10 @@ def run(hires: int, latency: float, *, immutable_id: bool = False, batch: int = 
         while done < hires:
             count = min(batch, hires - done)
             started = time.perf_counter()
-            _publish(publisher, done, count, run_id, immutable_id=immutable_id)
-            if not _wait_for_outcomes(results, done + count, timeout=max(120.0, count * 0.5)):
+            _publish(publisher, done, count, run_id, share_without=share_without)
+            # A paged look-up in a large customer takes size/100 calls per hire.
+            per_hire = 0.5 + (customer_size / 100) * (latency + 0.01) * share_without
+            if not _wait_for_outcomes(results, done + count, timeout=max(120.0, count * per_hire)):
                 print(f"timed out after {done} hires", file=sys.stderr)
                 break
             elapsed += time.perf_counter() - started
@@ -179,22 +219,41 @@ def run(hires: int, latency: float, *, immutable_id: bool = False, batch: int = 
         peak_rss = host.memory()[1]
         host.stop()
         records = [json.loads(line) for line in records_path.read_text().splitlines()]
-        pc, kv, entra = (
-            stack.partner_center.counters,
-            stack.key_vault.counters,
-            stack.entra.counters,
-        )
-        calls = {
-            "Key Vault": sum(kv["calls"].values()),
-            "tables": proxy.total,
-            "token endpoint": sum(
-                n for route, n in entra["calls"].items() if route.endswith("/token")
-            ),
-            "Partner Center": sum(pc["calls"].values()),
-        }
+        calls = call_counts(stack, proxy.total)
         return Run(
-            done, latency, immutable_id, elapsed, records, host_cpu, peak_rss, rss_after, calls
+            done,
+            latency,
+            share_without,
+            elapsed,
+            records,
+            host_cpu,
+            peak_rss,
+            rss_after,
+            calls,
+            customer_size=customer_size,
+            upn_lookup=upn_lookup,
+            graph_consent=graph_consent,
         )
+
+
+def call_counts(stack: StandInStack, table_calls: int) -> dict[str, int]:
+    """Calls the host made to each service, Partner Center's and Key Vault's split by kind."""
+    pc, kv, entra, graph = (
+        stack.partner_center.counters["calls"],
+        stack.key_vault.counters["calls"],
+        stack.entra.counters["calls"],
+        stack.graph.counters["calls"],
+    )
+    return {
+        "Partner Center": sum(pc.values()),
+        "PC creates": pc.get("POST /v1/customers/{id}/users", 0),
+        "PC list pages": pc.get("GET /v1/customers/{id}/users", 0),
+        "Graph": sum(graph.values()),
+        "KV reads": sum(n for route, n in kv.items() if route.startswith("GET ")),
+        "KV writes": sum(n for route, n in kv.items() if not route.startswith("GET ")),
+        "tables": table_calls,
+        "token endpoint": sum(n for route, n in entra.items() if route.endswith("/token")),
+    }
 
 
 def import_seconds(repeats: int = 3) -> float:
@@ -222,9 +281,16 @@ def report(result: Run) -> None:
     invoked = [r for r in result.records if r.get("invoked")]
     durations = sorted(r["duration"] for r in invoked if r["outcome"] == "succeeded")
     function_cpu = sum(r["cpuTime"] or 0.0 for r in invoked)
+    shape = f"{result.share_without:.0%} of events without immutableId"
+    if result.customer_size:
+        shape += f", customer of {result.customer_size:,} users"
+    if result.upn_lookup:
+        shape += f", UPN_LOOKUP={result.upn_lookup}"
+    if result.graph_consent != "consented":
+        shape += f", Graph {result.graph_consent}"
     print(
         f"-- {result.hires} hires, stand-in latency {result.latency * 1000:.0f} ms per call, "
-        + ("events with immutableId" if result.immutable_id else "events without immutableId")
+        + shape
     )
     print(
         f"throughput             {result.hires / max(result.elapsed, 1e-9):8.1f} hires/s "
@@ -257,7 +323,7 @@ def report(result: Run) -> None:
 # -- profiling -------------------------------------------------------------------------------
 
 
-def profile(hires: int) -> None:
+def profile(hires: int, share_without: float = 1.0) -> None:
     """Run the host in this process with cProfile on every invocation's thread; print what
     dominates the function's own CPU time."""
     from devtools.funchost import LocalFunctionsHost
@@ -306,7 +372,7 @@ def profile(hires: int) -> None:
         os.environ.update(settings)
         publisher = HirePublisher.from_connection_string(storage, REQUEST_QUEUE)
         publisher.ensure_queue()
-        _publish(publisher, 0, hires, uuid.uuid4().hex[:6], immutable_id=False)
+        _publish(publisher, 0, hires, uuid.uuid4().hex[:6], share_without=share_without)
         Provisioner.handle = handle  # type: ignore[method-assign]
         try:
             host = LocalFunctionsHost(
@@ -317,6 +383,8 @@ def profile(hires: int) -> None:
             host.stop()
         finally:
             Provisioner.handle = original  # type: ignore[method-assign]
+    if not profiles:
+        raise RuntimeError("no invocation was profiled")
     stats = pstats.Stats(profiles[0])
     for profiler in profiles[1:]:
         stats.add(profiler)
@@ -351,20 +419,76 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="whether the events carry an immutableId (without: each reads the user list "
         "before its create)",
     )
+    parser.add_argument(
+        "--share-without",
+        type=float,
+        action="append",
+        default=None,
+        help="share (0 to 1) of events without immutableId; repeat for several runs "
+        "(overrides --immutable-id)",
+    )
+    parser.add_argument(
+        "--customer-size",
+        action="append",
+        default=None,
+        metavar="USERS[:HIRES]",
+        help="users seeded in the customer before the run (and, after ':', the hires for that "
+        "size instead of --hires); repeat for several runs (default: none seeded)",
+    )
+    parser.add_argument(
+        "--upn-lookup",
+        choices=("auto", "graph", "partner-center"),
+        action="append",
+        default=None,
+        help="UPN_LOOKUP for the host; repeat for several runs (default: the app's default)",
+    )
+    parser.add_argument(
+        "--graph-consent",
+        choices=CONSENT_VARIANTS,
+        default="consented",
+        help="how the stand-in Graph answers for the customer (e.g. identity_not_found: not "
+        "consented, so UPN_LOOKUP=auto falls back to Partner Center's user list)",
+    )
+    parser.add_argument("--no-import-time", action="store_true", help="skip the import timing")
     parser.add_argument("--profile", action="store_true", help="profile instead of measuring")
     args = parser.parse_args(argv)
+    shares = args.share_without
+    if shares is None:
+        shares = {"without": [1.0], "with": [0.0], "both": [1.0, 0.0]}[args.immutable_id]
+    if any(not 0.0 <= share <= 1.0 for share in shares):
+        parser.error("--share-without takes a number from 0 to 1")
     if args.profile:
-        profile(args.hires)
+        profile(args.hires, shares[0])
         return 0
-    print(f"import function_app     {import_seconds() * 1000:8.0f} ms (median of 3, fresh process)")
-    variants = {"without": [False], "with": [True], "both": [False, True]}[args.immutable_id]
-    for immutable_id in variants:
-        for latency in args.latency if args.latency is not None else [0.0, 0.05]:
-            report(run(args.hires, latency, immutable_id=immutable_id))
+    sizes = [parse_size(text, args.hires) for text in args.customer_size or ["0"]]
+    if not args.no_import_time:
+        print(
+            f"import function_app     {import_seconds() * 1000:8.0f} ms "
+            "(median of 3, fresh process)"
+        )
+    for upn_lookup in args.upn_lookup or [None]:
+        for size, hires in sizes:
+            for share in shares:
+                for latency in args.latency if args.latency is not None else [0.0, 0.05]:
+                    report(
+                        run(
+                            hires,
+                            latency,
+                            share_without=share,
+                            customer_size=size,
+                            upn_lookup=upn_lookup,
+                            graph_consent=args.graph_consent,
+                        )
+                    )
     if args.memory_hires:
         # With immutableId, so 10,000 hires into one customer do not spend hours paging.
-        report(run(args.memory_hires, 0.0, immutable_id=True))
+        report(run(args.memory_hires, 0.0, share_without=0.0))
     return 0
+
+
+def parse_size(text: str, default_hires: int) -> tuple[int, int]:
+    users, _, hires = text.partition(":")
+    return int(users.replace(",", "").replace("_", "")), int(hires) if hires else default_hires
 
 
 if __name__ == "__main__":

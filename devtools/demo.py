@@ -12,25 +12,28 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from azure.core.exceptions import AzureError
 from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.console import Console
-from rich.table import Table
 
 from devtools.azurite import start_azurite_queue
 from devtools.funchost import LocalFunctionsHost
+from devtools.http_demo import http_keys, post_over_http, show_status, split_for_http
 from devtools.publisher import HirePublisher
 from devtools.standins import Fault, StandInStack
 from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, DEMO_SKUS, seed_demo
 from devtools.traces import render, span_tree
-from ops.preview import Verdict, preview_with_settings, render_table
+from ops.cli import Column, print_columns
+from ops.preview import Verdict, preview_with_settings, render_verdicts
 from shared.settings import Settings
 from shared.telemetry import install
 
@@ -164,34 +167,58 @@ def read_queue(client: QueueClient) -> list[dict[str, Any] | str]:
     return found
 
 
-def outcome_table(outcomes: list[dict[str, Any] | str]) -> Table:
-    table = Table(title="Outcomes (result queue)", show_lines=False)
-    columns = ("eventId", "status", "category", "userPrincipalName", "licences", "attempts")
-    for column in (*columns, "what to do"):
-        table.add_column(column, overflow="fold")
-    style = {
-        "created": "green",
-        "restored": "green",
-        "already_exists": "cyan",
-        "rejected": "red",
-        "failed": "yellow",
-    }
-    for outcome in sorted(
-        outcomes, key=lambda o: str(o.get("eventId")) if isinstance(o, dict) else ""
-    ):
-        if not isinstance(outcome, dict):
-            continue
+def print_outcomes(outcomes: list[dict[str, Any] | str]) -> None:
+    """The result queue, one line per outcome, fitted like the operator tools' tables."""
+    rows = sorted(
+        (o for o in outcomes if isinstance(o, dict)), key=lambda o: _cell(o.get("eventId"))
+    )
+
+    def what_to_do(outcome: dict[str, Any]) -> str:
         error = outcome.get("error") or {}
-        table.add_row(
-            str(outcome.get("eventId")),
-            f"[{style.get(str(outcome['status']), 'white')}]{outcome['status']}[/]",
-            str(error.get("category") or ""),
-            str(outcome.get("userPrincipalName") or ""),
-            _licences(outcome.get("licenses")),
-            str(outcome.get("attempts")),
-            str(error.get("message") or outcome.get("initialPasswordSecretId") or ""),
-        )
-    return table
+        secret = outcome.get("initialPasswordSecretId")
+        if error.get("message"):
+            return _cell(error.get("message"))
+        return f"password in {short_secret_id(secret)}" if isinstance(secret, str) else ""
+
+    console.print("Outcomes (result queue)", style="bold")
+    print_columns(
+        [
+            Column("eventId", [_cell(o.get("eventId")) or "-" for o in rows], "id", keep=9),
+            Column("status", [_cell(o.get("status")) for o in rows], "id", keep=8),
+            Column(
+                "category",
+                [_cell((o.get("error") or {}).get("category")) for o in rows],
+                "id",
+                keep=7,
+            ),
+            Column("UPN", [_cell(o.get("userPrincipalName")) for o in rows], "id", keep=5),
+            Column("licences", [_licences(o.get("licenses")) for o in rows], "text", keep=3),
+            Column("attempts", [_cell(o.get("attempts")) for o in rows], "id", keep=2),
+            Column("what to do", [what_to_do(o) for o in rows], "text", keep=6),
+        ],
+        full_hint="the result queue",
+    )
+
+
+def _cell(value: object) -> str:
+    """A table cell: nothing for a missing value (never 'None')."""
+    return "" if value is None else str(value)
+
+
+def short_secret_id(secret_id: str) -> str:
+    """A Key Vault secret id shortened for a table: its name's start and its version's."""
+    parts = [part for part in secret_id.split("/") if part]
+    if len(parts) >= 4 and parts[-3] == "secrets":
+        name, version = parts[-2], parts[-1]
+        return f"{name[:24]}\N{HORIZONTAL ELLIPSIS}/{version[:8]}"
+    return secret_id if len(secret_id) <= 40 else secret_id[:39] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def counts_text(counts: object) -> str:
+    """{'POST users': 3, ...} as 'POST users 3, ...' (no Python reprs in the summary)."""
+    if not isinstance(counts, dict) or not counts:
+        return "none"
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=str))
 
 
 def _licences(licenses: object) -> str:
@@ -204,7 +231,7 @@ def _licences(licenses: object) -> str:
         part
         for part in (
             f"assigned: {', '.join(assigned)}" if assigned else "",
-            f"[red]failed: {', '.join(map(str, failed))}[/]" if failed else "",
+            f"failed: {', '.join(map(str, failed))}" if failed else "",
         )
         if part
     )
@@ -232,24 +259,66 @@ def compare(verdicts: list[Verdict], outcomes: list[dict[str, Any] | str]) -> li
 _UNFORESEEABLE = {"hr-2026-000108": "federated domain", "hr-2026-000109": "outage"}
 
 
-def poison_table(messages: list[dict[str, Any] | str]) -> Table:
-    table = Table(title="Poison queue (what operators replay)")
-    for column in ("eventId", "category", "httpStatus", "code", "attempts", "body"):
-        table.add_column(column, overflow="fold")
-    for message in messages:
-        if isinstance(message, dict):
-            failure = message.get("lastFailure") or {}
-            table.add_row(
-                str(message.get("eventId")),
-                str(failure.get("category", "(poisoned by host)")),
-                str(failure.get("httpStatus", "")),
-                str(failure.get("code", "")),
-                str(failure.get("attempts", "")),
-                "event + lastFailure" if failure else "event",
-            )
-        else:
-            table.add_row("-", "(not an event)", "", "", "", message[:60])
-    return table
+def print_poison(messages: list[dict[str, Any] | str]) -> None:
+    console.print("Poison queue (what operators replay: poison-queue list)", style="bold")
+    events = [m for m in messages if isinstance(m, dict)]
+    others = [m for m in messages if not isinstance(m, dict)]
+    failures = [m.get("lastFailure") or {} for m in events]
+    print_columns(
+        [
+            Column(
+                "eventId", [_cell(m.get("eventId")) for m in events] + ["-"] * len(others), "id"
+            ),
+            Column(
+                "category",
+                [_cell(f.get("category", "(poisoned by host)")) for f in failures]
+                + ["(not an event)"] * len(others),
+                "id",
+            ),
+            Column(
+                "httpStatus", [_cell(f.get("httpStatus")) for f in failures] + [""] * len(others)
+            ),
+            Column("code", [_cell(f.get("code")) for f in failures] + [""] * len(others)),
+            Column("attempts", [_cell(f.get("attempts")) for f in failures] + [""] * len(others)),
+            Column(
+                "body",
+                ["event + lastFailure" if f else "event" for f in failures]
+                + [m[:60] for m in others],
+            ),
+        ],
+        full_hint="poison-queue show",
+    )
+
+
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+def wait_with_progress(host: LocalFunctionsHost, connection_string: str, *, timeout: float) -> bool:
+    """Wait for the host to drain, saying every few seconds what it is still working on."""
+    queues = {
+        name: QueueClient.from_connection_string(connection_string, name)
+        for name in (REQUEST_QUEUE, RESULT_QUEUE, f"{REQUEST_QUEUE}-poison")
+    }
+    started = time.monotonic()
+    while True:
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            return False
+        if host.wait_until_drained(timeout=min(PROGRESS_EVERY_SECONDS, left)):
+            return True
+        counts = {}
+        for name, client in queues.items():
+            try:
+                counts[name] = client.get_queue_properties().approximate_message_count or 0
+            except AzureError:
+                counts[name] = 0
+        console.print(
+            f"  waiting for the host ({time.monotonic() - started:.0f} s): "
+            f"{counts[REQUEST_QUEUE]} request(s) still queued or retrying (a retry waits "
+            f"{DEMO_HOST_OPTIONS['visibilityTimeout']}), {counts[RESULT_QUEUE]} outcome(s), "
+            f"{counts[REQUEST_QUEUE + '-poison']} poisoned",
+            highlight=False,
+        )
 
 
 def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
@@ -288,13 +357,14 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         console.rule("[bold]An operator previews the batch (hire-preview; reads only)")
         lines = [b if isinstance(b, str) else json.dumps(b) for b in all_bodies()]
         verdicts = preview_with_settings(Settings.from_environment(), lines)
-        render_table(verdicts, console)
+        render_verdicts(verdicts)
         console.print(
             "The preview cannot foresee what only a create reveals: "
             + ", ".join(f"{k} ({v})" for k, v in _UNFORESEEABLE.items())
         )
         console.rule("[bold]HR publishes hire events")
-        for event in batch:
+        on_queue, over_http = split_for_http(batch)
+        for event in on_queue:
             publisher.publish(event)
             upn = event["user"].get("userPrincipalName") or "(generated in contoso.onmicrosoft.com)"
             console.print(f"  {event['eventId']}  {upn}")
@@ -306,17 +376,27 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         console.print("  (a body that is not JSON)")
 
         console.rule("[bold]The local Functions host runs function_app.py")
-        host = LocalFunctionsHost(PROJECT_ROOT, settings=settings, host_options=DEMO_HOST_OPTIONS)
+        keys = http_keys()
+        host = LocalFunctionsHost(
+            PROJECT_ROOT,
+            settings={**settings, **keys},
+            host_options=DEMO_HOST_OPTIONS,
+            http_port=0,
+        )
         host.start()
         cleanup.callback(host.stop)
-        if not host.wait_until_drained(timeout=180):
+        console.rule("[bold]HR posts the rest over HTTP (POST /api/hires)")
+        post_over_http(console, host.http_base_url, keys, over_http)
+        if not wait_with_progress(host, azurite.connection_string, timeout=180):
             console.print("[red]the queues did not drain within 180 s[/]")
             return 1
         console.print("HR delivers hire-2026-000101 a second time (at-least-once delivery)")
         publisher.publish(batch[0])
-        if not host.wait_until_drained(timeout=60):
+        if not wait_with_progress(host, azurite.connection_string, timeout=60):
             console.print("[red]the queues did not drain within 60 s[/]")
             return 1
+        console.rule("[bold]HR asks for a hire's status (GET /api/hires/{eventId})")
+        show_status(console, host.http_base_url, keys, over_http[1]["eventId"])
         host.stop()
 
         results = QueueClient.from_connection_string(
@@ -331,19 +411,22 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         )
         outcomes = read_queue(results)
         console.rule("[bold]Results")
-        console.print(outcome_table(outcomes))
-        console.print(poison_table(read_queue(poison)))
+        print_outcomes(outcomes)
+        print_poison(read_queue(poison))
         users = sum(len(stack.partner_center.users(c.tenant_id)) for c in DEMO_CUSTOMERS)
-        console.print(
+        pc_counters = stack.partner_center.counters
+        for line in (
             f"Users in customer tenants: {users} (two were there before: one holds a UPN, "
-            "one was deleted); "
-            f"Partner Center calls: {dict(stack.partner_center.counters['calls'])}, "
-            f"faults injected: {dict(stack.partner_center.counters['faults_injected'])}; "
-            f"token requests: {dict(stack.entra.counters['token_requests'])}"
-        )
+            "one was deleted)",
+            f"Partner Center calls: {counts_text(dict(pc_counters['calls']))}",
+            f"Faults injected: {counts_text(dict(pc_counters['faults_injected']))}",
+            f"Token requests: {counts_text(dict(stack.entra.counters['token_requests']))}",
+        ):
+            # One line each, never folded inside an item (a call name and its count).
+            console.print(line, soft_wrap=True, highlight=False)
         differences = compare(verdicts, outcomes)
         if differences:
-            console.print(f"[red]the run differed from the preview: {differences}[/]")
+            console.print(f"[red]the run differed from the preview: {'; '.join(differences)}[/]")
             return 1
         console.print("The run produced the statuses the preview said (both unforeseeables aside).")
         if spans is not None:
@@ -351,7 +434,7 @@ def run_demo(*, verbose: bool = False, traces: bool = False) -> int:
         statuses = {o.get("status") for o in outcomes if isinstance(o, dict)}
         missing = {"created", "restored", "already_exists", "rejected", "failed"} - statuses
         if missing:
-            console.print(f"[red]expected every status, missing {sorted(missing)}[/]")
+            console.print(f"[red]expected every status, missing {', '.join(sorted(missing))}[/]")
             return 1
         console.print(
             "[green]Demo finished: every event has an outcome, failures are in poison.[/]"

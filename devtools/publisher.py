@@ -2,9 +2,11 @@
 
 Validates each event against the contract, base64-encodes the UTF-8 JSON (the Functions
 default; a plain ``QueueClient`` would not, and every message would land in poison) and sends
-it to the request queue.
+it to the request queue. Settings come from local.settings.json (or --settings FILE) and the
+environment, as for the local host; with none at all, Azurite. Input that is not JSON stops
+everything before a single event is sent (exit 2).
 
-    hire-publish events.jsonl                  # one event per line (or a JSON array file)
+    hire-publish events.jsonl                  # JSON Lines, a JSON array, or one JSON object
     hire-publish --event '{"schemaVersion": "1.0", ...}'
     hire-publish --no-validate bad.json         # send as is, to see a rejection happen
 """
@@ -14,18 +16,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from shared.events import InvalidEvent, parse_event
+from ops.cli import (
+    EXIT_USAGE,
+    StorageTarget,
+    ToolError,
+    add_connection_options,
+    client_options,
+    describe_storage_error,
+    load_tool_settings,
+    run_guarded,
+    storage_target,
+)
+from ops.event_input import EventInputError, EventText, split_events
+from shared.events import InvalidEvent, NotAnEvent, decode_body, parse_event
 from shared.settings import DEFAULT_REQUEST_QUEUE
+
+DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 
 
 @dataclass(frozen=True)
@@ -76,57 +91,100 @@ class HirePublisher:
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    """A JSON array, a single JSON object, or JSON Lines."""
-    text = path.read_text(encoding="utf-8").strip()
-    if not text:
-        return []
+    """A JSON array, a single JSON object, or JSON Lines (the reader hire-preview uses)."""
+    return [_decoded(item) for item in split_events(path.read_text(encoding="utf-8"),
+                                                    source=str(path))]
+
+
+def _decoded(item: EventText) -> dict[str, Any]:
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    return document if isinstance(document, list) else [document]
+        return decode_body(item.text.encode("utf-8"))
+    except NotAnEvent as error:
+        raise ToolError(f"{item.label}: {error}", EXIT_USAGE) from None
+
+
+def _inputs(args: argparse.Namespace) -> list[EventText]:
+    items: list[EventText] = []
+    for number, text in enumerate(args.event, start=1):
+        items += split_events(text, source=f"--event {number}")
+    for path in args.files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ToolError(f"cannot read {path}: {error}", EXIT_USAGE) from None
+        items += split_events(text, source=str(path))
+    return items
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hire-publish", description="Validate and publish hire events to the request queue."
     )
-    parser.add_argument("files", nargs="*", type=Path, help="JSON, JSON array or JSON Lines files")
+    parser.add_argument(
+        "files", nargs="*", type=Path, help="files: a JSON object, a JSON array or JSON Lines"
+    )
     parser.add_argument("--event", action="append", default=[], help="one event as JSON text")
-    parser.add_argument(
-        "--connection-string",
-        default=os.environ.get("AzureWebJobsStorage", "UseDevelopmentStorage=true"),
-        help="storage connection string (default: $AzureWebJobsStorage, else Azurite)",
-    )
-    parser.add_argument(
-        "--queue",
-        default=os.environ.get("REQUEST_QUEUE_NAME", DEFAULT_REQUEST_QUEUE),
-        help="request queue (default: $REQUEST_QUEUE_NAME or user-create-requests)",
-    )
+    add_connection_options(parser, queue=True, table=False)
     parser.add_argument(
         "--no-validate", action="store_true", help="send events even if they break the contract"
     )
     args = parser.parse_args(argv)
-
-    events: list[dict[str, Any]] = [json.loads(text) for text in args.event]
-    for path in args.files:
-        events.extend(read_events(path))
-    if not events:
+    if not args.event and not args.files:
         parser.error("give at least one file or --event")
+    return run_guarded("hire-publish", lambda: _publish(args))
 
-    publisher = HirePublisher.from_connection_string(
-        args.connection_string, args.queue, validate=not args.no_validate
-    )
-    publisher.ensure_queue()
+
+def _publish(args: argparse.Namespace) -> int:
+    try:
+        # Every input is read before anything is sent: a typo in line 40 sends nothing.
+        events = [_decoded(item) for item in _inputs(args)]
+    except EventInputError as error:
+        raise ToolError(str(error), EXIT_USAGE) from None
+    if not events:
+        raise ToolError("the input holds no events", EXIT_USAGE)
+    settings = load_tool_settings(args.settings)
+    try:
+        target = storage_target(args, settings)
+    except ToolError:
+        # Nothing configured anywhere: the local emulator, as the host's default.
+        target = StorageTarget(DEVELOPMENT_STORAGE, None, None, "the default (Azurite)")
+    queue = args.queue or settings.get("REQUEST_QUEUE_NAME") or DEFAULT_REQUEST_QUEUE
+    if target.connection_string:
+        client = QueueClient.from_connection_string(
+            target.connection_string,
+            queue,
+            message_encode_policy=TextBase64EncodePolicy(),
+            **client_options(),
+        )
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        client = QueueClient(
+            str(target.queue_service_uri),
+            queue,
+            credential=DefaultAzureCredential(),
+            message_encode_policy=TextBase64EncodePolicy(),
+            **client_options(),
+        )
+    publisher = HirePublisher(client, validate=not args.no_validate)
     failures = 0
-    for event in events:
-        try:
-            published = publisher.publish(event)
-        except InvalidEvent as error:
-            failures += 1
-            print(f"not sent: event {event.get('eventId')!r} is invalid: {error}", file=sys.stderr)
-            continue
-        print(f"sent event {published.event_id} as message {published.message_id}")
+    try:
+        publisher.ensure_queue()
+        for event in events:
+            try:
+                published = publisher.publish(event)
+            except InvalidEvent as error:
+                failures += 1
+                event_id = event.get("eventId")
+                print(f"not sent: event {event_id} is invalid: {error}", file=sys.stderr)
+                continue
+            print(f"sent event {published.event_id} as message {published.message_id}")
+    except AzureError as error:
+        raise ToolError(
+            describe_storage_error(
+                error, what="the queue service", url=client.url, source=target.source
+            )
+        ) from None
     return 1 if failures else 0
 
 

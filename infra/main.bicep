@@ -14,6 +14,13 @@ param location string
 @description('The partner\'s Entra tenant id (PARTNER_TENANT_ID): the token endpoint of the App+User credentials.')
 param partnerTenantId string
 
+@description('HTTP intake: Entra ID access (App Service authentication, app roles) instead of function keys.')
+param intakeEntraAuth bool = false
+@description('HTTP intake with Entra ID: application (client) id of the API app registration.')
+param intakeApiClientId string = ''
+@description('HTTP intake with Entra ID: application (client) id of the HR system, the only caller.')
+param intakeHrClientId string = ''
+
 // ---- Function settings (CONTRACT section 4); the defaults are the contract's. ----
 param requestQueueName string = 'user-create-requests'
 param resultQueueName string = 'user-create-results'
@@ -23,7 +30,14 @@ param appIdSecretName string = 'partner-center-app-id'
 param appSecretSecretName string = 'partner-center-app-secret'
 param refreshTokenSecretName string = 'partner-center-refresh-token'
 param partnerCenterBaseUrl string = 'https://api.partnercenter.microsoft.com'
-param entraAuthorityHost string = 'https://login.microsoftonline.com'
+// The cloud's own sign-in endpoint (https://login.microsoftonline.com/ in the public cloud), not
+// a hard-coded host; the function strips the trailing slash.
+param entraAuthorityHost string = environment().authentication.loginEndpoint
+@description('How a UPN\'s holder is found (UPN_LOOKUP): graph, partner-center, or auto (Graph where the customer has consented, else the user list).')
+@allowed(['auto', 'graph', 'partner-center'])
+param upnLookup string = 'auto'
+@description('Microsoft Graph, without /v1.0 (GRAPH_BASE_URL).')
+param graphBaseUrl string = 'https://graph.microsoft.com'
 
 @minValue(1)
 @maxValue(365)
@@ -50,8 +64,8 @@ param existingPasswordVaultResourceGroup string = ''
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS', 'Standard_RAGZRS'])
 param storageSkuName string = 'Standard_ZRS'
 
-@description('Set to true once the three credential secrets exist: the refresh-token write-back role then narrows from the vault to that one secret.')
-param credentialSecretsStored bool = false
+@description('Seeds the names of new vaults (VAULT_NAME_SEED; azure.yaml\'s hooks set it for a new environment and renew it after azd down). Purge protection keeps a deleted vault\'s name for 90 days, so a new seed gives azd up after azd down free names; empty keeps the names of deployments made before the seed.')
+param vaultNameSeed string = ''
 
 // ---- Scale: total concurrency = maximumInstanceCount x (batchSize + newBatchThreshold). ----
 // README, "Concurrency and Partner Center throttling", has the reasoning behind the defaults.
@@ -78,10 +92,18 @@ param alertEmailAddresses string = ''
 @maxValue(100)
 @description('Alert when more than this share of outcomes in 30 minutes are rejected or failed.')
 param failureRateThresholdPercent int = 20
+@minValue(1)
+@description('Alert when the storage account\'s queues together hold more messages than this for an hour.')
+param queueBacklogThreshold int = 50
 @description('Object id of an Entra group of operators who run poison-queue (optional).')
 param operatorsPrincipalId string = ''
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+// The sign-in host without its trailing slash (environment() ends it with one): the function
+// and the token issuer App Service checks both want https://<host>.
+var entraAuthority = endsWith(entraAuthorityHost, '/') ? substring(entraAuthorityHost, 0, length(entraAuthorityHost) - 1) : entraAuthorityHost
+// Vaults only: a vault deleted with purge protection keeps its name for its retention period.
+var vaultToken = empty(vaultNameSeed) ? resourceToken : toLower(uniqueString(subscription().id, environmentName, location, vaultNameSeed))
 var tags = { 'azd-env-name': environmentName }
 var resourceGroupName = 'rg-${environmentName}'
 var newStorage = empty(existingStorageAccountName)
@@ -89,15 +111,22 @@ var newKeyVault = empty(existingKeyVaultName)
 var newPasswordVault = empty(existingPasswordVaultName)
 var storageAccountName = newStorage ? 'st${resourceToken}' : existingStorageAccountName
 var storageResourceGroup = newStorage || empty(existingStorageAccountResourceGroup) ? resourceGroupName : existingStorageAccountResourceGroup
-var keyVaultName = newKeyVault ? 'kv-${resourceToken}' : existingKeyVaultName
+var keyVaultName = newKeyVault ? 'kv-${vaultToken}' : existingKeyVaultName
 var keyVaultResourceGroup = newKeyVault || empty(existingKeyVaultResourceGroup) ? resourceGroupName : existingKeyVaultResourceGroup
-var passwordVaultName = newPasswordVault ? 'kvpw-${resourceToken}' : existingPasswordVaultName
+var passwordVaultName = newPasswordVault ? 'kvpw-${vaultToken}' : existingPasswordVaultName
 var passwordVaultResourceGroup = newPasswordVault || empty(existingPasswordVaultResourceGroup) ? resourceGroupName : existingPasswordVaultResourceGroup
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: resourceGroupName
   location: location
   tags: tags
+}
+
+module customRoles 'modules/custom-roles.bicep' = {
+  name: 'custom-roles-${resourceToken}'
+  params: {
+    resourceToken: resourceToken
+  }
 }
 
 module identity 'modules/identity.bicep' = {
@@ -145,6 +174,8 @@ module storage 'modules/storage-data.bicep' = {
     deploymentContainerName: 'app-package-${resourceToken}'
     principalId: identity.outputs.principalId
     operatorsPrincipalId: operatorsPrincipalId
+    queueMessageProcessorRoleId: customRoles.outputs.queueMessageProcessorRoleId
+    ledgerWriterRoleId: customRoles.outputs.ledgerWriterRoleId
   }
 }
 
@@ -177,8 +208,7 @@ module vaultAccess 'modules/vault-access.bicep' = {
   params: {
     vaultName: keyVaultName
     principalId: identity.outputs.principalId
-    refreshTokenSecretName: refreshTokenSecretName
-    credentialSecretsStored: credentialSecretsStored
+    secretReaderWriterRoleId: customRoles.outputs.secretReaderWriterRoleId
   }
 }
 
@@ -189,14 +219,16 @@ module passwordVaultAccess 'modules/password-vault-access.bicep' = {
   params: {
     vaultName: passwordVaultName
     principalId: identity.outputs.principalId
+    secretReaderWriterRoleId: customRoles.outputs.secretReaderWriterRoleId
   }
 }
 
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
-  // The roles must exist before the host starts, or its first minutes fail with 403s.
-  dependsOn: [storage, vaultAccess, passwordVaultAccess]
+  // The roles must exist before the host starts, or its first minutes fail with 403s: the
+  // settings below read outputs of storage, vaultAccess and passwordVaultAccess, which makes
+  // each of them a dependency without a dependsOn.
   params: {
     name: 'func-${resourceToken}'
     planName: 'plan-${resourceToken}'
@@ -226,12 +258,31 @@ module functionApp 'modules/function-app.bicep' = {
       PARTNER_CENTER_APP_SECRET_SECRET: appSecretSecretName
       PARTNER_CENTER_REFRESH_TOKEN_SECRET: refreshTokenSecretName
       PARTNER_CENTER_BASE_URL: partnerCenterBaseUrl
-      ENTRA_AUTHORITY_HOST: entraAuthorityHost
+      ENTRA_AUTHORITY_HOST: entraAuthority
+      UPN_LOOKUP: upnLookup
+      GRAPH_BASE_URL: graphBaseUrl
+      // HTTP intake access (shared/intake.py): keys per route, or Entra ID app roles.
+      HIRES_HTTP_AUTH: intakeEntraAuth ? 'entra' : 'function-key'
+      HIRES_HTTP_ALLOWED_CLIENT_IDS: intakeHrClientId
       // The service's name on every span, metric and log record (shared/telemetry.py).
       OTEL_SERVICE_NAME: 'hire-provisioning'
       // The SDKs' own HTTP logging stays at WARNING (shared/logs.py); INFO or DEBUG to debug.
       SDK_LOG_LEVEL: 'WARNING'
     }
+  }
+}
+
+// HTTP intake: Entra ID access instead of function keys (docs/http-intake.md).
+module intakeAuth 'modules/intake-auth.bicep' = {
+  name: 'intake-auth'
+  scope: rg
+  params: {
+    appName: functionApp.outputs.name
+    enabled: intakeEntraAuth
+    tenantId: partnerTenantId
+    apiClientId: intakeApiClientId
+    hrClientId: intakeHrClientId
+    entraAuthorityHost: entraAuthority
   }
 }
 
@@ -247,6 +298,9 @@ module alerts 'modules/alerts.bicep' = {
     failureRateThresholdPercent: failureRateThresholdPercent
     poisonQueueName: '${requestQueueName}-poison'
     decisions: monitoring.outputs.decisionsQuery
+    storageAccountId: resourceId(subscription().subscriptionId, storageResourceGroup, 'Microsoft.Storage/storageAccounts', storageAccountName)
+    functionAppId: functionApp.outputs.id
+    queueBacklogThreshold: queueBacklogThreshold
   }
 }
 
@@ -254,6 +308,7 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storageAccountName
 output AZURE_KEY_VAULT_NAME string = keyVaultName
+output VAULT_NAME_SEED string = vaultNameSeed
 output AZURE_PASSWORD_VAULT_NAME string = passwordVaultName
 output AZURE_QUEUE_SERVICE_URI string = storage.outputs.endpoints.queue
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName

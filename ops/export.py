@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -91,10 +92,13 @@ def write_export(path: Path, messages: list[PoisonMessage]) -> None:
     An existing file is never overwritten: it may be the only copy of an earlier export.
     """
     try:
-        output = path.open("x", encoding="utf-8")
+        # Owner-only from the first byte: the file holds names and tenant ids.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise OperatorError(f"{path} exists: choose a new --output file") from None
-    with output:
+    except OSError as error:
+        raise OperatorError(f"cannot create {path}: {error.strerror or error}") from None
+    with open(descriptor, "w", encoding="utf-8") as output:
         for message in messages:
             # ASCII only: a body's control, escape or bidi characters stay escaped in the file.
             output.write(json.dumps(export_record(message)) + "\n")
@@ -150,17 +154,23 @@ def export_poison_queue(
     now: datetime,
     delete_after: bool = False,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    approve: Callable[[Sequence[PoisonMessage]], None] = lambda selected: None,
 ) -> ExportReport:
-    """Write the selected messages to `output`; with `delete_after`, then delete them."""
+    """Write the selected messages to `output`; with `delete_after`, then delete them.
+
+    `approve` sees the selection before anything is written and raises to refuse.
+    """
     if not delete_after:
         messages = read_poison_queue(poison, encoding, lease_seconds=lease_seconds)
         selected = selection.select(messages, now)
+        approve(selected)
         write_export(output, selected)
         return ExportReport(exported=len(selected), not_selected=len(messages) - len(selected))
 
     with Lease(poison, encoding, lease_seconds) as lease:
         messages = lease.receive_all()
         selected = selection.select(messages, now)
+        approve(selected)
         chosen = {message.message_id for message in selected}
         lease.release(m.message_id for m in messages if m.message_id not in chosen)
         write_export(output, selected)

@@ -1,215 +1,215 @@
 """`hires`: what the hire ledger says about each hire (docs/operations.md).
 
-    hires show <eventId>  [--format text|json]
-    hires list [--state STATE ...] [--outcome STATUS ...] [--customer ID] [--since AGE]
-               [--limit N] [--format table|json]
+    hires [connection] show <eventId>  [--json]
+    hires [connection] list [--state STATE ...] [--outcome STATUS ...] [--customer ID]
+                            [--since AGE] [--limit N] [--json]
 
-Read-only: nothing here changes a record. Exit status: 0 done; 1 not found or the ledger
-could not be read (see stderr); 2 bad usage.
+Connection flags (--settings, --connection-string, --account-url, --table) go before or after
+the subcommand; by default the settings come from local.settings.json and the environment, as
+for the local host. Read-only: the table is never created and nothing in it changes. A row
+this version cannot read is shown as unreadable, and the listing goes on.
+
+Exit status: 0 done; 1 not found, or the ledger could not be read (see stderr); 2 bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from ops.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Column,
+    ToolError,
+    add_connection_options,
+    add_json_option,
+    connection_parent,
+    count_line,
+    load_tool_settings,
+    print_columns,
+    run_guarded,
+    storage_target,
+    tenant_id,
+)
+from ops.ledger_view import (
+    UNREADABLE,
+    ledger_error,
+    ledger_table_name,
+    open_ledger_read_only,
+    require_table,
+    row_view,
+    updated_key,
+)
+from ops.render import terminal_safe
 from ops.selection import parse_age
 from shared.errors import ProvisioningError
-from shared.ledger import open_table_ledger
-from shared.model import HireRecord, HireState
-from shared.ports import HireLedger, LedgerQuery
-from shared.settings import DEFAULT_LEDGER_TABLE, STORAGE_CONNECTION_SETTING
+from shared.model import HireState
+from shared.ports import LedgerQuery
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-TABLE_SERVICE_URI_SETTING = f"{STORAGE_CONNECTION_SETTING}__tableServiceUri"
 OUTCOME_CHOICES = ("created", "restored", "already_exists", "rejected", "failed")
 
 
-def record_as_json(record: HireRecord, *, now: datetime) -> dict[str, Any]:
-    """The operator's view of a record: everything in it (nothing in it is secret)."""
-    claim_live = record.claim_owner is not None and (
-        record.claim_expires_at is not None and record.claim_expires_at > now
-    )
-    return {
-        "eventId": record.event_id,
-        "customerTenantId": record.customer_tenant_id,
-        "state": record.state.value,
-        "lastOutcome": (record.last_outcome or {}).get("status"),
-        "userPrincipalName": record.user_principal_name,
-        "userId": record.user_id,
-        "initialPasswordSecretId": record.password_secret_id,
-        "passwordExpiresOn": _when(record.password_expires_on),
-        "requestGeneration": record.generation,
-        "createCalls": record.create_calls,
-        "deliveries": record.attempts,
-        "claim": (
-            {"owner": record.claim_owner, "expiresAt": _when(record.claim_expires_at)}
-            if claim_live
-            else None
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    return terminal_safe(str(value))
+
+
+def failure_text(view: dict[str, Any]) -> str:
+    if view.get("unreadable"):
+        return f"unreadable: {view['unreadable']}"
+    failure = view.get("lastFailure")
+    if isinstance(failure, dict):
+        return f"{failure.get('category')}: {failure.get('message')}"
+    return ""
+
+
+def records_columns(views: Sequence[dict[str, Any]]) -> list[Column]:
+    def values(pick: Any) -> list[str]:
+        return [_text(pick(view)) for view in views]
+
+    return [
+        Column("eventId", values(lambda v: v.get("eventId") or "?"), "id", keep=9),
+        Column(
+            "state",
+            values(lambda v: str(v.get("state")) + (" (claimed)" if v.get("claim") else "")),
+            "id",
+            keep=8,
         ),
-        "licensesAssigned": list(record.licenses_assigned),
-        "lastFailure": record.last_failure,
-        "outcome": record.last_outcome,
-        "createdAt": _when(record.created_at),
-        "updatedAt": _when(record.updated_at),
-    }
+        Column("outcome", values(lambda v: v.get("lastOutcome") or ""), "id", keep=7),
+        Column("updated", values(lambda v: (updated_key(v) or "")[:19]), "id", keep=4),
+        Column("UPN", values(lambda v: v.get("userPrincipalName") or ""), "text", keep=6),
+        Column("customer", values(lambda v: v.get("customerTenantId") or ""), "id", keep=2),
+        Column("userId", values(lambda v: v.get("userId") or ""), "id", keep=1),
+        Column("failure", values(failure_text), "text", keep=5),
+    ]
 
 
-def _when(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+def show_lines(view: dict[str, Any]) -> list[str]:
+    """Every member, one per line, nested members as 'outcome.status'; nothing cut short."""
+    flat: list[tuple[str, Any]] = []
+    for key, value in view.items():
+        if isinstance(value, dict) and value:
+            flat += [(f"{key}.{inner}", item) for inner, item in value.items()]
+        else:
+            flat.append((key, value))
+    width = max(len(key) for key, _ in flat)
+    return [f"{key:>{width}}: {_scalar(value)}" for key, value in flat]
 
 
-def _safe(value: object) -> Text:
-    """Values come from HR events: never let control or escape sequences reach the terminal."""
-    text = "" if value is None else str(value)
-    return Text("".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text))
-
-
-def records_table(records: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title=f"Hire ledger ({len(records)} records)", show_lines=False)
-    for column in (
-        "eventId",
-        "state",
-        "outcome",
-        "customer",
-        "UPN",
-        "userId",
-        "updated",
-        "failure",
-    ):
-        table.add_column(column, overflow="fold")
-    for item in records:
-        failure = item["lastFailure"] or {}
-        table.add_row(
-            _safe(item["eventId"]),
-            _safe(item["state"] + (" (claimed)" if item["claim"] else "")),
-            _safe(item["lastOutcome"] or ""),
-            _safe(item["customerTenantId"]),
-            _safe(item["userPrincipalName"]),
-            _safe(item["userId"] or ""),
-            _safe(item["updatedAt"] or ""),
-            _safe(f"{failure.get('category')}: {failure.get('message')}" if failure else ""),
-        )
-    return table
-
-
-def show_lines(item: dict[str, Any]) -> list[Text]:
-    lines = []
-    for key, value in item.items():
-        if isinstance(value, dict):
-            value = json.dumps(value, ensure_ascii=True)
-        lines.append(_safe(f"{key:>24}: {'' if value is None else value}"))
-    return lines
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(_scalar(item) for item in value) or "-"
+    if value is None or value == {}:
+        return "-"
+    return _text(value)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hires", description="Read the hire ledger: one record per eventId."
+        prog="hires", description="Read the hire ledger: one record per eventId (read-only)."
     )
-    parser.add_argument(
-        "--connection-string",
-        help=f"storage connection string (default: the {STORAGE_CONNECTION_SETTING} setting)",
-    )
-    parser.add_argument(
-        "--account-url",
-        help="table service URL, used with your Entra sign-in "
-        f"(default: the {TABLE_SERVICE_URI_SETTING} setting)",
-    )
-    parser.add_argument(
-        "--table", help=f"ledger table (default: HIRE_LEDGER_TABLE or {DEFAULT_LEDGER_TABLE})"
-    )
+    add_connection_options(parser, queue=False, table=True)
+    connection = connection_parent(queue=False, table=True)
     commands = parser.add_subparsers(dest="command", required=True)
-    show = commands.add_parser("show", help="one hire's record")
+    show = commands.add_parser("show", parents=[connection], help="one hire's record in full")
     show.add_argument("event_id", metavar="eventId")
-    show.add_argument("--format", choices=("text", "json"), default="text")
-    listing = commands.add_parser("list", help="records, newest activity first")
+    add_json_option(show, "text")
+    listing = commands.add_parser(
+        "list", parents=[connection], help="records, newest activity first"
+    )
     listing.add_argument(
         "--state", action="append", choices=[s.value for s in HireState], default=[]
     )
     listing.add_argument("--outcome", action="append", choices=OUTCOME_CHOICES, default=[])
-    listing.add_argument("--customer", help="customerTenantId")
+    listing.add_argument(
+        "--customer", type=tenant_id, metavar="TENANT_ID", help="customerTenantId (a GUID)"
+    )
     listing.add_argument("--since", help="changed within this age (90m, 2h, 3d, 1w)")
-    listing.add_argument("--limit", type=int, default=None)
-    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.add_argument("--limit", type=int, default=None, help="show at most N records")
+    add_json_option(listing, "table")
     return parser
 
 
-def open_ledger(arguments: argparse.Namespace) -> HireLedger:
-    table = arguments.table or os.environ.get("HIRE_LEDGER_TABLE") or DEFAULT_LEDGER_TABLE
-    connection = arguments.connection_string or (
-        None if arguments.account_url else os.environ.get(STORAGE_CONNECTION_SETTING)
-    )
-    account_url = arguments.account_url or os.environ.get(TABLE_SERVICE_URI_SETTING)
-    if not connection and not account_url:
-        raise ValueError(
-            f"say where the ledger is: --connection-string or {STORAGE_CONNECTION_SETTING}, "
-            f"or --account-url or {TABLE_SERVICE_URI_SETTING}"
-        )
-    return open_table_ledger(table, connection_string=connection, table_service_uri=account_url)
-
-
 def main(argv: Sequence[str] | None = None, *, now: datetime | None = None) -> int:
-    # Off a terminal (a pipe, a file) the table keeps whole values instead of folding them.
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
-    err = Console(stderr=True, highlight=False)
     try:
         arguments = _parser().parse_args(argv)
     except SystemExit as stop:
         return EXIT_USAGE if stop.code else EXIT_OK
-    moment = now or datetime.now(UTC)
+    return run_guarded("hires", lambda: _run(arguments, now or datetime.now(UTC)))
+
+
+def _run(arguments: argparse.Namespace, moment: datetime) -> int:
+    settings = load_tool_settings(arguments.settings)
+    target = storage_target(arguments, settings)
+    ledger = open_ledger_read_only(target, ledger_table_name(arguments.table, settings))
     try:
-        ledger = open_ledger(arguments)
+        require_table(ledger, target)
         if arguments.command == "show":
-            record = ledger.get(arguments.event_id)
-            if record is None:
-                err.print(_safe(f"hires: no record for eventId {arguments.event_id}"))
-                return EXIT_FAILED
-            item = record_as_json(record, now=moment)
-            if arguments.format == "json":
-                sys.stdout.write(json.dumps(item, ensure_ascii=True, indent=2) + "\n")
-            else:
-                for line in show_lines(item):
-                    out.print(line)
-            return EXIT_OK
-        since = moment - parse_age(arguments.since) if arguments.since else None
-        if arguments.limit is not None and arguments.limit < 1:
-            raise ValueError("--limit must be at least 1")
-        query = LedgerQuery(
-            states=frozenset(HireState(s) for s in arguments.state) or None,
-            customer_tenant_id=arguments.customer.lower() if arguments.customer else None,
-            since=since,
-        )
-        items = [
-            record_as_json(record, now=moment)
-            for record in ledger.query(query)
-            if not arguments.outcome
-            or (record.last_outcome or {}).get("status") in arguments.outcome
-        ]
-        items.sort(key=lambda item: item["updatedAt"] or "", reverse=True)
-        if arguments.limit is not None:
-            items = items[: arguments.limit]
-        if arguments.format == "json":
-            sys.stdout.write(json.dumps(items, ensure_ascii=True, indent=2) + "\n")
-        else:
-            out.print(records_table(items))
-        return EXIT_OK
-    except ValueError as error:
-        err.print(_safe(f"hires: {error}"))
-        return EXIT_USAGE
+            return _show(arguments, ledger.read_row(arguments.event_id), moment)
+        return _list(arguments, ledger, moment)
     except ProvisioningError as error:
-        err.print(_safe(f"hires: {error}"))
-        return EXIT_FAILED
+        raise ledger_error(error, ledger, target) from None
+
+
+def _show(arguments: argparse.Namespace, row: Any, moment: datetime) -> int:
+    if row is None:
+        raise ToolError(f"no record for eventId {terminal_safe(arguments.event_id)}")
+    view = row_view(row, now=moment)
+    if arguments.format == "json":
+        sys.stdout.write(json.dumps(view, ensure_ascii=True, indent=2) + "\n")
+    else:
+        for line in show_lines(view):
+            print(line)
+    return EXIT_OK
+
+
+def _list(arguments: argparse.Namespace, ledger: Any, moment: datetime) -> int:
+    if arguments.limit is not None and arguments.limit < 1:
+        raise ToolError("--limit must be at least 1", EXIT_USAGE)
+    try:
+        since = moment - parse_age(arguments.since) if arguments.since else None
+    except ValueError as error:
+        raise ToolError(f"--since: {error}", EXIT_USAGE) from None
+    customer = arguments.customer
+    query = LedgerQuery(
+        states=frozenset(HireState(s) for s in arguments.state) or None,
+        customer_tenant_id=customer,
+        since=since,
+    )
+    views = [
+        view
+        for view in (row_view(row, now=moment) for row in ledger.scan(query))
+        if not arguments.outcome
+        or view.get("lastOutcome") in arguments.outcome
+        or view.get("state") == UNREADABLE
+    ]
+    views.sort(key=updated_key, reverse=True)
+    matched = len(views)
+    if arguments.limit is not None:
+        views = views[: arguments.limit]
+    if arguments.format == "json":
+        sys.stdout.write(json.dumps(views, ensure_ascii=True, indent=2) + "\n")
+    else:
+        if views:
+            print_columns(records_columns(views), full_hint="hires show <eventId> or --json")
+        print(count_line("record", len(views), matched, limit=arguments.limit))
+    unreadable = sum(1 for view in views if view.get("unreadable"))
+    if unreadable:
+        print(
+            f"hires: {unreadable} row(s) could not be read as records; shown as they are",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -71,6 +71,7 @@ class Queues:
         connection_string: str | None = None,
         account_url: str | None = None,
         credential: TokenCredential | None = None,
+        **client_options: Any,
     ) -> Queues:
         """A connection string, or else an account URL signed in with `credential`
         (DefaultAzureCredential unless given).
@@ -79,10 +80,10 @@ class Queues:
         that bodies which are not valid base64 can still be read and moved unchanged.
         """
         if connection_string is not None:
-            service = QueueServiceClient.from_connection_string(connection_string)
+            service = QueueServiceClient.from_connection_string(connection_string, **client_options)
         elif account_url is not None:
             service = QueueServiceClient(
-                account_url, credential=credential or DefaultAzureCredential()
+                account_url, credential=credential or DefaultAzureCredential(), **client_options
             )
         else:
             raise OperatorError(
@@ -115,7 +116,8 @@ def require_queue(queue: QueueClient) -> None:
     except ResourceNotFoundError:
         raise OperatorError(
             f"queue {queue.queue_name!r} does not exist in account {queue.account_name!r}: "
-            "check --queue (the request queue's name) and the storage account"
+            "check --queue (the request queue's name; the poison queue is <queue>-poison, made "
+            "when the first message is poisoned) and the storage account"
         ) from None
 
 
@@ -378,6 +380,7 @@ def replay_poison_queue(
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     lease_factory: LeaseFactory = Lease,
+    approve: Callable[[Sequence[PoisonMessage], ReplayPlan], None] = lambda selected, plan: None,
 ) -> ReplayReport:
     """Move the selected poison messages back to the request queue (send first, delete second).
 
@@ -388,6 +391,7 @@ def replay_poison_queue(
         messages = lease.receive_all()
         selected = selection.select(messages, now)
         plan = plan_replay(selected, limit=limit)
+        approve(selected, plan)  # raises to refuse: the lease then releases everything
         planned = {
             copy.message_id for item in plan.items for copy in (item.chosen, *item.duplicates)
         }
@@ -414,12 +418,15 @@ def replay_entries(
     now: datetime,
     limit: int | None = None,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
+    approve: Callable[[Sequence[PoisonMessage], ReplayPlan], None] = lambda selected, plan: None,
 ) -> ReplayReport:
     """Send entries read from an export file to the request queue (one per eventId)."""
     require_queue(request_queue)
     selected = selection.select(entries, now)
+    plan = plan_replay(selected, limit=limit)
+    approve(selected, plan)
     report = execute_replay(
-        plan_replay(selected, limit=limit),
+        plan,
         send=sender(request_queue),
         source=None,
         now=now,

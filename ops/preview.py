@@ -1,8 +1,10 @@
 """`hire-preview`: what a batch of hire events would do, before it is published.
 
-    hire-preview [FILE.jsonl | -] [--format table|json]
+    hire-preview [FILE | -] [--json] [--settings FILE] [--connection-string ...] [--table ...]
 
-Reads hire events, one JSON object per line (stdin without FILE or with ``-``), and says per
+Reads hire events as `hire-publish` does: a JSON object, a JSON array or JSON Lines (stdin
+without FILE or with ``-``); settings from local.settings.json (or --settings FILE) and the
+environment, as for the local host. Says per
 event what the function would do: invalid (field and rule), would create (with the UPN it
 would get), already this hire's user, would restore (a rehire), conflict (with whom), refused
 by Partner Center, and for the licences asked for, which are available and which are short.
@@ -27,30 +29,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from rich.console import Console
-from rich.table import Table
-
+from ops.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    TABLE_SERVICE_URI_SETTING,
+    Column,
+    ToolError,
+    add_connection_options,
+    add_json_option,
+    count_line,
+    load_tool_settings,
+    print_columns,
+    run_guarded,
+)
+from ops.event_input import EventInputError, EventText, split_events
+from ops.ledger_view import LEDGER_TABLE_SETTING
+from ops.render import terminal_safe
 from shared.errors import ProvisioningError
 from shared.events import HireEvent, InvalidEvent, decode_body, parse_event
+from shared.license_planning import SHORTFALL_CODE, plan_licenses
 from shared.model import SUCCESS_STATES, FoundUser, HireRecord, SubscribedSku
 from shared.planning import (
-    SHORTFALL_CODE,
     UpnChoice,
     UpnVerdict,
     choose_upn,
     exhausted_message,
-    plan_licenses,
 )
-from shared.settings import Settings, SettingsError
+from shared.settings import STORAGE_CONNECTION_SETTING, Settings, SettingsError
 from shared.upn import UpnGenerationError
 
-EXIT_OK = 0
 EXIT_WOULD_FAIL = 1
-EXIT_USAGE = 2
+CA_BUNDLE = "REQUESTS_CA_BUNDLE"
 
 # verdict -> the outcome status the run would report
 EXPECTED_STATUS = {
@@ -143,13 +156,17 @@ class Previewer:
         self._ledger = ledger
 
     def preview(self, lines: Iterable[str]) -> list[Verdict]:
+        """JSON Lines, one event per line (blank lines skipped)."""
+        return self.preview_events(
+            EventText(number, f"line {number}", line)
+            for number, line in enumerate(lines, start=1)
+            if line.strip()
+        )
+
+    def preview_events(self, events: Iterable[EventText]) -> list[Verdict]:
+        """Events as `hire-publish` reads them (ops.event_input: object, array, JSON Lines)."""
         batch = _Batch()
-        verdicts: list[Verdict] = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            verdicts.append(self._one(number, line, batch))
-        return verdicts
+        return [self._one(event.position, event.text, batch) for event in events]
 
     def _one(self, number: int, line: str, batch: _Batch) -> Verdict:
         try:
@@ -314,27 +331,28 @@ def _nothing_more(licenses: dict[str, list[str]]) -> dict[str, list[str]]:
 # ---------------------------------------------------------------------------- output
 
 
-def render_table(verdicts: Sequence[Verdict], console: Console) -> None:
-    table = Table(title="hire-preview: what each event would do (nothing was written)")
-    for column in ("line", "eventId", "verdict", "run status", "userPrincipalName", "licences"):
-        table.add_column(column, overflow="fold")
-    table.add_column("detail", overflow="fold")
-    style = {"create": "green", "restore": "green", "exists": "cyan"}
-    for verdict in verdicts:
-        table.add_row(
-            str(verdict.line),
-            verdict.event_id or "-",
-            f"[{style.get(verdict.verdict, 'red')}]{verdict.verdict}[/]",
-            verdict.expected_status or "?",
-            verdict.user_principal_name or "-",
-            _licence_text(verdict.licenses),
-            verdict.detail,
-        )
-    console.print(table)
+def render_verdicts(verdicts: Sequence[Verdict]) -> None:
+    """One line per event, fitted to the terminal; whole values with --json."""
+
+    def cells(pick: Callable[[Verdict], str | None]) -> list[str]:
+        return [terminal_safe(pick(v) or "-") for v in verdicts]
+
+    print("hire-preview: what each event would do (nothing was written)")
+    print_columns(
+        [
+            Column("line", cells(lambda v: str(v.line)), "id", keep=9),
+            Column("eventId", cells(lambda v: v.event_id), "id", keep=8),
+            Column("verdict", cells(lambda v: v.verdict), "id", keep=7),
+            Column("run status", cells(lambda v: v.expected_status or "?"), "id", keep=3),
+            Column("UPN", cells(lambda v: v.user_principal_name), "text", keep=5),
+            Column("licences", cells(lambda v: _licence_text(v.licenses)), "text", keep=2),
+            Column("detail", cells(lambda v: v.detail), "text", keep=6),
+        ]
+    )
     failing = sum(1 for v in verdicts if not v.would_succeed)
-    console.print(
-        f"{len(verdicts)} event(s); {len(verdicts) - failing} would succeed, "
-        f"{failing} would not (or not fully)"
+    print(
+        f"{count_line('event', len(verdicts), len(verdicts), limit=None)}; "
+        f"{len(verdicts) - failing} would succeed, {failing} would not (or not fully)"
     )
 
 
@@ -353,43 +371,104 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         prog="hire-preview",
         description="Say what each hire event would do, reading only (docs/operations.md).",
     )
-    parser.add_argument("file", nargs="?", default="-", help="JSON Lines file; - for stdin")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "file",
+        nargs="?",
+        default="-",
+        help="a JSON object, a JSON array or JSON Lines (as hire-publish reads); - for stdin",
+    )
+    add_connection_options(parser, queue=False, table=True)
+    add_json_option(parser, "table")
     args = parser.parse_args(argv)
+    return run_guarded("hire-preview", lambda: _run(args, stdin))
+
+
+def _run(args: argparse.Namespace, stdin: TextIO | None) -> int:
+    tool_settings = load_tool_settings(args.settings)
+    if tool_settings.overridden(CA_BUNDLE):
+        print(
+            f"hire-preview: note: {CA_BUNDLE} from the environment wins over the one in "
+            f"{tool_settings.file}; if the stand-ins' certificates are not trusted, run "
+            "`./scripts/stack run hire-preview ...` (local stack) or unset it",
+            file=sys.stderr,
+        )
+    overrides: dict[str, str] = {}
+    if args.connection_string:
+        overrides[STORAGE_CONNECTION_SETTING] = args.connection_string
+    elif args.account_url:
+        overrides[STORAGE_CONNECTION_SETTING] = ""
+        overrides[TABLE_SERVICE_URI_SETTING] = args.account_url.replace(".queue.", ".table.", 1)
+    if args.table:
+        overrides[LEDGER_TABLE_SETTING] = args.table
     try:
-        settings = Settings.from_environment()
+        settings = Settings.from_environment({**tool_settings.values, **overrides})
     except SettingsError as error:
-        print(f"hire-preview: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        where = f" (settings file: {tool_settings.file})" if tool_settings.file else (
+            " (no settings file: pass --settings FILE or run where local.settings.json is)"
+        )
+        raise ToolError(f"{error}{where}", EXIT_USAGE) from None
+    source = "stdin" if args.file == "-" else args.file
     try:
         if args.file == "-":
-            lines = list(stdin or sys.stdin)
+            text = (stdin or sys.stdin).read()
         else:
             with open(args.file, encoding="utf-8") as handle:
-                lines = list(handle)
+                text = handle.read()
     except (OSError, UnicodeDecodeError) as error:
-        print(f"hire-preview: cannot read {args.file}: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    verdicts = preview_with_settings(settings, lines)
+        raise ToolError(f"cannot read {source}: {error}", EXIT_USAGE) from None
+    try:
+        events = split_events(text, source=source)
+    except EventInputError as error:
+        raise ToolError(str(error), EXIT_USAGE) from None
+    if not events:
+        raise ToolError(f"{source} holds no events", EXIT_USAGE)
+    verdicts = preview_events_with_settings(settings, events, explicit_table=bool(args.table))
     if args.format == "json":
         print(json.dumps([v.as_json() for v in verdicts], indent=2, ensure_ascii=False))
     else:
-        render_table(verdicts, Console(width=None if sys.stdout.isatty() else 200))
+        render_verdicts(verdicts)
     return EXIT_OK if all(v.would_succeed for v in verdicts) else EXIT_WOULD_FAIL
 
 
-def preview_with_settings(settings: Settings, lines: Iterable[str]) -> list[Verdict]:
+def preview_events_with_settings(
+    settings: Settings, events: Sequence[EventText], *, explicit_table: bool = False
+) -> list[Verdict]:
     # Imported here: the composition root pulls in every SDK, which --help does not need.
     from shared import composition
 
     ledger = None
     if settings.storage_connection_string or settings.storage_table_service_uri:
         ledger = composition.build_ledger(settings, read_only=True)
+        try:
+            exists = ledger.table_exists()
+        except ProvisioningError as error:
+            raise ToolError(error.failure.message) from None
+        if not exists:
+            message = (
+                f"the hire ledger table {settings.ledger_table!r} does not exist "
+                "(nothing was created)"
+            )
+            if explicit_table:
+                raise ToolError(f"{message}: check --table")
+            print(f"hire-preview: note: {message}; verdicts assume no hire was seen before",
+                  file=sys.stderr)
+            ledger = None
     client = composition.build_read_only_partner_center(settings)
     try:
-        return Previewer(client, upn_template=settings.upn_template, ledger=ledger).preview(lines)
+        previewer = Previewer(client, upn_template=settings.upn_template, ledger=ledger)
+        return previewer.preview_events(events)
     finally:
         client.close()
+
+
+def preview_with_settings(settings: Settings, lines: Iterable[str]) -> list[Verdict]:
+    """JSON Lines, as ``Previewer.preview`` reads them."""
+    events = [
+        EventText(number, f"line {number}", line)
+        for number, line in enumerate(lines, start=1)
+        if line.strip()
+    ]
+    return preview_events_with_settings(settings, events)
 
 
 if __name__ == "__main__":

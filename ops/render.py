@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -17,9 +18,10 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
+from ops.cli import Column
+from ops.ledger_view import NO_RECORD, state_summary
 from ops.messages import (
     BodyKind,
     JsonObject,
@@ -71,17 +73,35 @@ def _expiry(message: PoisonMessage) -> str:
     return "never" if message.never_expires else _when(message.expires_on)
 
 
-def list_record(message: PoisonMessage, ledger_state: str | None = None) -> JsonObject:
-    failure = message.last_failure
+def _ledger_members(
+    message: PoisonMessage, views: Mapping[str, dict[str, Any] | None], consulted: bool
+) -> JsonObject:
+    """ledgerState as the machine value: a HireState value, "no-record", "unreadable", or
+    null when the ledger was not read (or the message has no eventId)."""
+    if not consulted or message.event_id is None or message.event_id not in views:
+        return {"ledgerState": None, "ledgerLastOutcome": None}
+    view = views[message.event_id]
+    if view is None:
+        return {"ledgerState": NO_RECORD, "ledgerLastOutcome": None}
+    return {"ledgerState": view.get("state"), "ledgerLastOutcome": view.get("lastOutcome")}
+
+
+def list_record(
+    message: PoisonMessage,
+    views: Mapping[str, dict[str, Any] | None] | None = None,
+    *,
+    consulted: bool = False,
+) -> JsonObject:
+    """The same facts as a row of the table, whole."""
     return {
-        "ledgerState": ledger_state,
+        **_ledger_members(message, views or {}, consulted),
         "messageId": message.message_id,
         "eventId": message.event_id,
         "customerTenantId": message.customer_tenant_id,
         "userPrincipalName": message.user_principal_name,
         "kind": message.kind.value,
         "category": message.category,
-        "failureMessage": failure.get("message") if failure is not None else None,
+        "failureMessage": message.failure_message,
         "attempts": message.attempts,
         "poisonedAt": _when(message.poisoned_at) or None,
         "insertedOn": _when(message.inserted_on) or None,
@@ -91,46 +111,71 @@ def list_record(message: PoisonMessage, ledger_state: str | None = None) -> Json
     }
 
 
-def messages_table(
-    messages: list[PoisonMessage], ledger_states: dict[str, str] | None = None
-) -> Table:
-    states = ledger_states or {}
-    table = Table(show_lines=False)
-    for heading in ("Event ID", "Ledger", "Customer", "UPN", "Category", "Failure", "Attempts",
-                    "Poisoned", "Expires", "Message ID"):
-        table.add_column(heading, overflow="fold")
-    for message in messages:
-        attempts = message.attempts
-        # Text, not str: bodies come from outside and must not be read as rich markup.
-        table.add_row(
-            *(
-                Text(terminal_safe(cell))
-                for cell in (
-                    message.event_id or "-",
-                    states.get(message.event_id or "", "-"),
-                    message.customer_tenant_id or "-",
-                    message.user_principal_name or "-",
-                    message.category,
-                    message.failure_message,
-                    "" if attempts is None else str(attempts),
-                    _when(message.poisoned_at),
-                    _expiry(message),
-                    message.message_id,
-                )
-            )
-        )
-    return table
+def show_record(
+    message: PoisonMessage, views: Mapping[str, dict[str, Any] | None], *, consulted: bool
+) -> JsonObject:
+    """`show --json`: the list's facts plus the body (as an export record carries it)."""
+    record = list_record(message, views, consulted=consulted)
+    if message.event is not None:
+        record["event"] = message.event
+    else:
+        record["rawBody"] = message.raw_body
+        record["unreadable"] = message.unreadable
+    return record
+
+
+def _ledger_text(
+    message: PoisonMessage, views: Mapping[str, dict[str, Any] | None], consulted: bool
+) -> str:
+    if not consulted or message.event_id is None or message.event_id not in views:
+        return "-"
+    return state_summary(views[message.event_id])
+
+
+def messages_columns(
+    messages: list[PoisonMessage], views: Mapping[str, dict[str, Any] | None] | None = None
+) -> list[Column]:
+    views = views or {}
+    consulted = bool(views)
+
+    def cells(pick: Callable[[PoisonMessage], str]) -> list[str]:
+        # Bodies come from outside: every cell is made terminal-safe.
+        return [terminal_safe(pick(m)) for m in messages]
+
+    return [
+        Column("Event ID", cells(lambda m: m.event_id or "-"), "id", keep=10),
+        Column("Category", cells(lambda m: m.category), "id", keep=9),
+        Column("Failure", cells(lambda m: m.failure_message), "text", keep=8),
+        Column("Poisoned", cells(lambda m: _when(m.poisoned_at)), "id", keep=7),
+        Column("Ledger", cells(lambda m: _ledger_text(m, views, consulted)), "text", keep=6),
+        Column("Message ID", cells(lambda m: m.message_id), "id", keep=5),
+        Column("UPN", cells(lambda m: m.user_principal_name or "-"), "text", keep=4),
+        Column(
+            "Attempts",
+            cells(lambda m: "" if m.attempts is None else str(m.attempts)),
+            "id",
+            keep=3,
+        ),
+        Column("Customer", cells(lambda m: m.customer_tenant_id or "-"), "id", keep=2),
+        Column("Expires", cells(_expiry), "id", keep=1),
+    ]
 
 
 def show_text(
-    message: PoisonMessage, encoding: MessageEncoding, ledger_state: str | None = None
+    message: PoisonMessage,
+    encoding: MessageEncoding,
+    views: Mapping[str, dict[str, Any] | None] | None = None,
+    consulted: bool = False,
 ) -> str:
     lines = [
         f"Message ID:     {message.message_id}",
         f"Kind:           {_KIND_DESCRIPTIONS[message.kind]}",
         f"Event ID:       {message.event_id or '-'}",
-        f"Ledger state:   {ledger_state or '-'}  (hires show <eventId> for the whole record)",
+        f"Ledger state:   {_ledger_text(message, views or {}, consulted)}"
+        "  (hires show <eventId> for the whole record)",
         f"Category:       {message.category}",
+        f"Failure:        {message.failure_message}",
+        f"Attempts:       {'' if message.attempts is None else message.attempts}",
         f"Inserted:       {_when(message.inserted_on)}",
         f"Poisoned:       {_when(message.poisoned_at)}",
         f"Expires:        {_expiry(message)}",
@@ -149,24 +194,18 @@ def show_text(
     return terminal_safe("\n".join(lines), keep_newlines=True)
 
 
-def plan_table(plan: ReplayPlan) -> Table:
-    table = Table(title="would replay")
-    for heading in ("Event ID", "Category", "Poisoned", "Duplicates removed", "Message ID"):
-        table.add_column(heading, overflow="fold")
-    for item in plan.items:
-        table.add_row(
-            *(
-                Text(terminal_safe(cell))
-                for cell in (
-                    item.chosen.event_id or "-",
-                    item.chosen.category,
-                    _when(item.chosen.poisoned_at),
-                    str(len(item.duplicates)),
-                    item.chosen.message_id,
-                )
-            )
-        )
-    return table
+def plan_columns(plan: ReplayPlan, doomed: set[str] | None = None) -> list[Column]:
+    """What a replay would do; '!' marks a copy that would fail again unchanged."""
+    marked = doomed or set()
+    items = plan.items
+    return [
+        Column("", ["!" if i.chosen.message_id in marked else "" for i in items], "id", keep=11),
+        Column("Event ID", [terminal_safe(i.chosen.event_id or "-") for i in items], "id", keep=10),
+        Column("Category", [terminal_safe(i.chosen.category) for i in items], "id", keep=9),
+        Column("Poisoned", [_when(i.chosen.poisoned_at) for i in items], "id", keep=7),
+        Column("Duplicates", [str(len(i.duplicates)) for i in items], "id", keep=6),
+        Column("Message ID", [i.chosen.message_id for i in items], "id", keep=8),
+    ]
 
 
 def print_left_in_place(err: Console, entries: Iterable[tuple[PoisonMessage, str]]) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ops.messages import FAILURE_CATEGORIES, BodyKind, PoisonMessage
+from shared.events import InvalidEvent, parse_event
 
 CATEGORY_CHOICES = (*FAILURE_CATEGORIES, BodyKind.HOST_POISONED.value, BodyKind.NOT_AN_EVENT.value)
 
@@ -139,3 +140,42 @@ def plan_replay(messages: Sequence[PoisonMessage], *, limit: int | None = None) 
         abandoned = (item.chosen, *item.duplicates, *divergent)
         left_in_place += [(copy, BEYOND_LIMIT) for copy in abandoned]
     return ReplayPlan(tuple(item for item, _ in kept), tuple(left_in_place))
+
+
+# --- what a replay should refuse without --force -------------------------------------------
+
+_FAILS_UNCHANGED = {
+    "invalid_event": "the event breaks the contract; correct it (export, edit, replay "
+    "--from-file) or have HR republish it",
+    "validation": "Partner Center refused the user's data; correct it first",
+    "conflict": "the UPN belongs to someone else; give the hire another UPN, or remove the "
+    "other holder first",
+    BodyKind.NOT_AN_EVENT.value: "the body is not an event at all",
+}
+
+
+def fails_unchanged(message: PoisonMessage) -> str | None:
+    """Why a replay of this copy, as it is, would come straight back; None if it may succeed.
+
+    An invalid event that now passes the contract (edited in an export file) may succeed.
+    """
+    reason = _FAILS_UNCHANGED.get(message.category)
+    if reason is None:
+        return None
+    if message.category == "invalid_event" and message.event_content is not None:
+        try:
+            parse_event(message.event_content)
+        except InvalidEvent:
+            return reason
+        return None
+    return reason
+
+
+def unmatched_names(selection: Selection, messages: Iterable[PoisonMessage]) -> list[str]:
+    """The --event-id and --message-id values that name no message (a typo, or gone)."""
+    seen = list(messages)
+    event_ids = {m.event_id for m in seen}
+    message_ids = {m.message_id for m in seen}
+    missing = [f"eventId {value}" for value in sorted(selection.event_ids - event_ids)]
+    missing += [f"message id {value}" for value in sorted(selection.message_ids - message_ids)]
+    return missing

@@ -13,22 +13,33 @@ from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
-from shared.credentials import CredentialSecretNames, MsalTokenExchange, PartnerCenterCredentials
+from shared.credentials import (
+    GRAPH_SCOPE,
+    CredentialSecretNames,
+    CustomerTenantTokens,
+    MsalTokenExchange,
+    PartnerCenterCredentials,
+)
 from shared.errors import CredentialsError
+from shared.graph import GraphClient, GraphUpnDirectory, UserListOnly
 from shared.hostconfig import QueueHostConfig
 from shared.httpenv import EnvironmentOnceSession, azure_transport
+from shared.intake import HireIntake
 from shared.ledger import TableHireLedger, open_table_ledger
 from shared.logs import configure_logging
 from shared.partner_center import PartnerCenterClient, Timeouts
 from shared.poison import StoragePoisonQueue, encode_policy
+from shared.ports import UpnDirectory
 from shared.provisioning import Provisioner
+from shared.request_queue import StorageRequestQueue
 from shared.retry import RetryPolicy
-from shared.settings import Settings, SettingsError
+from shared.settings import HttpAccessSettings, Settings, SettingsError
 from shared.telemetry import Untraced, configure
 from shared.vault import KeyVaultPasswordVault, KeyVaultSecretStore, SecretStore, StoredSecret
 
 _lock = threading.Lock()
 _provisioner: Provisioner | None = None
+_intake: HireIntake | None = None
 
 
 def provisioner() -> Provisioner:
@@ -44,10 +55,35 @@ def provisioner() -> Provisioner:
 
 
 def install(service: Provisioner | None) -> None:
-    """Replace the process-wide service (tests wire one with short timeouts); None forgets it."""
-    global _provisioner
+    """Replace the process-wide service (tests wire one with short timeouts); None forgets it.
+
+    Forgets the HTTP intake too, so the next request reads the settings again."""
+    global _provisioner, _intake
     with _lock:
         _provisioner = service
+        _intake = None
+
+
+def intake() -> HireIntake:
+    """The process-wide HTTP intake: the request queue and the ledger, read-only."""
+    global _intake
+    if _intake is None:
+        with _lock:
+            if _intake is None:
+                _intake = build_intake(Settings.from_environment(), QueueHostConfig.load())
+    return _intake
+
+
+def build_intake(settings: Settings, host_config: QueueHostConfig) -> HireIntake:
+    configure_logging()
+    return HireIntake(
+        StorageRequestQueue(
+            _queue_client(settings, settings.request_queue, host_config.message_encoding),
+            message_encoding=host_config.message_encoding,
+        ),
+        build_ledger(settings, read_only=True),
+        HttpAccessSettings.from_environment(),
+    )
 
 
 def build_provisioner(
@@ -122,6 +158,45 @@ def build_provisioner(
         claim_ttl=timedelta(seconds=settings.claim_seconds),
         upn_template=settings.upn_template,
         telemetry=telemetry,
+        # LEAD (issue 17): enable at merge, once Provisioner.__init__ accepts directory=:
+        # directory=build_upn_directory(settings, tokens, telemetry=telemetry, session=session),
+    )
+
+
+def build_upn_directory(
+    settings: Settings,
+    partner_tokens: PartnerCenterCredentials,
+    *,
+    telemetry: Untraced | None = None,
+    session: EnvironmentOnceSession | None = None,
+) -> UpnDirectory:
+    """Who holds a UPN, as ``UPN_LOOKUP`` says: Microsoft Graph in the customer's tenant
+    (``graph``; ``auto`` where the customer has consented, else Partner Center's user list),
+    or no directory at all (``partner-center``: nothing talks to Graph, nothing needs it)."""
+    telemetry = telemetry or Untraced()
+    if settings.upn_lookup == "partner-center":
+        return UserListOnly()
+    customer_tokens = CustomerTenantTokens(
+        partner_tokens,
+        lambda tenant_id: telemetry.traced_call(
+            MsalTokenExchange(
+                authority_host=settings.entra_authority_host, tenant_id=tenant_id, scope=GRAPH_SCOPE
+            ),
+            "entra",
+            "refresh_token_grant",
+        ),
+    )
+    client = GraphClient(
+        settings.graph_base_url,
+        customer_tokens,
+        session=session or EnvironmentOnceSession(user_agent="hire-provisioning/0.1"),
+    )
+    return telemetry.traced(
+        GraphUpnDirectory(
+            client, mode=settings.upn_lookup, on_fallback=telemetry.upn_lookup_fell_back
+        ),
+        "graph",
+        ("find_user_by_upn",),
     )
 
 
@@ -172,7 +247,7 @@ def build_ledger(settings: Settings, *, read_only: bool = False) -> TableHireLed
     """The hire ledger in the AzureWebJobsStorage account (also used by the operator tools)."""
     if not (settings.storage_connection_string or settings.storage_table_service_uri):
         raise SettingsError(
-            "app setting AzureWebJobsStorage (or AzureWebJobsStorage__tableServiceUri) is "
+            "app setting AzureWebJobsStorage (or HIRE_LEDGER_TABLE_SERVICE_URI) is "
             "required for the hire ledger"
         )
     return open_table_ledger(
@@ -219,15 +294,19 @@ def _secret_store(vault_url: str, credential: TokenCredential) -> KeyVaultSecret
 
 
 def _poison_queue_client(settings: Settings, message_encoding: str) -> QueueClient:
+    return _queue_client(settings, settings.poison_queue, message_encoding)
+
+
+def _queue_client(settings: Settings, queue_name: str, message_encoding: str) -> QueueClient:
     policy = encode_policy(message_encoding)
     if settings.storage_connection_string:
         return QueueClient.from_connection_string(
-            settings.storage_connection_string, settings.poison_queue, message_encode_policy=policy
+            settings.storage_connection_string, queue_name, message_encode_policy=policy
         )
     if settings.storage_queue_service_uri:
         return QueueClient(
             settings.storage_queue_service_uri,
-            settings.poison_queue,
+            queue_name,
             credential=DefaultAzureCredential(),
             message_encode_policy=policy,
         )

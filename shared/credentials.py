@@ -22,6 +22,7 @@ import requests
 
 from shared.errors import (
     CredentialsError,
+    DirectoryUnavailable,
     ProvisioningError,
     ServiceUnavailableError,
     retry_after_seconds,
@@ -29,6 +30,8 @@ from shared.errors import (
 from shared.vault import SecretStore
 
 PARTNER_CENTER_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
+# Microsoft Graph in a customer's tenant, with the permissions consented there.
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # The OAuth errors a retry can fix; every other one needs a person (consent again, a new
 # secret, a corrected tenant or scope).
 _TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
@@ -46,16 +49,24 @@ class TokenExchange(Protocol):
 class MsalTokenExchange:
     """Refresh-token grant against the partner tenant's v2.0 token endpoint, through msal."""
 
-    def __init__(self, *, authority_host: str, tenant_id: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        authority_host: str,
+        tenant_id: str,
+        timeout: float = 30.0,
+        scope: str = PARTNER_CENTER_SCOPE,
+    ) -> None:
         self._authority = f"{authority_host.rstrip('/')}/{tenant_id}"
         self._timeout = timeout
+        self._scope = scope
         self._apps: dict[tuple[str, str], msal.ConfidentialClientApplication] = {}
 
     def __call__(self, *, client_id: str, client_secret: str, refresh_token: str) -> dict[str, Any]:
         try:
             app = self._app(client_id, client_secret)
             result: dict[str, Any] = app.acquire_token_by_refresh_token(
-                refresh_token, scopes=[PARTNER_CENTER_SCOPE]
+                refresh_token, scopes=[self._scope]
             )
         except _EntraBusy as busy:
             problem: ProvisioningError = busy.problem
@@ -66,10 +77,11 @@ class MsalTokenExchange:
         except ValueError as error:
             # msal raises ValueError when the authority's metadata is refused: a tenant or
             # authority host that does not exist.
-            problem = CredentialsError(
+            problem = _AuthorityRefused(
+                type(error).__name__,
                 f"the Entra authority {self._authority} refused its metadata request "
                 f"({type(error).__name__}): check the PARTNER_TENANT_ID and ENTRA_AUTHORITY_HOST "
-                "settings, then replay from the poison queue"
+                "settings, then replay from the poison queue",
             )
         else:
             return result
@@ -91,6 +103,16 @@ class MsalTokenExchange:
             )
             self._apps = {key: app}
         return app
+
+
+class _AuthorityRefused(CredentialsError):
+    """The authority's metadata was refused: a tenant or an authority host that does not
+    exist. For the partner's tenant a person must fix a setting; for a customer's tenant it
+    only means Graph cannot be used there."""
+
+    def __init__(self, detail: str, message: str) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class _EntraBusy(Exception):
@@ -205,6 +227,19 @@ class PartnerCenterCredentials:
                 self._last_failure = (self._clock(), error)
                 raise
 
+    def exchange_elsewhere(self, exchange: TokenExchange) -> dict[str, Any]:
+        """Redeem the partner's refresh token through another exchange (a customer's tenant,
+        another scope) and return its raw answer. The refresh token such an answer carries is
+        not kept: the vault's copy is rotated by the partner tenant's exchange alone, so one
+        rule decides what is written back."""
+        with self._lock:
+            stored = self._stored or self._load()
+        return exchange(
+            client_id=stored.app_id,
+            client_secret=stored.app_secret,
+            refresh_token=stored.refresh_token,
+        )
+
     def _refresh(self) -> str:
         now = self._clock()
         if self._refusal and now - self._refusal[0] < self._refusal_memory:
@@ -313,4 +348,101 @@ def _copy(error: ProvisioningError) -> ProvisioningError:
         http_status=failure.http_status,
         code=failure.code,
         retry_after=error.retry_after,
+    )
+
+
+# Refusals at a customer's tenant that say the partner's own credentials are broken (the same
+# exchange at the partner's tenant fails too): a person must act, whatever the customer allows.
+_PARTNER_CREDENTIAL_PROBLEMS = frozenset(
+    {
+        "AADSTS700082",  # refresh token expired (90 days unused)
+        "AADSTS50173",  # grant revoked (password changed)
+        "AADSTS70008",  # refresh token expired
+        "AADSTS7000215",  # wrong client secret
+        "AADSTS7000222",  # client secret expired
+    }
+)
+
+
+class CustomerTenantTokens:
+    """App+User access tokens in customers' tenants (Microsoft Graph there), each from the
+    partner's refresh token redeemed at that tenant's token endpoint; thread-safe.
+
+    One token per tenant, kept until ``refresh_margin`` seconds before it expires; tenants
+    refresh independently (a slow token endpoint for one customer holds back no other).
+    """
+
+    def __init__(
+        self,
+        partner: PartnerCenterCredentials,
+        exchange_for: Callable[[str], TokenExchange],
+        *,
+        refresh_margin: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._partner = partner
+        self._exchange_for = exchange_for
+        self._refresh_margin = refresh_margin
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tenant_locks: dict[str, threading.Lock] = {}
+        self._exchanges: dict[str, TokenExchange] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def access_token(self, tenant_id: str, *, force_refresh: bool = False) -> str:
+        """The tenant's token. Raises ``DirectoryUnavailable`` when the tenant refuses the
+        partner's app (no consent there), ``CredentialsError`` when the partner's credentials
+        themselves are refused, ``ServiceUnavailableError`` for a transient failure."""
+        key = tenant_id.lower()
+        held = self._tokens.get(key)
+        if held and not force_refresh and self._clock() < held[1]:
+            return held[0]
+        with self._lock:
+            tenant_lock = self._tenant_locks.setdefault(key, threading.Lock())
+            exchange = self._exchanges.get(key)
+            if exchange is None:
+                exchange = self._exchanges[key] = self._exchange_for(tenant_id)
+        with tenant_lock:
+            current = self._tokens.get(key)
+            if current and current is not held and self._clock() < current[1]:
+                return current[0]  # another thread refreshed while this one waited
+            try:
+                result = self._partner.exchange_elsewhere(exchange)
+            except _AuthorityRefused as refused:
+                raise DirectoryUnavailable(
+                    f"the Entra authority of customer tenant {tenant_id} refused its metadata "
+                    f"request ({refused.detail}): Graph cannot be used for this customer"
+                ) from None
+            if "access_token" not in result:
+                raise _customer_refusal(tenant_id, result)
+            token = str(result["access_token"])
+            lifetime = float(result.get("expires_in") or 3600)
+            expires_at = self._clock() + max(lifetime - self._refresh_margin, lifetime / 2)
+            self._tokens[key] = (token, expires_at)
+            return token
+
+
+def _customer_refusal(tenant_id: str, result: dict[str, Any]) -> Exception:
+    error = str(result.get("error") or "unknown_error")
+    description = str(result.get("error_description") or "")
+    codes = result.get("error_codes") or []
+    aadsts = _AADSTS.search(description)
+    detail = aadsts.group(0) if aadsts else (f"AADSTS{codes[0]}" if codes else "")
+    said = f"{error}{' ' + detail if detail else ''}"
+    if error in _TRANSIENT_OAUTH_ERRORS:
+        return ServiceUnavailableError(
+            f"the token endpoint of customer tenant {tenant_id} failed ({said})",
+            code=detail or error,
+        )
+    if error == "invalid_client" or detail in _PARTNER_CREDENTIAL_PROBLEMS:
+        return CredentialsError(
+            f"Entra refused the partner's credentials at customer tenant {tenant_id} ({said}). "
+            "A partner admin with MFA must consent again (secure application model) and store "
+            "the new refresh token in Key Vault (or fix the app secret), then replay from the "
+            "poison queue",
+            code=detail or error,
+        )
+    return DirectoryUnavailable(
+        f"customer tenant {tenant_id} refused a token for the partner's app ({said}): the app "
+        "is not consented there"
     )

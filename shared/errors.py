@@ -7,10 +7,15 @@ that could echo a credential or a password.
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from shared.outcomes import Category, Failure
+
+# delta-seconds: ASCII digits (float() would also take "1_0", "1e3", "inf" and other digits).
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
 class ProvisioningError(Exception):
@@ -93,22 +98,27 @@ class RedeliveryRequested(Exception):
     """Raised out of the function so the host makes the message visible again later."""
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` header as seconds: delta-seconds or an HTTP date; None if absent or bad."""
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """A ``Retry-After`` header as seconds to wait: None when absent or unreadable.
+
+    The one reading of the header for every service (Partner Center, Entra ID, Key Vault,
+    Table Storage, Graph). HTTP allows delta-seconds or an HTTP date (IMF-fixdate, and the
+    obsolete RFC 850 and asctime forms, all read as UTC); a date in the past means no wait.
+    A fraction of a second is accepted; a negative, non-finite or other value is not.
+    """
     text = (value or "").strip()
     if not text:
         return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
+    if _DELTA_SECONDS.fullmatch(text):
+        seconds = float(text)
+        return seconds if math.isfinite(seconds) else None
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
 class DirectoryUnavailable(Exception):

@@ -1,4 +1,4 @@
-"""The hire event (CONTRACT section 1): parsing and validation before any network call."""
+"""The hire event (docs/contract.md section 1): parsing and validation before any network call."""
 
 from __future__ import annotations
 
@@ -40,6 +40,17 @@ _PASSWORD_KEY = re.compile(r"pass(word|wd)|pwd")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 MAX_LICENSES = 20
+# The newest 1.x this function knows; any 1.x is read as this one (docs/contract.md section 7).
+EVENT_SCHEMA_VERSION = "1.1"
+
+# The rules above as JSON Schema patterns for docs/schemas (python -m devtools.schemas). Never
+# stricter than the validators, which add what a pattern cannot say (invisible characters,
+# known country codes, lengths of the UPN's parts).
+_DNS_LABEL_PATTERN = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN_PATTERN = f"{_DNS_LABEL_PATTERN}(?:\\.{_DNS_LABEL_PATTERN})+"
+_UPN_PATTERN = "^" + _UPN_LOCAL.pattern.strip("^$") + "@" + _DOMAIN_PATTERN + "$"
+_NOT_BLANK = Field(json_schema_extra={"pattern": "\\S"})
+_GUID_SCHEMA = Field(json_schema_extra={"pattern": _GUID.pattern})
 
 
 class InvalidEvent(ValueError):
@@ -54,6 +65,15 @@ class InvalidEvent(ValueError):
         self.field = field
         self.rule = rule
         self.event_id = event_id
+
+
+def invalid_event_message(error: InvalidEvent) -> str:
+    """The outcome's error message for an invalid event (the queue function's and the HTTP
+    intake's refusals say the same)."""
+    return (
+        f"the hire event is invalid: {error}. Correct the HR record and publish the event "
+        "again (see the event contract)"
+    )
 
 
 class NotAnEvent(InvalidEvent):
@@ -161,14 +181,26 @@ _NameText = (
     AfterValidator(no_invisible_characters),
     AfterValidator(_no_control_characters),
     AfterValidator(_not_blank),
+    _NOT_BLANK,
 )
 Name64 = Annotated[str, StringConstraints(min_length=1, max_length=64), *_NameText]
 Name128 = Annotated[str, StringConstraints(min_length=1, max_length=128), *_NameText]
 Name256 = Annotated[str, StringConstraints(min_length=1, max_length=256), *_NameText]
 
 
-class NewUser(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
+class HireEventUser(BaseModel):
+    """The person to create: the hire event's user member."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        strict=True,
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "anyOf": [{"required": ["userPrincipalName"]}, {"required": ["upnDomain"]}]
+        },
+    )
 
     user_principal_name: (
         Annotated[
@@ -177,26 +209,37 @@ class NewUser(BaseModel):
             AfterValidator(no_invisible_characters),
             AfterValidator(_no_control_characters),
             AfterValidator(_user_principal_name),
+            Field(json_schema_extra={"pattern": _UPN_PATTERN}),
         ]
         | None
     ) = Field(default=None, alias="userPrincipalName")
+    """The user's sign-in name; required unless upnDomain is given, and wins over it."""
     first_name: Name64 = Field(alias="firstName")
     last_name: Name64 = Field(alias="lastName")
     display_name: Name256 = Field(alias="displayName")
     usage_location: Annotated[
-        str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country_code)
+        str,
+        StringConstraints(min_length=2, max_length=2),
+        AfterValidator(_country_code),
+        Field(json_schema_extra={"pattern": "^[A-Za-z]{2}$"}),
     ] = Field(alias="usageLocation")
+    """ISO 3166-1 alpha-2 country code of a known country, such as US or DE."""
     immutable_id: Name128 | None = Field(default=None, alias="immutableId")
+    """The employee id: only a user with exactly this immutableId is ever this hire's."""
     # Schema 1.1: the function generates the UPN in this domain when HR gives none.
     upn_domain: (
         Annotated[
-            str, StringConstraints(min_length=3, max_length=253), AfterValidator(_domain_name)
+            str,
+            StringConstraints(min_length=3, max_length=253),
+            AfterValidator(_domain_name),
+            Field(json_schema_extra={"pattern": f"^{_DOMAIN_PATTERN}$"}),
         ]
         | None
     ) = Field(default=None, alias="upnDomain")
+    """Schema 1.1: a domain of the customer; the function generates the UPN in it."""
 
     @model_validator(mode="after")
-    def _upn_or_domain(self) -> NewUser:
+    def _upn_or_domain(self) -> HireEventUser:
         if self.user_principal_name is None and self.upn_domain is None:
             raise ValueError(
                 "userPrincipalName is required unless upnDomain is given (then the function "
@@ -212,9 +255,18 @@ class NewUser(BaseModel):
 
 
 class LicenseRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
+    """A product to assign once the user exists (schema 1.1)."""
 
-    sku_id: Annotated[str, AfterValidator(_guid)] = Field(alias="skuId")
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        strict=True,
+        use_attribute_docstrings=True,
+    )
+
+    sku_id: Annotated[str, AfterValidator(_guid), _GUID_SCHEMA] = Field(alias="skuId")
+    """The product SKU's id, a GUID, as the customer's subscribed SKUs name it."""
 
 
 def _distinct_skus(value: list[LicenseRequest]) -> list[LicenseRequest]:
@@ -225,18 +277,41 @@ def _distinct_skus(value: list[LicenseRequest]) -> list[LicenseRequest]:
 
 
 class HireEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
+    """A hire: one user to create in a customer's tenant (docs/contract.md section 1).
 
-    schema_version: Annotated[str, AfterValidator(_schema_version)] = Field(alias="schemaVersion")
+    Published by the HR system as UTF-8 JSON, base64-encoded on the request queue. Members not
+    named here are ignored; a member whose name says password, anywhere, is refused.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        strict=True,
+        use_attribute_docstrings=True,
+    )
+
+    schema_version: Annotated[
+        str,
+        AfterValidator(_schema_version),
+        Field(json_schema_extra={"pattern": _SCHEMA_VERSION.pattern}),
+    ] = Field(alias="schemaVersion")
+    """1.0 or 1.1; any 1.x is read as the newest 1.x the function knows."""
     event_id: Annotated[
         str,
         StringConstraints(min_length=1, max_length=128),
         AfterValidator(no_invisible_characters),
         AfterValidator(_printable),
         AfterValidator(_not_blank),
+        _NOT_BLANK,
     ] = Field(alias="eventId")
-    customer_tenant_id: Annotated[str, AfterValidator(_guid)] = Field(alias="customerTenantId")
-    user: NewUser
+    """Identifies the hire: the same eventId never makes a second user."""
+    customer_tenant_id: Annotated[str, AfterValidator(_guid), _GUID_SCHEMA] = Field(
+        alias="customerTenantId"
+    )
+    """The customer's tenant id, a GUID."""
+    user: HireEventUser
+    """The person to create."""
     correlation_id: (
         Annotated[
             str,
@@ -246,14 +321,23 @@ class HireEvent(BaseModel):
         ]
         | None
     ) = Field(default=None, alias="correlationId")
+    """Repeated in the outcome; sent to Partner Center as MS-CorrelationId."""
     licenses: Annotated[
         list[LicenseRequest],
-        Field(max_length=MAX_LICENSES),
+        Field(max_length=MAX_LICENSES, json_schema_extra={"uniqueItems": True}),
         AfterValidator(_distinct_skus),
     ] = Field(default_factory=list, alias="licenses")
+    """Schema 1.1: products to assign once the user exists, no skuId twice."""
     traceparent: (
-        Annotated[str, StringConstraints(max_length=55), AfterValidator(_traceparent)] | None
+        Annotated[
+            str,
+            StringConstraints(max_length=55),
+            AfterValidator(_traceparent),
+            Field(json_schema_extra={"pattern": _TRACEPARENT.pattern}),
+        ]
+        | None
     ) = Field(default=None, alias="traceparent")
+    """Schema 1.1: the HR system's W3C Trace Context, continued by the function."""
 
     @property
     def sku_ids(self) -> tuple[str, ...]:
@@ -412,7 +496,7 @@ def _usable_event_id(value: object) -> str | None:
 
 _FIELD_NAMES = {
     name: field.alias or name
-    for model in (HireEvent, NewUser, LicenseRequest)
+    for model in (HireEvent, HireEventUser, LicenseRequest)
     for name, field in model.model_fields.items()
 }
 

@@ -3,7 +3,7 @@
 One entity per eventId. Keys are derived from a digest of the eventId, because an eventId may
 hold characters table keys refuse (``/ \\ # ?``); the eventId itself is a property. Inserts
 fail when the entity exists and updates carry the entity's ETag, so a record never changes
-behind a reader's back (CONTRACT section 5).
+behind a reader's back (docs/contract.md section 5).
 """
 
 from __future__ import annotations
@@ -12,22 +12,21 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.azure_errors import AzureCall, classify_azure_error
 from shared.errors import (
     CredentialsError,
     LedgerConflict,
@@ -138,22 +137,7 @@ class TableHireLedger:
         return record.evolve(etag=_etag(metadata))
 
     def query(self, query: LedgerQuery) -> Iterator[HireRecord]:
-        clauses: list[str] = []
-        parameters: dict[str, Any] = {}
-        if query.customer_tenant_id:
-            clauses.append("CustomerTenantId eq @customer")
-            parameters["customer"] = query.customer_tenant_id
-        if query.since:
-            clauses.append("UpdatedAt ge @since")
-            parameters["since"] = query.since
-        if query.states:
-            names = sorted(state.value for state in query.states)
-            alternatives = []
-            for index, name in enumerate(names):
-                alternatives.append(f"State eq @state{index}")
-                parameters[f"state{index}"] = name
-            # Spaces around the parentheses: the SDK finds parameters by splitting on spaces.
-            clauses.append("( " + " or ".join(alternatives) + " )")
+        clauses, parameters = _filter(query)
         try:
             self._ensure_table()
             if clauses:
@@ -168,6 +152,50 @@ class TableHireLedger:
             return
         except (LedgerConflict, ProvisioningError):
             raise
+        except Exception as error:
+            raise _classify(error, self.table_name) from None
+
+    # --- for the operator tools: read-only, row by row, a bad row never ends a listing ---
+
+    @property
+    def endpoint(self) -> str:
+        """The table service's address, for an operator's error message."""
+        return str(self._client.url)
+
+    def table_exists(self) -> bool:
+        """Whether the table is there, asked without creating it (a wrong name is not made)."""
+        try:
+            self._client.get_entity("-", "-")
+        except ResourceNotFoundError as error:
+            return not _table_missing(error)
+        except Exception as error:
+            raise _classify(error, self.table_name) from None
+        return True
+
+    def read_row(self, event_id: str) -> LedgerRow | None:
+        """One hire's row as stored, with its record when the row can be read as one."""
+        try:
+            entity = self._client.get_entity(partition_key_for(event_id), row_key_for(event_id))
+        except ResourceNotFoundError:
+            return None
+        except Exception as error:
+            raise _classify(error, self.table_name) from None
+        return ledger_row(entity)
+
+    def scan(self, query: LedgerQuery) -> Iterator[LedgerRow]:
+        """Like ``query`` but never creates the table and yields unreadable rows as such."""
+        clauses, parameters = _filter(query)
+        try:
+            if clauses:
+                entities = self._client.query_entities(" and ".join(clauses), parameters=parameters)
+            else:
+                entities = self._client.list_entities()
+            for returned, entity in enumerate(entities):
+                if query.limit is not None and returned >= query.limit:
+                    return
+                yield ledger_row(entity)
+        except ResourceNotFoundError:
+            return
         except Exception as error:
             raise _classify(error, self.table_name) from None
 
@@ -209,7 +237,9 @@ class TableHireLedger:
 
 def _table_missing(error: ResourceNotFoundError) -> bool:
     code = getattr(error, "error_code", None) or ""
-    return str(code) == "TableNotFound"
+    # The SDK's TableErrorCode is a str enum: str() of it is 'TableErrorCode.TABLE_NOT_FOUND'
+    # on Python 3.11, so compare its value.
+    return str(getattr(code, "value", code)) == "TableNotFound"
 
 
 def _etag(metadata: Any) -> str | None:
@@ -221,34 +251,29 @@ def _etag(metadata: Any) -> str | None:
 
 def _classify(error: Exception, table: str) -> ProvisioningError:
     where = f"the hire ledger (table '{table}')"
-    if isinstance(error, ClientAuthenticationError):
-        status = getattr(error, "status_code", None)
-        if status in (None, 429) or (status or 0) >= 500:
-            return ServiceUnavailableError(
-                f"the function's identity could not get a token for {where} "
-                f"({type(error).__name__})"
-            )
-        return CredentialsError(
-            f"the function could not authenticate to {where}; check AzureWebJobsStorage "
-            "and grant its identity 'Storage Table Data Contributor'",
-            http_status=status,
-        )
-    if isinstance(error, HttpResponseError) and error.status_code is not None:
-        status = int(error.status_code)
+    grant = "grant its identity 'Storage Table Data Contributor'"
+
+    def refusal(status: int, code: str | None) -> ProvisioningError:
         if status in (401, 403):
             return CredentialsError(
-                f"{where} refused the function ({status}): grant its identity 'Storage Table "
-                "Data Contributor' on the storage account",
+                f"{where} refused the function ({status}): {grant} on the storage account",
                 http_status=status,
+                code=code,
             )
-        return ServiceUnavailableError(
-            f"{where} answered {status}",
-            throttled=status in (429, 503),
-            http_status=status,
-        )
-    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-        return ServiceUnavailableError(f"{where} could not be reached ({type(error).__name__})")
-    return ServiceUnavailableError(f"unexpected failure of {where} ({type(error).__name__})")
+        # Any other answer (the adapter has read 404 and 409 already) is worth another try.
+        return ServiceUnavailableError(f"{where} answered {status}", http_status=status, code=code)
+
+    return classify_azure_error(
+        error,
+        AzureCall(
+            service="Table Storage",
+            what=f"use {where}",
+            identity_advice=f"check AzureWebJobsStorage and {grant}",
+            refusal=refusal,
+            # Table Storage throttles with 503 ServerBusy as well as 429.
+            throttling_statuses=frozenset({429, 503}),
+        ),
+    )
 
 
 _FIELDS: dict[str, str] = {
@@ -319,3 +344,46 @@ def to_record(entity: Any) -> HireRecord:
         values[attribute] = value
     metadata = getattr(entity, "metadata", None) or {}
     return HireRecord(**values, etag=_etag(metadata))
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """A stored row for an operator: its properties as stored, and the record they make
+    (None, with ``problem`` saying why, when they make none)."""
+
+    properties: dict[str, Any]
+    record: HireRecord | None
+    problem: str | None = None
+
+    @property
+    def event_id(self) -> str | None:
+        value = self.properties.get("EventId")
+        return value if isinstance(value, str) else None
+
+
+def ledger_row(entity: Any) -> LedgerRow:
+    properties = {str(key): value for key, value in dict(entity).items()}
+    try:
+        return LedgerRow(properties, to_record(entity))
+    except Exception as error:  # any shape a foreign writer left: shown, never fatal
+        return LedgerRow(properties, None, f"{type(error).__name__}: {error}")
+
+
+def _filter(query: LedgerQuery) -> tuple[list[str], dict[str, Any]]:
+    clauses: list[str] = []
+    parameters: dict[str, Any] = {}
+    if query.customer_tenant_id:
+        clauses.append("CustomerTenantId eq @customer")
+        parameters["customer"] = query.customer_tenant_id
+    if query.since:
+        clauses.append("UpdatedAt ge @since")
+        parameters["since"] = query.since
+    if query.states:
+        names = sorted(state.value for state in query.states)
+        alternatives = []
+        for index, name in enumerate(names):
+            alternatives.append(f"State eq @state{index}")
+            parameters[f"state{index}"] = name
+        # Spaces around the parentheses: the SDK finds parameters by splitting on spaces.
+        clauses.append("( " + " or ".join(alternatives) + " )")
+    return clauses, parameters

@@ -16,8 +16,8 @@ from typing import Any
 from shared.errors import LedgerConflict, ProvisioningError, Refused
 from shared.events import HireEvent
 from shared.invocation import Invocation
+from shared.license_planning import SHORTFALL_CODE, plan_licenses, shortfall
 from shared.outcomes import Category, Failure, LicenseFailure, LicenseReport, Outcome
-from shared.planning import SHORTFALL_CODE, plan_licenses, shortfall
 from shared.ports import HireLedger, PartnerCenter, PoisonSink
 
 logger = logging.getLogger("hire_provisioning")

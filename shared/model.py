@@ -87,7 +87,7 @@ class SubscribedSku:
 
 @dataclass(frozen=True, kw_only=True)
 class HireRecord:
-    """One hire in the ledger (CONTRACT section 5). Nothing in it is secret.
+    """One hire in the ledger (docs/contract.md section 5). Nothing in it is secret.
 
     ``etag`` is the version the ledger last returned: every change is conditional on it, so
     two deliveries can never both act on the same state.

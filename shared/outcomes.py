@@ -1,4 +1,4 @@
-"""The outcome (CONTRACT section 2) and the failure it may carry."""
+"""The outcome (docs/contract.md section 2) and the failure it may carry."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired
+
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 SCHEMA_VERSION = "1.0"
 
 
 class Status(StrEnum):
+    """What became of the event; one final status per event (docs/contract.md section 2)."""
+
     CREATED = "created"
     RESTORED = "restored"
     ALREADY_EXISTS = "already_exists"
@@ -20,6 +25,8 @@ class Status(StrEnum):
 
 
 class Category(StrEnum):
+    """What kind of failure, which says who must act (docs/operations.md, "By category")."""
+
     INVALID_EVENT = "invalid_event"
     VALIDATION = "validation"
     CONFLICT = "conflict"
@@ -30,6 +37,75 @@ class Category(StrEnum):
 
 
 TRANSIENT_CATEGORIES = frozenset({Category.THROTTLED, Category.UNAVAILABLE})
+
+
+# The outcome on the wire: what ``Outcome.as_message`` writes, declared once so that mypy checks
+# the writer and docs/schemas/outcome.schema.json is generated from it (python -m devtools.schemas).
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class ErrorMessage(TypedDict):
+    """Why the event did not succeed."""
+
+    category: Category
+    """What kind of failure; says who must act."""
+    message: str
+    """What an operator should do; never a secret."""
+    httpStatus: int | None
+    """The service's HTTP status, when a service answered."""
+    code: int | str | None
+    """The service's error code (Partner Center's numbers, Entra's AADSTS codes), if any."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class LicenseFailureMessage(TypedDict):
+    """A requested licence that could not be assigned."""
+
+    skuId: str
+    category: Category
+    message: str
+    code: int | str | None
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class LicenseReportMessage(TypedDict):
+    """The licences the event asked for: assigned, and failed with the reason."""
+
+    assigned: list[str]
+    failed: list[LicenseFailureMessage]
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class OutcomeMessage(TypedDict):
+    """The one final outcome of a hire event (docs/contract.md section 2).
+
+    Written to the result queue as UTF-8 JSON, base64-encoded. Delivered at least once:
+    consumers dedupe on eventId. Consumers ignore members they do not know.
+    """
+
+    schemaVersion: str
+    """The outcome's schema version, 1.0."""
+    eventId: str | None
+    """The event's eventId; null only when the message had no usable one."""
+    status: Status
+    customerTenantId: str | None
+    userPrincipalName: str | None
+    """The UPN the user has (or would have had), a generated one included."""
+    userId: str | None
+    """The user's id in the customer's tenant, when there is a user."""
+    initialPasswordSecretId: str | None
+    """The Key Vault secret (name and version) holding the initial password; never the value."""
+    error: ErrorMessage | None
+    """null on success."""
+    attempts: int
+    """Deliveries of the event so far, this one included."""
+    correlationId: str | None
+    completedAt: str
+    """When the outcome was written, UTC, ISO 8601 (2026-11-21T09:30:00Z)."""
+    licenses: NotRequired[LicenseReportMessage]
+    """Only when the event asked for licences."""
+    traceparent: NotRequired[str]
+    """Only when the event carried one: the trace the invocation belongs to."""
 
 
 def utc_now_text(now: datetime | None = None) -> str:
@@ -51,8 +127,12 @@ class Failure:
         return self.category in TRANSIENT_CATEGORIES
 
     def as_error(self) -> dict[str, Any]:
+        return dict(self.error_message())
+
+    def error_message(self) -> ErrorMessage:
+        """The outcome's ``error`` member (and the poison copy's ``lastFailure`` starts so)."""
         return {
-            "category": self.category.value,
+            "category": self.category,
             "message": self.message,
             "httpStatus": self.http_status,
             "code": self.code,
@@ -68,10 +148,10 @@ class LicenseFailure:
     message: str
     code: int | str | None = None
 
-    def as_message(self) -> dict[str, Any]:
+    def as_message(self) -> LicenseFailureMessage:
         return {
             "skuId": self.sku_id,
-            "category": self.category.value,
+            "category": self.category,
             "message": self.message,
             "code": self.code,
         }
@@ -84,7 +164,7 @@ class LicenseReport:
     assigned: tuple[str, ...] = ()
     failed: tuple[LicenseFailure, ...] = ()
 
-    def as_message(self) -> dict[str, Any]:
+    def as_message(self) -> LicenseReportMessage:
         return {
             "assigned": list(self.assigned),
             "failed": [failure.as_message() for failure in self.failed],
@@ -104,19 +184,19 @@ class Outcome:
     failure: Failure | None = None
     completed_at: str = ""
     licenses: LicenseReport | None = None
-    # W3C trace context of the invocation, when the event carried one (CONTRACT section 2).
+    # W3C trace context of the invocation, when the event carried one (docs/contract.md section 2).
     traceparent: str | None = None
 
     def as_message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {
+        message: OutcomeMessage = {
             "schemaVersion": SCHEMA_VERSION,
             "eventId": self.event_id,
-            "status": self.status.value,
+            "status": self.status,
             "customerTenantId": self.customer_tenant_id,
             "userPrincipalName": self.user_principal_name,
             "userId": self.user_id,
             "initialPasswordSecretId": self.initial_password_secret_id,
-            "error": self.failure.as_error() if self.failure else None,
+            "error": self.failure.error_message() if self.failure else None,
             "attempts": self.attempts,
             "correlationId": self.correlation_id,
             "completedAt": self.completed_at or utc_now_text(),
@@ -125,7 +205,7 @@ class Outcome:
             message["licenses"] = self.licenses.as_message()
         if self.traceparent:
             message["traceparent"] = self.traceparent
-        return message
+        return dict(message)
 
     def to_json(self) -> str:
         return json.dumps(self.as_message(), ensure_ascii=False)

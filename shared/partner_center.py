@@ -27,6 +27,7 @@ from shared.errors import (
     Refused,
     ServiceUnavailableError,
     UpnTaken,
+    retry_after_seconds,
 )
 from shared.model import FoundUser, NewUser, SubscribedSku
 from shared.outcomes import Category
@@ -510,11 +511,7 @@ def _throttled_for(response: requests.Response) -> float | None:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    return retry_after_seconds(response.headers.get("Retry-After"))
 
 
 def _subscribed_sku(item: object) -> SubscribedSku | None:

@@ -1,4 +1,4 @@
-"""What a hire would do with a UPN and with its licences, decided from read-only look-ups.
+"""Which UPN a hire would use, and whose it is, decided from read-only look-ups.
 
 Shared by the provisioning decision and the operator's preview (``ops/preview.py``), so both
 give the same verdict for the same state of the customer tenant. No I/O of its own: the
@@ -11,17 +11,13 @@ a rehire, restored). Anyone else holding it, active or deleted, is someone else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
 from shared.events import HireEvent
-from shared.model import FoundUser, SubscribedSku
-from shared.outcomes import Category, LicenseFailure
+from shared.model import FoundUser
 from shared.upn import MAX_COUNTER, UpnGenerationError, candidate, render_local_part
-
-# SHORTFALL is Partner Center's code for "no units left" on a licence update.
-SHORTFALL_CODE = 60012
 
 Lookup = Callable[[str, bool], FoundUser | None]
 """(upn, inactive) -> the user holding it, active ones or deleted ones."""
@@ -146,62 +142,3 @@ def exhausted_message(event: HireEvent, choice: UpnChoice) -> str:
 
 def generation_failure_message(error: UpnGenerationError) -> str:
     return f"no userPrincipalName can be generated: {error}"
-
-
-# ---------------------------------------------------------------------------- licences
-
-
-@dataclass(frozen=True, kw_only=True)
-class LicensePlan:
-    """Requests to send (each one licence group's SKUs) and what cannot be assigned."""
-
-    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    failed: tuple[LicenseFailure, ...] = ()
-
-
-def plan_licenses(
-    customer_tenant_id: str,
-    wanted: Sequence[str],
-    assigned: Collection[str],
-    skus: Sequence[SubscribedSku],
-) -> LicensePlan:
-    """Group the SKUs still to assign by licence group; an unknown SKU or one without a free
-    unit fails without a call (Partner Center would refuse the whole group's request)."""
-    known = {sku.sku_id.lower(): sku for sku in skus}
-    groups: dict[str, list[str]] = {}
-    failed: list[LicenseFailure] = []
-    for sku_id in wanted:
-        if sku_id in assigned:
-            continue
-        sku = known.get(sku_id.lower())
-        if sku is None:
-            failed.append(unknown_sku(customer_tenant_id, sku_id))
-        elif sku.available_units <= 0:
-            failed.append(shortfall(customer_tenant_id, sku_id, sku.name))
-        else:
-            groups.setdefault(sku.license_group_id, []).append(sku_id)
-    return LicensePlan(
-        groups=tuple((group, tuple(ids)) for group, ids in groups.items()),
-        failed=tuple(failed),
-    )
-
-
-def unknown_sku(customer_tenant_id: str, sku_id: str) -> LicenseFailure:
-    return LicenseFailure(
-        sku_id=sku_id,
-        category=Category.VALIDATION,
-        message=f"customer {customer_tenant_id} has no subscription for SKU {sku_id}: buy the "
-        "product or correct the HR record, then replay from the poison queue",
-    )
-
-
-def shortfall(customer_tenant_id: str, sku_id: str, name: str | None = None) -> LicenseFailure:
-    product = f" ({name})" if name else ""
-    return LicenseFailure(
-        sku_id=sku_id,
-        category=Category.VALIDATION,
-        message=f"no unit of SKU {sku_id}{product} is left in customer {customer_tenant_id}: "
-        "buy more units, then replay from the poison queue (the user exists; the replay only "
-        "assigns the missing licences)",
-        code=SHORTFALL_CODE,
-    )

@@ -1,4 +1,4 @@
-"""The poison envelope (CONTRACT section 3) and the queue it is written to.
+"""The poison envelope (docs/contract.md section 3) and the queue it is written to.
 
 The function writes its own poison copies, instead of raising until the host poisons the
 message, so that each copy says why it failed (``lastFailure``) and never expires: the host's
@@ -24,7 +24,7 @@ LAST_FAILURE = "lastFailure"
 NEVER_EXPIRES = -1
 # A queue message holds 64 KiB of text; base64 turns 3 bytes into 4, so a body may have 48 KiB.
 MAX_POISON_BYTES = 48 * 1024
-# Members of a hire event (CONTRACT section 1) a copy keeps longest when it must shrink.
+# Members of a hire event (docs/contract.md section 1) a copy keeps longest when it must shrink.
 _EVENT_MEMBERS = frozenset(
     {"schemaVersion", "eventId", "customerTenantId", "user", "correlationId", "licenses",
      "traceparent", "replay"}

@@ -122,8 +122,27 @@ class HireLedger(Protocol):
     def query(self, query: LedgerQuery) -> Iterator[HireRecord]: ...
 
 
+class RequestQueue(Protocol):
+    """The request queue, for the HTTP intake: the adapter owns the message encoding."""
+
+    def send(self, body: bytes) -> None:
+        """Queue one event's UTF-8 JSON; raises a transient ``ServiceUnavailableError``."""
+        ...
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest body one message can carry once encoded (48 KiB under base64)."""
+        ...
+
+
+class HireReader(Protocol):
+    """The ledger read-only, as the HTTP status endpoint and the intake use it."""
+
+    def get(self, event_id: str) -> HireRecord | None: ...
+
+
 class PoisonSink(Protocol):
-    """The poison queue; the adapter owns the poison copy's format (CONTRACT section 3)."""
+    """The poison queue; the adapter owns the poison copy's format (docs/contract.md section 3)."""
 
     def poison_event(
         self, document: dict[str, Any], failure: Failure, *, attempts: int

@@ -37,7 +37,14 @@ from shared.errors import (
     ServiceUnavailableError,
     UpnTaken,
 )
-from shared.events import HireEvent, InvalidEvent, NotAnEvent, decode_body, parse_event
+from shared.events import (
+    HireEvent,
+    InvalidEvent,
+    NotAnEvent,
+    decode_body,
+    invalid_event_message,
+    parse_event,
+)
 from shared.invocation import Delivery, Invocation
 from shared.licensing import LicenceStep
 from shared.model import (
@@ -145,7 +152,7 @@ class Provisioner:
         """Decide one delivery. Raises ``RedeliveryRequested`` when the host should retry."""
         with self._telemetry.invocation(delivery.body, max(1, delivery.dequeue_count)) as trace:
             outcome = self._decide(delivery)
-        # The outcome names the trace it belongs to when the event carried one (CONTRACT 2).
+        # The outcome names its trace when the event carried one (docs/contract.md section 2).
         return replace(outcome, traceparent=trace.traceparent) if trace.traceparent else outcome
 
     def _decide(self, delivery: Delivery) -> Outcome:
@@ -920,10 +927,7 @@ def _unreadable_outcome(failure: Failure, attempts: int, *, event_id: str | None
 
 
 def _invalid_message(error: InvalidEvent) -> str:
-    return (
-        f"the hire event is invalid: {error}. Correct the HR record and publish the event "
-        "again (see the event contract)"
-    )
+    return invalid_event_message(error)
 
 
 def _text(value: object) -> str | None:

@@ -1,4 +1,4 @@
-"""App settings (CONTRACT section 4), read once from the environment."""
+"""App settings (docs/contract.md section 4), read once from the environment."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlsplit
 
 from shared.upn import UpnTemplateError, validate_template
 
@@ -14,8 +16,16 @@ DEFAULT_RESULT_QUEUE = "user-create-results"
 DEFAULT_PARTNER_CENTER_BASE_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com"
 STORAGE_CONNECTION_SETTING = "AzureWebJobsStorage"
+# The ledger's table endpoint has a setting of its own: AzureWebJobsStorage__tableServiceUri
+# would also switch on the Functions host's diagnostic tables. The old name is still read.
+LEDGER_TABLE_SERVICE_URI_SETTING = "HIRE_LEDGER_TABLE_SERVICE_URI"
 DEFAULT_LEDGER_TABLE = "hireledger"
 DEFAULT_UPN_TEMPLATE = "{firstName}.{lastName}"
+DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
+# How a UPN's holder is found (docs/contract.md 4): Microsoft Graph in the customer's tenant,
+# Partner Center's user list, or Graph where the customer has consented and the list elsewhere.
+UPN_LOOKUP_MODES = ("auto", "graph", "partner-center")
+DEFAULT_UPN_LOOKUP = "auto"
 # How long a delivery's claim on a hire lasts: longer than one invocation can run, shorter than
 # the host's 10-minute message lease, so a dead delivery's claim is taken over by the next.
 DEFAULT_CLAIM_SECONDS = 240
@@ -51,6 +61,8 @@ class Settings:
     ledger_table: str = DEFAULT_LEDGER_TABLE
     upn_template: str = DEFAULT_UPN_TEMPLATE
     claim_seconds: int = DEFAULT_CLAIM_SECONDS
+    upn_lookup: str = DEFAULT_UPN_LOOKUP
+    graph_base_url: str = DEFAULT_GRAPH_BASE_URL
 
     @property
     def poison_queue(self) -> str:
@@ -87,7 +99,10 @@ class Settings:
             )
         connection = env.get(STORAGE_CONNECTION_SETTING, "").strip() or None
         queue_service_uri = env.get(f"{STORAGE_CONNECTION_SETTING}__queueServiceUri", "").strip()
-        table_service_uri = env.get(f"{STORAGE_CONNECTION_SETTING}__tableServiceUri", "").strip()
+        table_service_uri = (
+            env.get(LEDGER_TABLE_SERVICE_URI_SETTING, "").strip()
+            or env.get(f"{STORAGE_CONNECTION_SETTING}__tableServiceUri", "").strip()
+        )
         ledger_table = optional("HIRE_LEDGER_TABLE", DEFAULT_LEDGER_TABLE)
         if not _TABLE_NAME.fullmatch(ledger_table):
             raise SettingsError(
@@ -102,6 +117,18 @@ class Settings:
             validate_template(upn_template)
         except UpnTemplateError as error:
             raise SettingsError(str(error)) from None
+        upn_lookup = optional("UPN_LOOKUP", DEFAULT_UPN_LOOKUP).lower()
+        if upn_lookup not in UPN_LOOKUP_MODES:
+            raise SettingsError(
+                "app setting UPN_LOOKUP must be one of " + ", ".join(UPN_LOOKUP_MODES)
+            )
+        graph_base_url = optional("GRAPH_BASE_URL", DEFAULT_GRAPH_BASE_URL).rstrip("/")
+        parts = urlsplit(graph_base_url)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
+            raise SettingsError(
+                "app setting GRAPH_BASE_URL must be an http(s) URL such as "
+                f"{DEFAULT_GRAPH_BASE_URL} (without /v1.0)"
+            )
         return cls(
             request_queue=optional("REQUEST_QUEUE_NAME", DEFAULT_REQUEST_QUEUE),
             result_queue=optional("RESULT_QUEUE_NAME", DEFAULT_RESULT_QUEUE),
@@ -129,4 +156,50 @@ class Settings:
             ledger_table=ledger_table,
             upn_template=upn_template,
             claim_seconds=int(claim_text),
+            upn_lookup=upn_lookup,
+            graph_base_url=graph_base_url,
+        )
+
+
+class HttpAccess(StrEnum):
+    """Who may call the HTTP intake and status routes (docs/contract.md section 6)."""
+
+    FUNCTION_KEY = "function-key"  # the Functions host checks a key per route (authLevel FUNCTION)
+    ENTRA = "entra"  # App Service authentication admits the caller; the code checks its app role
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpAccessSettings:
+    """``HIRES_HTTP_AUTH`` (``function-key`` or ``entra``; by default ``entra`` exactly when
+    App Service authentication is on, which App Service reports as ``WEBSITE_AUTH_ENABLED``),
+    and ``HIRES_HTTP_ALLOWED_CLIENT_IDS``: the client application ids admitted in ``entra``
+    mode (comma-separated; App Service authentication's allowed applications enforce the same
+    list, the code checks it again)."""
+
+    mode: HttpAccess
+    easy_auth_enabled: bool
+    allowed_client_ids: frozenset[str]
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> HttpAccessSettings:
+        env = os.environ if environ is None else environ
+        easy_auth = env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() in {"true", "1"}
+        text = env.get("HIRES_HTTP_AUTH", "").strip().lower()
+        if not text:
+            mode = HttpAccess.ENTRA if easy_auth else HttpAccess.FUNCTION_KEY
+        else:
+            try:
+                mode = HttpAccess(text)
+            except ValueError:
+                raise SettingsError(
+                    "HIRES_HTTP_AUTH must be function-key or entra, got "
+                    f"{text[:40]!r}"
+                ) from None
+        ids = env.get("HIRES_HTTP_ALLOWED_CLIENT_IDS", "")
+        return cls(
+            mode=mode,
+            easy_auth_enabled=easy_auth,
+            allowed_client_ids=frozenset(
+                part.strip().lower() for part in ids.split(",") if part.strip()
+            ),
         )

@@ -42,7 +42,7 @@ SERVICE_NAME = "hire-provisioning"
 INSTRUMENTATION_SCOPE = "hire_provisioning"
 INVOCATION_SPAN = "provision_user"
 
-# The decision line's fields that may become span attributes (CONTRACT: no UPN, no secret).
+# The decision line's fields that may become span attributes (docs/contract.md: no UPN, no secret).
 _ATTRIBUTES = {
     "eventId": "hire.event_id",
     "customer": "hire.customer_tenant_id",
@@ -102,6 +102,9 @@ class Untraced:
     def claim_lost(self) -> None:
         pass
 
+    def upn_lookup_fell_back(self, customer_tenant_id: str) -> None:
+        """A customer's UPN look-ups go to Partner Center's user list (no Graph consent)."""
+
     def traced(self, target: T, service: str, methods: Sequence[str]) -> T:
         """``target`` with a child span per call of ``methods`` (here: ``target`` itself)."""
         return target
@@ -144,6 +147,12 @@ class OpenTelemetry(Untraced):
             "hire.claims_lost",
             unit="{claim}",
             description="deliveries that found another delivery at work on their hire",
+        )
+        self._upn_fallbacks = meter.create_counter(
+            "upn_lookup.fallbacks",
+            unit="{customer}",
+            description="customers whose UPN look-ups fell back to Partner Center's user list "
+            "(Microsoft Graph not consented), once per customer and process",
         )
         self._pc_duration = meter.create_histogram(
             "partner_center.duration", unit="ms", description="Partner Center call latency"
@@ -198,6 +207,9 @@ class OpenTelemetry(Untraced):
     def claim_lost(self) -> None:
         self._claims_lost.add(1)
         self._trace.get_current_span().add_event("claim held by another delivery")
+
+    def upn_lookup_fell_back(self, customer_tenant_id: str) -> None:
+        self._upn_fallbacks.add(1, {"hire.customer_tenant_id": customer_tenant_id})
 
     # ------------------------------------------------------------------ child spans
 

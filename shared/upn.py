@@ -1,4 +1,4 @@
-"""Generated user principal names: ``UPN_TEMPLATE`` filled from a hire event (CONTRACT section 5).
+"""Generated UPNs: UPN_TEMPLATE filled from a hire event (docs/contract.md section 5).
 
 Pure functions, no I/O. The template names event fields in braces; each value is
 transliterated to ASCII (``anyascii``: Zoë Ångström → zoe.angstrom), lower-cased and reduced

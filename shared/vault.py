@@ -13,21 +13,11 @@ from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import ResourceNotFoundError
 from azure.keyvault.secrets import KeyVaultSecret, SecretClient
 
-from shared.errors import (
-    CredentialsError,
-    ProvisioningError,
-    ServiceUnavailableError,
-    retry_after_seconds,
-)
+from shared.azure_errors import AzureCall, classify_azure_error
+from shared.errors import CredentialsError, ProvisioningError
 from shared.model import SecretRef
 from shared.passwords import CONTENT_TYPE as PASSWORD_CONTENT_TYPE
 from shared.passwords import secret_name_for
@@ -111,27 +101,8 @@ class KeyVaultSecretStore:
     def _classify(self, error: Exception, *, action: str, name: str) -> ProvisioningError:
         where = f"secret '{name}' in Key Vault {self.vault_url}"
         role = "Key Vault Secrets User" if action == "read" else "Key Vault Secrets Officer"
-        auth_status = getattr(error, "status_code", None)
-        if isinstance(error, ClientAuthenticationError) and (
-            auth_status is None or auth_status >= 500 or auth_status == 429
-        ):
-            # The identity could not get a token (a managed identity endpoint or Entra
-            # hiccup, as often as not): worth another try.
-            return ServiceUnavailableError(
-                f"the function's identity could not get a token to {action} {where} "
-                f"({type(error).__name__}); if this lasts, check its managed identity or the "
-                "KEY_VAULT_CREDENTIAL settings"
-            )
-        if isinstance(error, ClientAuthenticationError) and auth_status != 403:
-            return CredentialsError(
-                f"the function could not authenticate to Key Vault to {action} {where} "
-                f"({type(error).__name__}); check its managed identity or KEY_VAULT_CREDENTIAL "
-                "settings",
-                http_status=getattr(error, "status_code", None),
-            )
-        if isinstance(error, HttpResponseError) and error.status_code is not None:
-            status = int(error.status_code)
-            code = getattr(error.error, "code", None) if error.error else None
+
+        def refusal(status: int, code: str | None) -> ProvisioningError:
             if status == 403 and code not in (None, "Forbidden", "AccessDenied"):
                 return CredentialsError(
                     f"Key Vault refused to {action} {where} (403 {code}): the secret may be "
@@ -148,28 +119,21 @@ class KeyVaultSecretStore:
                     http_status=status,
                     code=code,
                 )
-            if status == 429 or status >= 500 or status == 408:
-                headers = getattr(error.response, "headers", None) or {}
-                return ServiceUnavailableError(
-                    f"Key Vault answered {status} to a {action} of {where}",
-                    throttled=status == 429,
-                    http_status=status,
-                    code=code,
-                    # The SDK's own retries are off (composition): this one policy decides.
-                    retry_after=retry_after_seconds(headers.get("Retry-After")),
-                )
             return CredentialsError(
                 f"Key Vault refused a {action} of {where} ({status} {code or ''}); check the "
                 "secret and the vault settings",
                 http_status=status,
                 code=code,
             )
-        if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-            return ServiceUnavailableError(
-                f"Key Vault could not be reached to {action} {where} ({type(error).__name__})"
-            )
-        return ServiceUnavailableError(
-            f"unexpected failure to {action} {where} ({type(error).__name__})"
+
+        return classify_azure_error(
+            error,
+            AzureCall(
+                service="Key Vault",
+                what=f"{action} {where}",
+                identity_advice="check its managed identity or the KEY_VAULT_CREDENTIAL settings",
+                refusal=refusal,
+            ),
         )
 
 

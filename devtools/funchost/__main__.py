@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="append one JSON line per handled message (outcome, duration, CPU time) to FILE",
     )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve the app's HTTP triggers on 127.0.0.1:PORT (func start uses 7071; "
+        "0 picks a free port); without it HTTP triggers are skipped",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -114,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             lease_seconds=arguments.lease_seconds,
             records_file=arguments.records.resolve() if arguments.records else None,
             keep_records=False,
+            http_port=arguments.http_port,
         )
         if app_dir.is_dir():
             # The worker runs with the app folder as its working directory.

@@ -62,6 +62,21 @@ class QueueFunction:
 
 
 @dataclass(frozen=True)
+class HttpFunction:
+    """An HTTP-triggered function: its route (without the ``api/`` prefix), methods (None:
+    any) and auth level, as its binding declares them."""
+
+    name: str
+    trigger_arg: str
+    route: str
+    methods: tuple[str, ...] | None
+    auth_level: str  # "anonymous", "function" or "admin"
+    user_function: Callable[..., object]
+    is_async: bool
+    context_arg: str | None
+
+
+@dataclass(frozen=True)
 class SkippedFunction:
     name: str
     reason: str
@@ -71,6 +86,7 @@ class SkippedFunction:
 class AppIndex:
     queue_functions: tuple[QueueFunction, ...]
     skipped: tuple[SkippedFunction, ...]
+    http_functions: tuple[HttpFunction, ...] = ()
 
 
 def import_script(script_path: Path) -> ModuleType:
@@ -203,8 +219,10 @@ def index_app(
     *,
     allowlist: tuple[str, ...] | None = None,
 ) -> AppIndex:
-    """Turn the app's functions into runnable queue functions, resolving ``%SETTING%`` names."""
+    """Turn the app's functions into runnable queue and HTTP functions, resolving
+    ``%SETTING%`` in queue names."""
     queue_functions: list[QueueFunction] = []
+    http_functions: list[HttpFunction] = []
     skipped: list[SkippedFunction] = []
     for function in _get_functions_quietly(app):
         name = function.get_function_name() or function.get_user_function().__name__
@@ -217,11 +235,57 @@ def index_app(
         bindings: list[dict[str, object]] = json.loads(function.get_function_json())["bindings"]
         triggers = [b for b in bindings if str(b.get("type", "")).endswith("Trigger")]
         trigger_type = str(triggers[0]["type"]) if triggers else "none"
+        if trigger_type == "httpTrigger":
+            http_functions.append(_http_function(name, function, bindings, app))
+            continue
         if trigger_type != "queueTrigger":
             skipped.append(SkippedFunction(name, f"{trigger_type} is not emulated"))
             continue
         queue_functions.append(_queue_function(name, function, bindings, settings))
-    return AppIndex(tuple(queue_functions), tuple(skipped))
+    return AppIndex(tuple(queue_functions), tuple(skipped), tuple(http_functions))
+
+
+def _http_function(
+    name: str, function: Function, bindings: list[dict[str, object]], app: func.FunctionRegister
+) -> HttpFunction:
+    trigger = next(b for b in bindings if b.get("type") == "httpTrigger")
+    for binding in bindings:
+        if binding is trigger:
+            continue
+        if binding.get("type") != "http" or binding.get("name") != RETURN_BINDING:
+            raise FunctionHostError(
+                f"function {name!r}, binding {binding.get('name')!r}: only an HTTP trigger "
+                "with an HTTP $return output is emulated for HTTP functions"
+            )
+    trigger_arg = str(trigger.get("name", ""))
+    user_function = function.get_user_function()
+    context_arg = None
+    for parameter in inspect.signature(user_function).parameters:
+        if parameter == CONTEXT_PARAMETER:
+            context_arg = parameter
+        elif parameter != trigger_arg:
+            raise FunctionHostError(
+                f"function {name!r}: parameter {parameter!r} has no binding "
+                "(the worker would refuse to load the function)"
+            )
+    methods = trigger.get("methods")
+    # The binding leaves authLevel out when the app's default applies (FUNCTION unless the
+    # FunctionApp was given another).
+    level = trigger.get("authLevel") or getattr(app, "auth_level", None) or "FUNCTION"
+    return HttpFunction(
+        name=name,
+        trigger_arg=trigger_arg,
+        route=str(trigger.get("route") or name),
+        methods=(
+            tuple(str(m).upper() for m in methods)
+            if isinstance(methods, list) and methods
+            else None
+        ),
+        auth_level=str(getattr(level, "value", level)).lower(),
+        user_function=user_function,
+        is_async=inspect.iscoroutinefunction(user_function),
+        context_arg=context_arg,
+    )
 
 
 def _queue_function(

@@ -17,15 +17,26 @@ from azure.core.exceptions import AzureError
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devtools.funchost.app_loader import (
+    HttpFunction,
     QueueFunction,
     find_function_app,
     import_script,
     index_app,
 )
 from devtools.funchost.errors import FunctionHostError
+from devtools.funchost.http import (
+    DEFAULT_ROUTE_PREFIX,
+    HttpTriggerServer,
+    build_routes,
+)
 from devtools.funchost.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from devtools.funchost.listener import OutputTarget, QueueListener
-from devtools.funchost.options import QueuesOptions, app_setting_overrides, load_host_config
+from devtools.funchost.options import (
+    QueuesOptions,
+    app_setting_overrides,
+    load_host_config,
+    read_host_json,
+)
 from devtools.funchost.records import InvocationRecord
 from devtools.funchost.settings import merge_settings, read_local_settings
 from devtools.funchost.storage import (
@@ -59,6 +70,8 @@ class LocalFunctionsHost:
     is the visibility lease taken on each received message and renewed at half-time while
     the function runs (the host uses ten minutes). ``records_file``, when given, gets one
     JSON line per handled message (outcome, dequeue count, duration, the function's CPU time).
+    ``http_port`` serves the app's HTTP triggers on 127.0.0.1 at that port (0: any free port,
+    see ``http_base_url``); None (the default) skips them.
     """
 
     def __init__(
@@ -73,6 +86,7 @@ class LocalFunctionsHost:
         write_outputs_before_delete: bool = True,
         records_file: Path | None = None,
         keep_records: bool = True,
+        http_port: int | None = None,
     ) -> None:
         if lease_seconds < 1:
             raise FunctionHostError(
@@ -103,6 +117,9 @@ class LocalFunctionsHost:
         # file only, so its memory stays flat over any number of messages (benchmarks).
         self._keep_records = keep_records
         self._stop_requested = threading.Event()
+        self._http_port = http_port
+        self._http_functions: tuple[HttpFunction, ...] = ()
+        self._http_server: HttpTriggerServer | None = None
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -134,6 +151,14 @@ class LocalFunctionsHost:
             app = find_function_app(self._module)
             index = index_app(app, self._settings, allowlist=host_config.function_allowlist)
             self._functions = index.queue_functions
+            self._http_functions = index.http_functions
+            if self._http_port is None:
+                for function in self._http_functions:
+                    logger.info(
+                        "Skipping function %s: HTTP triggers are served only with an HTTP port "
+                        "(--http-port)",
+                        function.name,
+                    )
             for skipped in index.skipped:
                 logger.info("Skipping function %s: %s", skipped.name, skipped.reason)
             self._state = "loaded"
@@ -186,10 +211,40 @@ class LocalFunctionsHost:
                 raise FunctionHostError(f"cannot start a host that is {self._state}")
             try:
                 self._start_listeners()
+                self._start_http()
             except AzureError as error:
                 self._shutdown_runtime(wait=False)
                 raise FunctionHostError(f"cannot reach queue storage: {error}") from error
+            except FunctionHostError:
+                for listener in self._listeners:
+                    listener.request_stop()
+                    listener.close(wait=False)
+                self._shutdown_runtime(wait=False)
+                raise
             self._state = "running"
+
+    def _start_http(self) -> None:
+        if self._http_port is None or not self._http_functions or self._runtime is None:
+            return
+        extensions = read_host_json(self.app_dir).get("extensions")
+        http_section = extensions.get("http") if isinstance(extensions, dict) else None
+        prefix = (
+            http_section.get("routePrefix", DEFAULT_ROUTE_PREFIX)
+            if isinstance(http_section, dict)
+            else DEFAULT_ROUTE_PREFIX
+        )
+        routes = build_routes(self._http_functions, self._settings, str(prefix))
+        self._http_server = HttpTriggerServer(
+            routes, self._runtime, port=self._http_port, app_dir=str(self.app_dir)
+        )
+        self._http_server.start()
+
+    @property
+    def http_base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` of the HTTP triggers (after start, with an HTTP port)."""
+        if self._http_server is None:
+            raise FunctionHostError("this host serves no HTTP triggers (give http_port)")
+        return self._http_server.base_url
 
     def _start_listeners(self) -> None:
         options = self.options
@@ -300,6 +355,9 @@ class LocalFunctionsHost:
                 return True
             self._state = "stopped"
         self._stop_requested.set()
+        if self._http_server is not None:
+            # No new requests; the ones being answered finish on their own threads.
+            self._http_server.stop()
         for listener in self._listeners:
             listener.request_stop()
         deadline = time.monotonic() + timeout

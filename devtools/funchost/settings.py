@@ -2,53 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from devtools.funchost.errors import FunctionHostError
+from shared import local_settings as shared_local_settings
 
 _SETTING_EXPRESSION = re.compile(r"%([^%]+)%")
 
 
 def read_local_settings(path: Path) -> dict[str, str]:
-    """The ``Values`` of a local.settings.json file, as strings."""
+    """The ``Values`` of a local.settings.json file, as strings (shared with the tools)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as error:
-        raise FunctionHostError(f"cannot read {path}: {error}") from error
-    if not isinstance(document, dict):
-        raise FunctionHostError(f"{path}: the top level must be a JSON object")
-    if document.get("IsEncrypted") is True:
-        raise FunctionHostError(
-            f"{path} is encrypted (IsEncrypted: true); only Core Tools can decrypt it. "
-            "Run `func settings decrypt` where Core Tools is installed, or write plain values."
-        )
-    values = document.get("Values") or {}
-    if not isinstance(values, dict):
-        raise FunctionHostError(f'{path}: "Values" must be an object')
-    settings: dict[str, str] = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            # JSON true must reach the app as the text it would get from the portal.
-            settings[name] = "true" if value else "false"
-        elif isinstance(value, str | int | float):
-            settings[name] = str(value)
-        else:
-            raise FunctionHostError(f"{path}: the value of {name!r} must be a string")
-    return settings
+        return shared_local_settings.read_local_settings(path)
+    except shared_local_settings.LocalSettingsError as error:
+        raise FunctionHostError(str(error)) from error
 
 
-def merge_settings(
-    file_values: Mapping[str, str],
-    environment: Mapping[str, str],
-    overrides: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Later sources win: the file, then the process environment, then explicit overrides."""
-    return {**file_values, **environment, **(overrides or {})}
+merge_settings = shared_local_settings.merge_settings
 
 
 def lookup_setting(settings: Mapping[str, str], name: str) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions._abc import RetryContext, TraceContext
 
-from devtools.funchost.app_loader import QueueFunction
+from devtools.funchost.app_loader import HttpFunction, QueueFunction
 from devtools.funchost.errors import FunctionHostError
 from devtools.funchost.settings import lookup_setting
 
@@ -161,7 +161,7 @@ class WorkerRuntime:
 
     def call(
         self,
-        function: QueueFunction,
+        function: QueueFunction | HttpFunction,
         arguments: Mapping[str, object],
         scope: InvocationScope,
         *,

@@ -28,11 +28,12 @@ from .stack import PartnerSeed, StandInStack
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="standins",
-        description="Local HTTPS stand-ins for Partner Center, Entra ID and Key Vault.",
+        description="Local HTTPS stand-ins for Partner Center, Entra ID, Key Vault and Graph.",
     )
     parser.add_argument("--partner-center-port", type=int, default=0, help="default: ephemeral")
     parser.add_argument("--entra-port", type=int, default=0, help="default: ephemeral")
     parser.add_argument("--key-vault-port", type=int, default=0, help="default: ephemeral")
+    parser.add_argument("--graph-port", type=int, default=0, help="default: ephemeral")
     parser.add_argument(
         "--cert-dir",
         type=Path,
@@ -75,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="TENANT_ID:SKU_ID:UNITS[:LICENSE_GROUP[:NAME]] (group default group1), a product "
         "the customer can assign",
+    )
+    parser.add_argument(
+        "--graph-consent",
+        action="append",
+        default=[],
+        metavar="TENANT_ID:VARIANT",
+        help="how Microsoft Graph answers for a customer: consented, identity_not_found, "
+        "request_denied, request_denied_401 or token_refused (default: graph.default_consent)",
     )
     parser.add_argument(
         "--fault",
@@ -175,6 +184,7 @@ def state_document(stack: StandInStack, partners: Sequence[PartnerSeed]) -> dict
         "ca_bundle_file": str(stack.ca_bundle_file),
         "partner_center": {"base_url": stack.partner_center.base_url},
         "entra": {"authority_host": stack.entra.authority_host},
+        "graph": {"base_url": stack.graph.base_url},
         "key_vault": {
             "vault_url": stack.key_vault.vault_url,
             "tenant_id": stack.key_vault.vault_tenant_id,
@@ -227,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         partner_center_port=arguments.partner_center_port,
         entra_port=arguments.entra_port,
         key_vault_port=arguments.key_vault_port,
+        graph_port=arguments.graph_port,
     )
     try:
         partners = configure(stack, arguments)
@@ -276,6 +287,9 @@ def configure(stack: StandInStack, arguments: argparse.Namespace) -> list[Partne
     for spec in arguments.subscribed_sku:
         tenant_id, sku_id, units, group, name = parse_subscribed_sku(spec)
         stack.partner_center.add_subscribed_sku(tenant_id, sku_id, group, units, name=name)
+    for spec in arguments.graph_consent:
+        tenant_id, _, variant = spec.partition(":")
+        stack.graph.set_consent(tenant_id, variant)
     for spec in arguments.config:
         apply_config(stack, spec)
     for spec in arguments.fault:
@@ -292,6 +306,7 @@ def announce(
         f"Partner Center  {stack.partner_center.base_url}",
         f"Entra ID        {stack.entra.authority_host}",
         f"Key Vault       {stack.key_vault.vault_url}",
+        f"Graph           {stack.graph.base_url}",
         f"CA file         {stack.ca_file}",
         f"CA bundle       {stack.ca_bundle_file}  (use as REQUESTS_CA_BUNDLE)",
         f"control         <each URL above>{CONTROL_PREFIX}/...",

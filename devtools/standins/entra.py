@@ -13,6 +13,7 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,10 @@ class EntraStandIn(StandInService[EntraConfig]):
         self._tokens = tokens
         self._apps: dict[tuple[str, str], str] = {}
         self._refresh_tokens: dict[str, _RefreshToken] = {}
+        # Customer tenants (the stack points this at the Partner Center and Graph stand-ins):
+        # None for a tenant that is no partner's customer, else whether the partner's app is
+        # consented there ("token_refused": the token endpoint refuses it, AADSTS65001).
+        self.customer_consent: Callable[[str], str | None] = lambda _tenant: None
         super().__init__(EntraConfig())
 
     @property
@@ -142,7 +147,15 @@ class EntraStandIn(StandInService[EntraConfig]):
 
     def _known_tenant(self, tenant_id: str) -> bool:
         with self._lock:
-            return any(app_tenant == tenant_id.lower() for app_tenant, _ in self._apps)
+            if any(app_tenant == tenant_id.lower() for app_tenant, _ in self._apps):
+                return True
+        return self._is_customer(tenant_id)
+
+    def _is_customer(self, tenant_id: str) -> bool:
+        with self._lock:
+            if any(app_tenant == tenant_id.lower() for app_tenant, _ in self._apps):
+                return False  # a tenant with its own apps is a partner's, not a customer's
+        return self.customer_consent(tenant_id) is not None
 
     def _metadata_v2(self, _request: Request, params: dict[str, str]) -> Response:
         tenant = params["tenant"]
@@ -250,6 +263,16 @@ class EntraStandIn(StandInService[EntraConfig]):
             raise _unknown_tenant(tenant_id)
         with self._lock:
             expected_secret = self._apps.get((tenant_id.lower(), client_id.lower()))
+            if expected_secret is None and self._is_customer(tenant_id):
+                # A multi-tenant app registered in the partner's tenant, used in a customer's.
+                expected_secret = next(
+                    (
+                        secret
+                        for (_tenant, app), secret in self._apps.items()
+                        if app == client_id.lower()
+                    ),
+                    None,
+                )
         if expected_secret is None:
             raise _TokenError(
                 400,
@@ -289,9 +312,14 @@ class EntraStandIn(StandInService[EntraConfig]):
         presented = form.get("refresh_token", "")
         with self._lock:
             grant = self._refresh_tokens.get(presented)
+            # The partner's refresh token is also redeemed in its customers' tenants (the
+            # documented New-PartnerAccessToken -Tenant <customer>), for Microsoft Graph there.
+            in_customer = grant is not None and (
+                grant.tenant_id != tenant_id.lower() and self._is_customer(tenant_id)
+            )
             if (
                 grant is None
-                or grant.tenant_id != tenant_id.lower()
+                or (grant.tenant_id != tenant_id.lower() and not in_customer)
                 or grant.client_id != client_id.lower()
             ):
                 raise _TokenError(
@@ -309,6 +337,16 @@ class EntraStandIn(StandInService[EntraConfig]):
                     f"{_iso(grant.expires_on - self.config.refresh_token_lifetime)} and was "
                     "inactive for 90.00:00:00.",
                     {"suberror": "bad_token"},
+                )
+            if in_customer and self.customer_consent(tenant_id) == "token_refused":
+                raise _TokenError(
+                    400,
+                    "invalid_grant",
+                    65001,
+                    f"The user or administrator has not consented to use the application with "
+                    f"ID '{client_id}'. Send an interactive authorization request for this user "
+                    "and resource.",
+                    {"suberror": "consent_required"},
                 )
             if self.config.revoke_exchanged_refresh_tokens:
                 grant.revoked = True

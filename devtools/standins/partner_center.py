@@ -152,6 +152,9 @@ class _Customer:
     # A digest of each created user's password, so tests can check the user could sign in
     # with the password a caller claims it set (the password itself is never kept).
     password_digests: dict[str, str] = field(default_factory=dict)
+    # When the directory made each user (by user id). Partner Center's user resource has no
+    # creation time, so it is kept beside the users and only Microsoft Graph shows it.
+    created_at: dict[str, datetime] = field(default_factory=dict)
 
     def user_with_upn(self, upn: str, *, deleted_too: bool) -> dict[str, Any] | None:
         wanted = upn.lower()
@@ -177,6 +180,7 @@ class _Customer:
                 and now - _parse_time(deleted_at) > window
             ):
                 self.password_digests.pop(user["id"], None)
+                self.created_at.pop(user["id"], None)
                 continue
             kept.append(user)
         self.users = kept
@@ -252,6 +256,9 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
         """Seed an existing user (e.g. someone who already has a UPN). Only
         ``userPrincipalName`` is required; ``state: "inactive"`` seeds a deleted user (deleted
         now unless ``softDeletionTime`` says when)."""
+        user = dict(user)
+        created_text = user.pop("createdDateTime", None)
+        created_at = _parse_time(created_text) if created_text else _now()
         stored = _user_record(
             {
                 "id": str(uuid.uuid4()),
@@ -277,7 +284,62 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
             ):
                 raise ValueError(f"{stored['userPrincipalName']} already exists in {tenant_id}")
             customer.users.append(stored)
+            customer.created_at[stored["id"]] = created_at
         return copy.deepcopy(stored)
+
+    def seed_users(
+        self,
+        tenant_id: str,
+        count: int,
+        *,
+        domain: str,
+        prefix: str = "seeded",
+        created_at: datetime | None = None,
+    ) -> None:
+        """``count`` active users ``{prefix}{n}@{domain}`` at once (a large customer, for
+        benchmarks): no per-user uniqueness scan, so 30,000 take a moment, not minutes."""
+        when = created_at or _now()
+        with self._lock:
+            customer = self._live_customer(tenant_id)
+            taken = {user["userPrincipalName"].lower() for user in customer.users}
+            for number in range(count):
+                upn = f"{prefix}{number}@{domain}"
+                if upn.lower() in taken:
+                    raise ValueError(f"{upn} already exists in {tenant_id}")
+                stored = _user_record(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "usageLocation": "US",
+                        "userPrincipalName": upn,
+                        "firstName": "Seeded",
+                        "lastName": f"User{number}",
+                        "displayName": f"Seeded User{number}",
+                        "immutableId": None,
+                    }
+                )
+                customer.users.append(stored)
+                customer.created_at[stored["id"]] = when
+
+    def has_customer(self, tenant_id: str) -> bool:
+        with self._lock:
+            return tenant_id.lower() in self._customers
+
+    def directory_user(self, tenant_id: str, key: str) -> tuple[dict[str, Any], datetime] | None:
+        """The active user whose UPN (case-insensitive) or object id is ``key``, with its
+        creation time: the customer's directory as Microsoft Graph reads it (the Graph
+        stand-in shares this store). None for an unknown customer or user."""
+        wanted = key.lower()
+        with self._lock:
+            customer = self._customers.get(tenant_id.lower())
+            if customer is None:
+                return None
+            customer.purge(_now(), self._restore_window)
+            for user in customer.users:
+                if user["state"] == "active" and (
+                    user["userPrincipalName"].lower() == wanted or user["id"].lower() == wanted
+                ):
+                    return copy.deepcopy(user), customer.created_at.get(user["id"], _now())
+        return None
 
     def delete_user(
         self, tenant_id: str, user_id: str, *, deleted_at: datetime | None = None
@@ -397,6 +459,7 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                 response = self._refusal(request, refusal)
             else:
                 customer.users.append(_user_record(created))
+                customer.created_at[created["id"]] = _now()
                 customer.password_digests[created["id"]] = _digest(
                     created["passwordProfile"]["password"]
                 )

@@ -1,4 +1,5 @@
-"""The three stand-ins started together, sharing one CA and one token registry."""
+"""The stand-ins started together, sharing one CA and one token registry: Partner Center,
+Entra ID, Key Vault, and Microsoft Graph (reading Partner Center's user store)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from .entra import EntraStandIn
+from .graph import GraphStandIn
 from .key_vault import KeyVaultStandIn
 from .partner_center import PartnerCenterStandIn
 from .service import StandInService
@@ -40,7 +42,7 @@ class PartnerSeed:
 
 
 class StandInStack:
-    """Partner Center, Entra ID and Key Vault stand-ins over HTTPS on 127.0.0.1."""
+    """Partner Center, Entra ID, Key Vault and Graph stand-ins over HTTPS on 127.0.0.1."""
 
     def __init__(
         self,
@@ -49,12 +51,14 @@ class StandInStack:
         partner_center: PartnerCenterStandIn,
         entra: EntraStandIn,
         key_vault: KeyVaultStandIn,
+        graph: GraphStandIn,
         workspace: tempfile.TemporaryDirectory[str] | None,
     ) -> None:
         self._certificates = certificates
         self.partner_center = partner_center
         self.entra = entra
         self.key_vault = key_vault
+        self.graph = graph
         self._workspace = workspace
         self._seeds: dict[str, PartnerSeed] = {}
         self._register_vault_principal()
@@ -67,9 +71,10 @@ class StandInStack:
         partner_center_port: int = 0,
         entra_port: int = 0,
         key_vault_port: int = 0,
+        graph_port: int = 0,
     ) -> StandInStack:
         """Make the CA (PEM files in ``cert_dir``, a temporary directory by default) and start
-        the three servers (ephemeral ports unless given)."""
+        the four servers (ephemeral ports unless given)."""
         workspace = None
         if cert_dir is None:
             workspace = tempfile.TemporaryDirectory(prefix="standins-")
@@ -78,6 +83,10 @@ class StandInStack:
         tokens = AccessTokenRegistry()
         entra = EntraStandIn(tokens)
         partner_center = PartnerCenterStandIn(tokens)
+        graph = GraphStandIn(tokens, partner_center)
+        # The customers' tenants exist for Entra as Partner Center knows them; whether the
+        # partner's app is consented there is Graph's per-customer switch.
+        entra.customer_consent = graph.consent_of
         started: list[StandInService[Any]] = []
         try:
             entra.listen(certificates.server_context, port=entra_port)
@@ -87,6 +96,8 @@ class StandInStack:
             started.append(key_vault)
             partner_center.listen(certificates.server_context, port=partner_center_port)
             started.append(partner_center)
+            graph.listen(certificates.server_context, port=graph_port)
+            started.append(graph)
         except BaseException:
             for service in started:
                 service.stop()
@@ -98,6 +109,7 @@ class StandInStack:
             partner_center=partner_center,
             entra=entra,
             key_vault=key_vault,
+            graph=graph,
             workspace=workspace,
         )
 
@@ -125,6 +137,7 @@ class StandInStack:
             self.partner_center.name: self.partner_center,
             self.entra.name: self.entra,
             self.key_vault.name: self.key_vault,
+            self.graph.name: self.graph,
         }
 
     @property
@@ -189,6 +202,7 @@ class StandInStack:
             "PARTNER_TENANT_ID": partner_tenant_id,
             "PARTNER_CENTER_BASE_URL": self.partner_center.base_url,
             "ENTRA_AUTHORITY_HOST": self.entra.authority_host,
+            "GRAPH_BASE_URL": self.graph.base_url,
             "PARTNER_CENTER_APP_ID_SECRET": seed.app_id_secret if seed else DEFAULT_APP_ID_SECRET,
             "PARTNER_CENTER_APP_SECRET_SECRET": (
                 seed.app_secret_secret if seed else DEFAULT_APP_SECRET_SECRET

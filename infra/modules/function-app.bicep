@@ -23,14 +23,15 @@ param settings object
 var perInstanceConcurrency = queueBatchSize + queueNewBatchThreshold
 
 var appSettings = union(settings, {
-  // Identity-based AzureWebJobsStorage: the trigger and output bindings (queues), the
-  // function's own poison copies (queues) and ledger (tables), the host's keys and locks
-  // and the deployment package (blobs).
+  // Identity-based AzureWebJobsStorage: the trigger and output bindings and the function's
+  // own poison copies (queues), the host's keys and locks (blobs). No __tableServiceUri: that
+  // would switch on the host's own diagnostic tables, which need table rights account-wide.
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AzureWebJobsStorage__queueServiceUri: storage.queue
-  AzureWebJobsStorage__tableServiceUri: storage.table
   AzureWebJobsStorage__blobServiceUri: storage.blob
+  // The hire ledger's table endpoint, a setting of its own (shared/settings.py).
+  HIRE_LEDGER_TABLE_SERVICE_URI: storage.table
   // DefaultAzureCredential (Key Vault, poison copies, ledger) picks this user-assigned identity.
   KEY_VAULT_CREDENTIAL: 'default'
   AZURE_CLIENT_ID: identityClientId
@@ -40,6 +41,11 @@ var appSettings = union(settings, {
   // Every decision line must arrive: the alerts and saved queries count them, and adaptive
   // sampling (on by default, traces included) would drop some under load.
   AzureFunctionsJobHost__logging__applicationInsights__samplingSettings__isEnabled: 'false'
+  // The app's exporter (azure-monitor-opentelemetry 1.8) samples spans at 5 traces a second
+  // by default; keep every span (a few per hire). Its log records, the decision lines among
+  // them, are never sampled with their traces (enable_trace_based_sampling_for_logs is off).
+  OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
+  OTEL_TRACES_SAMPLER_ARG: '1.0'
   // Per-instance concurrency, explicit beside maximumInstanceCount (README: Concurrency and
   // Partner Center throttling). The function reads these overrides too.
   AzureFunctionsJobHost__extensions__queues__batchSize: string(queueBatchSize)
@@ -68,6 +74,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   #checkov:skip=CKV_AZURE_222:The app has no HTTP functions, but azd deploys through the app's SCM endpoint, which public network access also governs. Basic (publishing) credentials are off, so only Entra-authorised deployers get in.
   #checkov:skip=CKV_AZURE_17:Client certificates guard HTTP functions; this app has none (one queue trigger).
   #checkov:skip=CKV_AZURE_212:Flex Consumption adds instances by itself as the queue grows; there is no fixed instance count to keep for failover, and messages wait safely in the queue.
+  #checkov:skip=CKV_AZURE_78:Flex Consumption does not support siteConfig.ftpsState (it is on its list of unsupported properties); FTP is off through the ftp basicPublishingCredentialsPolicies below, which is what Flex honours.
   #checkov:skip=CKV_AZURE_213:Health checks probe an HTTP path to take bad instances out of a load balancer; a queue-triggered app has no such traffic, and a failing instance's messages are redelivered.
   name: name
   location: location
@@ -87,7 +94,6 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: [for setting in items(appSettings): {
         name: setting.key
@@ -135,3 +141,4 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 }
 
 output name string = app.name
+output id string = app.id

@@ -4,25 +4,24 @@
 param vaultName string
 @description('The function\'s managed identity.')
 param principalId string
-
-var roles = {
-  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
-}
+@description('The custom secret reader-and-writer role (custom-roles.bicep), by resource id.')
+param secretReaderWriterRoleId string
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: vaultName
 }
 
-// Passwords write: each hire's password is a new secret (initial-password-<hash>) that the
-// function creates, reads back on a retry, re-tags as the hire progresses and, after a race,
-// re-sets as the latest version. Its name is known only at run time, hence the vault scope.
-resource passwordsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, principalId, roles.keyVaultSecretsOfficer)
+// Passwords: each hire's password is a new secret (initial-password-<hash>) that the function
+// sets (with its tags) and reads back on a retry; after a race it sets it again as the latest
+// version. Its name is known only at run time, hence the vault scope. Get and set only: the
+// function can neither list the vault nor delete a password.
+resource passwordsReaderWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, 'secret-reader-writer')
   scope: vault
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    roleDefinitionId: secretReaderWriterRoleId
   }
 }
 

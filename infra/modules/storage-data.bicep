@@ -11,13 +11,14 @@ param deploymentContainerName string
 param principalId string
 @description('Entra group of operators who run poison-queue; empty assigns nothing.')
 param operatorsPrincipalId string
+@description('The custom queue message processor role (custom-roles.bicep), by resource id.')
+param queueMessageProcessorRoleId string
+@description('The custom ledger writer role (custom-roles.bicep), by resource id.')
+param ledgerWriterRoleId string
 
 var roles = {
   storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
-  storageQueueDataMessageProcessor: '8a0f0c08-91a1-4084-bc3d-661d67233fed'
   storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
-  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
-  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 }
@@ -71,25 +72,18 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
-// Trigger: the host peeks and counts the request queue (Reader, also what the scale
-// controller reads) and receives, renews and deletes its messages (Message Processor).
-resource triggerReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(requestQueue.id, principalId, roles.storageQueueDataReader)
-  scope: requestQueue
-  properties: {
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataReader)
-  }
-}
-
+// Trigger: the host reads the request queue's message count (its listener and the scale
+// controller), receives messages, releases a failed delivery's message with Update Message
+// (messages/write: without it the host stops on the 403 and every concurrent invocation goes
+// with it) and deletes a finished one. The custom role (custom-roles.bicep) grants exactly that;
+// Storage Queue Data Contributor would also let the function delete the queue.
 resource triggerProcessor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(requestQueue.id, principalId, roles.storageQueueDataMessageProcessor)
+  name: guid(requestQueue.id, principalId, 'queue-message-processor')
   scope: requestQueue
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageProcessor)
+    roleDefinitionId: queueMessageProcessorRoleId
   }
 }
 
@@ -115,14 +109,15 @@ resource poisonSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Ledger: one record per hire, created and changed by conditional writes.
-resource ledgerContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(ledger.id, principalId, roles.storageTableDataContributor)
+// Ledger: one record per hire, created and changed by conditional writes; never deleted (the
+// custom ledger writer role of custom-roles.bicep has no delete).
+resource ledgerWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(ledger.id, principalId, 'ledger-writer')
   scope: ledger
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    roleDefinitionId: ledgerWriterRoleId
   }
 }
 
@@ -141,16 +136,17 @@ resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 // Operators (optional): poison-queue lists, exports, replays and deletes poison messages
-// (Contributor: a replay releases leases, an Update Message call), sends replays (and the
-// smoke test's event) to the request queue (Message Sender), checks outcomes (Reader) and
-// asks the ledger what happened to a hire with `hires` (Table Data Reader).
+// (receive, release a lease with Update Message, delete: the custom role, which cannot delete
+// or clear the poison queue itself), sends replays (and the smoke test's event) to the request
+// queue (Message Sender), checks outcomes (Reader) and asks the ledger what happened to a hire
+// with `hires` (Table Data Reader).
 resource operatorsPoison 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorsPrincipalId)) {
-  name: guid(poisonQueue.id, operatorsPrincipalId, roles.storageQueueDataContributor)
+  name: guid(poisonQueue.id, operatorsPrincipalId, 'queue-message-processor')
   scope: poisonQueue
   properties: {
     principalId: operatorsPrincipalId
     principalType: 'Group'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    roleDefinitionId: queueMessageProcessorRoleId
   }
 }
 

@@ -53,7 +53,9 @@ def hire_event(
 @functools.cache
 def _indexed_function() -> Any:
     """Index the app once, as the host does (indexing twice reports duplicate names)."""
-    (function,) = function_app.app.get_functions()
+    (function,) = [
+        f for f in function_app.app.get_functions() if f.get_function_name() == "provision_user"
+    ]
     return function
 
 

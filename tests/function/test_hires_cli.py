@@ -78,6 +78,18 @@ def test_operators_see_each_hires_state(
 def test_an_unknown_event_id_is_reported(
     harness: FunctionHarness, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Before any hire the table does not exist: that is said, and nothing is created.
+    common = [
+        "--connection-string",
+        harness.settings["AzureWebJobsStorage"],
+        "--table",
+        harness.settings["HIRE_LEDGER_TABLE"],
+    ]
+    assert hires([*common, "show", "nope"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert hires([*common, "list"]) == 1  # still not created by the read above
+    capsys.readouterr()
+    harness.invoke(hire_event(1))
     code = hires(
         [
             "--connection-string",
@@ -110,7 +122,9 @@ def test_poison_queue_shows_each_events_ledger_state(
     ]
     assert poison_queue(["list", *common, "--format", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    states = {item["eventId"]: item["ledgerState"] for item in listed}
-    assert states == {"hr-2026-000002": "rejected (last: rejected)", None: None}
+    states = {
+        item["eventId"]: (item["ledgerState"], item["ledgerLastOutcome"]) for item in listed
+    }
+    assert states == {"hr-2026-000002": ("rejected", "rejected"), None: (None, None)}
     assert poison_queue(["show", "hr-2026-000002", *common]) == 0
     assert "Ledger state:   rejected (last: rejected)" in capsys.readouterr().out

@@ -147,20 +147,67 @@ def resources(name: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RoleAssignment:
+    """One `Microsoft.Authorization/roleAssignments` resource, as written in the template.
+
+    ``role`` is a built-in role id (the file's `var roles = {...}`) or, for a custom role, the
+    name of the custom-roles.bicep resource: a module receives a custom role's id as a
+    parameter named after it (`queueMessageProcessorRoleId` is `queueMessageProcessorRole`).
+    ``scope`` is `file#symbol` of the resource the role is scoped to.
+    """
+
     file: str
     symbol: str
-    role_id: str
+    role: str
+    custom: bool
+    scope: str
     scope_type: str
     principal: str
 
+    @property
+    def role_id(self) -> str:
+        return self.role
 
-def role_assignments() -> list[RoleAssignment]:
-    """Every role assignment in infra/, with the role id and the type of resource it covers."""
+
+@dataclass(frozen=True)
+class CustomRole:
+    symbol: str
+    actions: tuple[str, ...]
+    data_actions: tuple[str, ...]
+    not_actions: tuple[str, ...]
+    not_data_actions: tuple[str, ...]
+
+
+def _string_list(block: str, key: str) -> tuple[str, ...]:
+    match = re.search(rf"(?<![A-Za-z]){key}:\s*\[([^\]]*)\]", block)
+    return tuple(re.findall(r"'([^']*)'", match.group(1))) if match else ()
+
+
+def custom_roles(root: Path = INFRA) -> dict[str, CustomRole]:
+    """Symbol -> permissions of every role definition the template creates."""
+    found: dict[str, CustomRole] = {}
+    for path in sorted(root.rglob("*.bicep")):
+        source = without_comments(path.read_text(encoding="utf-8"))
+        for symbol, kind in _RESOURCE.findall(source):
+            if kind != "Microsoft.Authorization/roleDefinitions":
+                continue
+            body = block_after(source, f"resource {symbol} ")
+            found[symbol] = CustomRole(
+                symbol=symbol,
+                actions=_string_list(body, "actions"),
+                data_actions=_string_list(body, "dataActions"),
+                not_actions=_string_list(body, "notActions"),
+                not_data_actions=_string_list(body, "notDataActions"),
+            )
+    return found
+
+
+def role_assignments(root: Path = INFRA) -> list[RoleAssignment]:
+    """Every role assignment under `root` (infra/ by default), with role, scope and principal."""
     found: list[RoleAssignment] = []
-    for path in sorted(INFRA.rglob("*.bicep")):
-        name = str(path.relative_to(INFRA))
-        source = without_comments(text(name))
-        declared = resources(name)
+    for path in sorted(root.rglob("*.bicep")):
+        name = path.relative_to(root).as_posix()
+        source = without_comments(path.read_text(encoding="utf-8"))
+        declared = dict(_RESOURCE.findall(source))
         role_ids = {}
         if "var roles = {" in source:
             for key, role_id in re.findall(
@@ -172,14 +219,19 @@ def role_assignments() -> list[RoleAssignment]:
                 continue
             body = block_after(source, f"resource {symbol} ")
             scope = re.search(r"^\s*scope:\s*(\w+)\s*$", body, re.MULTILINE)
-            role = re.search(r"roleDefinitions',\s*roles\.(\w+)\)", body)
+            built_in = re.search(r"roleDefinitions',\s*roles\.(\w+)\)", body)
+            custom = re.search(r"^\s*roleDefinitionId:\s*(\w+)RoleId\s*$", body, re.MULTILINE)
             principal = re.search(r"^\s*principalId:\s*(\w+)\s*$", body, re.MULTILINE)
-            assert scope and role and principal, f"{name}: {symbol} is not in the usual shape"
+            assert scope and (built_in or custom) and principal, (
+                f"{name}: {symbol} is not in the usual shape"
+            )
             found.append(
                 RoleAssignment(
                     file=name,
                     symbol=symbol,
-                    role_id=role_ids[role.group(1)],
+                    role=role_ids[built_in.group(1)] if built_in else f"{custom.group(1)}Role",  # type: ignore[union-attr]
+                    custom=built_in is None,
+                    scope=f"{name}#{scope.group(1)}",
                     scope_type=declared[scope.group(1)],
                     principal=principal.group(1),
                 )

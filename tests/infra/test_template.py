@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from shared import settings as app_settings
 from tests.infra import bicep
 
-# CONTRACT section 4, by name: the test must not need the team folder to run.
+# docs/contract.md section 4, by name: the test must not need the team folder to run.
 CONTRACT_SETTINGS = {
     "AzureWebJobsStorage__queueServiceUri",  # identity-based form of AzureWebJobsStorage
     "REQUEST_QUEUE_NAME",
@@ -41,9 +41,24 @@ LOCAL_ONLY = {
     "CURL_CA_BUNDLE": "requests' other name for REQUESTS_CA_BUNDLE; Azure needs neither",
 }
 
+# Settings the code still reads, but only as a fallback for older deployments.
+FALLBACK_ONLY = {
+    "AzureWebJobsStorage__tableServiceUri": "the ledger's endpoint before "
+    "HIRE_LEDGER_TABLE_SERVICE_URI; as an app setting it also switches on the host's "
+    "diagnostic tables",
+}
+
+# Environment variables the platform sets by itself, never app settings, and why.
+PLATFORM = {
+    "WEBSITE_AUTH_ENABLED": "App Service sets it when its authentication is on "
+    "(infra/modules/intake-auth.bicep); as an app setting it would claim a protection that "
+    "may not be there",
+}
+
 # Settings that would put a secret or a key into the app's configuration.
 FORBIDDEN = {
     "AzureWebJobsStorage",
+    "AzureWebJobsStorage__tableServiceUri",
     "AZURE_CLIENT_SECRET",
     "APPINSIGHTS_INSTRUMENTATIONKEY",
     "FUNCTIONS_WORKER_RUNTIME",
@@ -71,7 +86,7 @@ SCOPE_WORDS = {
     "Microsoft.Storage/storageAccounts": "storage account",
     "Microsoft.KeyVault/vaults": "vault",
     "Microsoft.KeyVault/vaults/secrets": "secret",
-    "Microsoft.Insights/components": "Application Insights",
+    "Microsoft.Insights/components": "application insights",
 }
 
 
@@ -107,7 +122,12 @@ def settings_the_code_reads() -> set[str]:
         )
         # Binding expressions: queue_name="%REQUEST_QUEUE_NAME%".
         names.update(re.findall(r"\"%([A-Z][A-Z0-9_]*)%\"", source))
-    return names - set(LOCAL_ONLY)
+        names.update(
+            getattr(app_settings, constant)
+            for constant in re.findall(r"env\.get\(\s*(\w+_SETTING)\b", source)
+            if hasattr(app_settings, constant)
+        )
+    return names - set(LOCAL_ONLY) - set(FALLBACK_ONLY) - set(PLATFORM)
 
 
 def sample_settings() -> set[str]:
@@ -137,11 +157,15 @@ def test_no_secret_or_key_is_an_app_setting() -> None:
         assert "AccountKey" not in value and "InstrumentationKey" not in value
 
 
-def test_identity_based_storage_covers_queues_tables_and_blobs() -> None:
+def test_identity_based_storage_covers_queues_and_blobs_and_the_ledger_its_table() -> None:
     deployed = deployed_settings()
     assert deployed["AzureWebJobsStorage__credential"] == "'managedidentity'"
-    for service in ("queue", "table", "blob"):
+    for service in ("queue", "blob"):
         assert deployed[f"AzureWebJobsStorage__{service}ServiceUri"] == f"storage.{service}"
+    # The ledger's endpoint in a setting of its own: AzureWebJobsStorage__tableServiceUri would
+    # switch on the host's diagnostic tables (and 403s without account-wide table rights).
+    assert deployed[app_settings.LEDGER_TABLE_SERVICE_URI_SETTING] == "storage.table"
+    assert "AzureWebJobsStorage__tableServiceUri" not in deployed
     # DefaultAzureCredential and the storage connection use the user-assigned identity.
     assert deployed["AzureWebJobsStorage__clientId"] == "identityClientId"
     assert deployed["AZURE_CLIENT_ID"] == "identityClientId"
@@ -166,11 +190,12 @@ def test_parameter_defaults_are_the_contract_defaults() -> None:
         "requestQueueName": app_settings.DEFAULT_REQUEST_QUEUE,
         "resultQueueName": app_settings.DEFAULT_RESULT_QUEUE,
         "partnerCenterBaseUrl": app_settings.DEFAULT_PARTNER_CENTER_BASE_URL,
-        "entraAuthorityHost": app_settings.DEFAULT_ENTRA_AUTHORITY_HOST,
         "hireLedgerTable": "hireledger",
         "upnTemplate": "{firstName}.{lastName}",
         "initialPasswordTtlDays": 7,
         "hireClaimSeconds": 240,
+        "upnLookup": app_settings.DEFAULT_UPN_LOOKUP,
+        "graphBaseUrl": app_settings.DEFAULT_GRAPH_BASE_URL,
     }
     sample = json.loads((bicep.ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))
     for setting, parameter in (
@@ -180,6 +205,10 @@ def test_parameter_defaults_are_the_contract_defaults() -> None:
     ):
         expected[parameter] = sample["Values"][setting]
     assert {name: bicep.literal(main[name].default) for name in expected} == expected
+    # The sign-in host is the cloud's own (Bicep linter: no hard-coded environment URLs); in the
+    # public cloud that is the contract's default plus the slash the function strips.
+    assert main["entraAuthorityHost"].default == "environment().authentication.loginEndpoint"
+    assert app_settings.DEFAULT_ENTRA_AUTHORITY_HOST == "https://login.microsoftonline.com"
 
 
 def test_azd_parameters_name_only_template_parameters_and_give_every_required_one() -> None:
@@ -215,15 +244,14 @@ def test_role_ids_are_the_built_in_roles() -> None:
 
 
 def deployment_doc() -> str:
-    """The deployment guide, which names the roles and the concurrency the template sets."""
+    """The deployment guide, which names the concurrency the template sets."""
     return (bicep.ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
 
 
-def deployment_roles() -> list[tuple[str, str, str]]:
-    """(role, who, scope) rows of the roles table in docs/deployment.md, "Deploy to Azure"."""
-    doc = deployment_doc()
-    section = doc.split("## Deploy to Azure", 1)[1].split("\n## ", 1)[0]
-    table = section.split("### Roles", 1)[1]
+def documented_roles() -> list[tuple[str, str, str]]:
+    """(role, who, scope) rows of the roles table in docs/deployment-roles.md."""
+    doc = (bicep.ROOT / "docs" / "deployment-roles.md").read_text(encoding="utf-8")
+    table = doc.split("## Roles", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in table.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -232,37 +260,49 @@ def deployment_roles() -> list[tuple[str, str, str]]:
     return rows
 
 
-def test_the_deployment_guide_names_every_role_the_template_assigns_and_where() -> None:
-    rows = deployment_roles()
-    assert rows, "the roles table of docs/deployment.md is missing"
+def role_names() -> dict[str, str]:
+    """Role (built-in id or custom-roles.bicep symbol) -> the name the docs use for it."""
+    names = {role_id: name for name, role_id in BUILT_IN_ROLES.items()}
+    source = bicep.text("modules/custom-roles.bicep")
+    for symbol in bicep.custom_roles():
+        body = bicep.block_after(source, f"resource {symbol} ")
+        match = re.search(r"roleName:\s*'([^'(]+?)\s*\(", body)
+        assert match, symbol
+        names[symbol] = match.group(1)
+    return names
+
+
+def test_the_docs_name_every_role_the_template_assigns_and_where() -> None:
+    rows = documented_roles()
+    assert rows, "docs/deployment-roles.md has no roles table"
+    names = role_names()
     for assignment in bicep.role_assignments():
         who = "function" if assignment.principal == "principalId" else "operators"
         word = SCOPE_WORDS[assignment.scope_type]
         assert any(
-            BUILT_IN_ROLES.get(role) == assignment.role_id
-            and who in row_who.lower()
-            and word.lower() in scope.lower()
+            names[assignment.role] == role and who in row_who.lower() and word in scope.lower()
             for role, row_who, scope in rows
-        ), f"the roles table lacks {assignment.symbol} ({assignment.file}) on a {word}"
+        ), f"docs/deployment-roles.md lacks {assignment.symbol} ({assignment.file}) on a {word}"
 
 
-def test_the_template_assigns_every_role_the_deployment_guide_names() -> None:
-    assigned = {(a.role_id, a.scope_type) for a in bicep.role_assignments()}
-    for role, _who, scope in deployment_roles():
-        assert role in BUILT_IN_ROLES, f"docs/deployment.md names an unknown role: {role}"
-        assert any(
-            role_id == BUILT_IN_ROLES[role] and SCOPE_WORDS[kind].lower() in scope.lower()
-            for role_id, kind in assigned
-        ), f"the template does not assign {role} on {scope}"
+def test_the_template_assigns_every_role_the_docs_name() -> None:
+    names = role_names()
+    assigned = {(names[a.role], SCOPE_WORDS[a.scope_type]) for a in bicep.role_assignments()}
+    for role, _who, scope in documented_roles():
+        assert role in names.values(), f"the docs name an unknown role: {role}"
+        assert any(name == role and word in scope.lower() for name, word in assigned), (
+            f"the template does not assign {role} on {scope}"
+        )
 
 
 def test_the_credentials_step_names_the_deployed_roles() -> None:
     doc = deployment_doc()
     section = doc.split("## Putting the credentials into Key Vault", 1)[1].split("\n## ", 1)[0]
     step = section.split("5. ", 1)[1]
-    named = set(re.findall(r"\*\*([A-Z][A-Za-z ]+?)\*\*", step)) & set(BUILT_IN_ROLES)
-    assert named == {role for role, _who, _scope in deployment_roles() if role.startswith("Key")}
+    assert "**Hire provisioning secret reader and writer**" in step
+    assert "Secrets Officer" not in step and "Secrets User" not in step
     assert "system-assigned" not in step
+    assert "CREDENTIAL_SECRETS_STORED" not in doc  # no manual narrowing step any more
 
 
 def test_per_instance_concurrency_defaults_are_host_json() -> None:
@@ -288,7 +328,8 @@ def test_the_deployed_python_is_one_the_code_and_ci_support() -> None:
 
 @pytest.mark.parametrize("python_version", ["3.10", "3.11", "3.12", "3.13"])
 def test_exactly_one_azure_functions_pin_applies_on_each_python(python_version: str) -> None:
-    for name in ("requirements.txt", "constraints.txt"):
+    # requirements.txt (the hashed lock) is checked by test_deploy_lock.py.
+    for name in ("requirements.in", "constraints.txt"):
         lines = (bicep.ROOT / name).read_text(encoding="utf-8").splitlines()
         pins = [
             Requirement(line)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.storage.queue import QueueClient
+from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devtools.azurite import AzuriteQueue, start_azurite_queue
 from ops.poison_cli import main
@@ -101,6 +101,9 @@ class Bench:
     def poison_raw(self, text: str) -> str:
         """Kind (c): poisoned unchanged."""
         return self.poison.send_message(text).id
+
+    def service(self) -> QueueServiceClient:
+        return QueueServiceClient.from_connection_string(self.connection_string)
 
     def poison_ids(self) -> set[str]:
         return {message.id for message in self.poison.peek_messages(max_messages=32)}

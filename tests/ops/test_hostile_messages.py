@@ -118,7 +118,7 @@ def test_replay_moves_everything_and_sends_unreadable_bodies_unchanged(
 ) -> None:
     before = {m.id: m.content for m in bench.poison.peek_messages(max_messages=32)}
 
-    run = bench.cli("replay", "--yes")
+    run = bench.cli("replay", "--yes", "--force")
 
     assert run.code == 0, run.err
     assert_terminal_safe(run.out + run.err)

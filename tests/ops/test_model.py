@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from ops.cli import ToolError, ToolSettings, storage_target
 from ops.messages import BodyKind, MessageEncoding, PoisonMessage, body_for_replay, decode_event
-from ops.poison_cli import build_parser, main, mass_action_allowed, storage_target
+from ops.poison_cli import build_parser, main, mass_action_allowed
 from ops.poison_queue import Queues
 from ops.selection import BEYOND_LIMIT, DIVERGENT_COPY, Selection, parse_age, plan_replay
 from tests.ops.conftest import CUSTOMER, OTHER_CUSTOMER, b64, hire_event, iso
@@ -167,7 +169,9 @@ def test_mass_action_needs_yes_or_a_person() -> None:
 
 def test_storage_target_prefers_flags_then_connection_string_then_service_uri() -> None:
     def target(argv: list[str], environ: dict[str, str]) -> tuple[str | None, str | None]:
-        return storage_target(build_parser().parse_args(["list", *argv]), environ)
+        settings = ToolSettings(values=environ)
+        found = storage_target(build_parser().parse_args(["list", *argv]), settings)
+        return found.connection_string, found.queue_service_uri
 
     uri = "https://acct.queue.core.windows.net"
     both = {"AzureWebJobsStorage": "UseDevelopmentStorage=true",
@@ -176,7 +180,12 @@ def test_storage_target_prefers_flags_then_connection_string_then_service_uri() 
     assert target([], {"AzureWebJobsStorage__queueServiceUri": uri}) == (None, uri)
     assert target(["--account-url", uri], both) == (None, uri)
     assert target(["--connection-string", "x"], {}) == ("x", None)
-    assert target([], {}) == (None, None)
+    # Before the subcommand as after it:
+    found = storage_target(build_parser().parse_args(["--connection-string", "y", "list"]),
+                           ToolSettings(values={}))
+    assert found.connection_string == "y" and found.source == "--connection-string"
+    with pytest.raises(ToolError, match="no storage account"):
+        target([], {})
 
 
 def test_development_storage_means_azurite_on_10001() -> None:
@@ -185,9 +194,11 @@ def test_development_storage_means_azurite_on_10001() -> None:
 
 
 def test_no_storage_account_is_an_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.delenv("AzureWebJobsStorage", raising=False)
     monkeypatch.delenv("AzureWebJobsStorage__queueServiceUri", raising=False)
-    assert main(["list"]) == 1
+    monkeypatch.delenv("HIRE_SETTINGS_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no local.settings.json here
+    assert main(["list"]) == 2
     assert "no storage account" in capsys.readouterr().err

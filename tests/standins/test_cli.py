@@ -83,6 +83,7 @@ def test_standalone_process_serves_the_demo_and_stops_on_sigint(state_file, monk
         assert running.value("Partner Center") == settings["PARTNER_CENTER_BASE_URL"]
         assert running.value("Key Vault") == settings["KEY_VAULT_URL"]
         assert running.value("Entra ID") == settings["ENTRA_AUTHORITY_HOST"]
+        assert running.value("Graph") == settings["GRAPH_BASE_URL"]
         assert Path(running.value("CA file")).is_file()
         assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
         assert settings["AZURE_CLIENT_SECRET"] not in printed
@@ -211,4 +212,24 @@ def test_flags_configure_skus_and_switches(standins):
     assert config.duplicate_upn_status == 409
     bad = build_parser().parse_args(["--config", 'partner_center.password_reset_path="x"'])
     with pytest.raises(ValueError, match="password_reset_path"):
+        configure(standins, bad)
+
+
+def test_graph_flags_set_consent_and_config(standins):
+    tenant_id = str(uuid.uuid4())
+    arguments = build_parser().parse_args(
+        [
+            "--customer",
+            f"{tenant_id}:a.example",
+            "--graph-consent",
+            f"{tenant_id}:identity_not_found",
+            "--config",
+            "graph.replication_delay_seconds=5",
+        ]
+    )
+    configure(standins, arguments)
+    assert standins.graph.consent_of(tenant_id) == "identity_not_found"
+    assert standins.graph.config.replication_delay_seconds == 5
+    bad = build_parser().parse_args(["--graph-consent", f"{tenant_id}:maybe"])
+    with pytest.raises(ValueError, match="consent"):
         configure(standins, bad)

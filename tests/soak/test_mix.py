@@ -1,0 +1,69 @@
+"""The soak's original mix and its pace figure, and the throughput benchmark's event mix
+(plain functions: no stack, no hosts)."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.soak import Customers, SoakConfig, build_workload, customer_count, pace
+from benchmarks.throughput import parse_size, without_immutable_id
+
+
+def _customers(count: int) -> Customers:
+    working = [(f"0000000{n}-0000-4000-8000-000000000000", f"c{n}.example") for n in range(count)]
+    return Customers(working, ("99999999-0000-4000-8000-000000000000", "locked.example"))
+
+
+def _share_without(config: SoakConfig) -> float:
+    hires = build_workload(config, _customers(customer_count(config)))
+    users = [json.loads(h.body)["user"] for h in hires if h.kind == "normal"]
+    return sum("immutableId" not in user for user in users) / len(users)
+
+
+def test_the_original_mix_is_half_without_immutable_id_over_three_customers() -> None:
+    original = SoakConfig(hires=10_000, mix="original", verbose=False)
+    gentle = SoakConfig(hires=10_000, verbose=False)
+
+    assert customer_count(original) == 3
+    assert customer_count(gentle) == 10
+    assert 0.47 < _share_without(original) < 0.53
+    assert 0.22 < _share_without(gentle) < 0.28
+
+
+def test_pace_compares_the_first_and_the_last_window() -> None:
+    # 10 outcomes a second for 100 s, then 5 a second for 100 s, then a slow drain.
+    progress = [(float(t), 10 * t) for t in range(101)]
+    progress += [(100.0 + t, 1000 + 5 * t) for t in range(1, 101)]
+    progress += [(200.0 + t, 1500 + t) for t in range(1, 80)]
+
+    figures = pace(progress, hires=1579)
+
+    assert figures["pace window"] == 526
+    assert 9.5 < figures["pace first"] < 10.5
+    assert 4.5 < figures["pace last"] < 5.5  # the drain after 95 % is left out
+
+
+def test_pace_needs_two_windows() -> None:
+    assert pace([(0.0, 0), (1.0, 3)], hires=300) == {}
+
+
+def test_the_share_without_immutable_id_is_spread_evenly() -> None:
+    assert [without_immutable_id(n, 0.5) for n in range(4)] == [False, True, False, True]
+    assert not any(without_immutable_id(n, 0.0) for n in range(100))
+    assert all(without_immutable_id(n, 1.0) for n in range(100))
+    assert sum(without_immutable_id(n, 0.25) for n in range(100)) == 25
+
+
+def test_customer_size_with_its_own_hires() -> None:
+    assert parse_size("30,000:16", 1000) == (30000, 16)
+    assert parse_size("100", 300) == (100, 300)
+
+
+def test_unconsented_customers_are_the_last_ones(standins) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks.soak import seed_stack
+
+    config = SoakConfig(hires=300, mix="original", unconsented=1, verbose=False)
+    _, customers = seed_stack(standins, config, config.seed)
+
+    consents = [standins.graph.consent_of(tenant) for tenant, _ in customers.working]
+    assert consents == ["consented", "consented", "identity_not_found"]
