@@ -20,6 +20,7 @@ first one is being fixed. Never set it in CI: the committed test runs every inva
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import threading
@@ -48,10 +49,13 @@ from shared.passwords import fingerprint
 from tests.unit.conftest import CUSTOMER, RETRY, Bench, Killed
 from tests.unit.fakes import _PCUser
 
-# Profiles: "ci" is the bound every push runs (well under a minute on two slow cores);
-# "deep" is for a person hunting bugs (minutes). Chosen with HYPOTHESIS_PROFILE.
+# Profiles: "ci" is the bound every push runs (well under a minute on two slow cores), the
+# same fixed sequences each time; "deep" is for a person hunting bugs (minutes, random
+# sequences, remembered in .hypothesis/). Chosen with HYPOTHESIS_PROFILE=deep.
 settings.register_profile(
     "state-machine-ci",
+    # The same sequences on every run (like the hostile fuzz): CI never turns red by luck.
+    derandomize=True,
     max_examples=200,
     stateful_step_count=40,
     deadline=None,
@@ -272,7 +276,9 @@ class HireMachine(RuleBasedStateMachine):
         message = self.pending[pick % len(self.pending)]
         if last:
             message.dequeue_count = RETRY.max_deliveries - 1
-        self._deliver(message, kill_at=None if last else kill_at)
+        if message.dequeue_count + 1 >= RETRY.max_deliveries:
+            kill_at = None
+        self._deliver(message, kill_at=kill_at)
 
     def _deliver(self, message: Message, *, kill_at: int | None = None) -> Outcome | None:
         assert self.bench is not None
@@ -464,22 +470,23 @@ class HireMachine(RuleBasedStateMachine):
 
     @rule(hire=st.sampled_from(HIRES), deleted=st.booleans())
     def someone_else_holds_upn(self, hire: int, deleted: bool) -> None:
-        """Another person (active, or deleted within 30 days) holds the UPN the hire asks for."""
+        """Another person (active, or deleted within 30 days) holds the UPN the hire asks for,
+        at any time (also after a create of the hire whose answer was lost).
+
+        That person always has an immutableId: a user without one, made by someone else with
+        the same UPN after a create whose answer was lost, cannot be told from the hire's own
+        (the identity rule's documented limit), so it is not explored."""
         upn = self._wanted_upn(hire)
         if not self.pc.holders(upn, CUSTOMER):
-            self.pc.seed(
-                upn,
-                immutable_id="SOMEONE-ELSE",
-                state="inactive" if deleted else "active",
-                tenant=CUSTOMER,
-            )
+            state = "inactive" if deleted else "active"
+            self.pc.seed(upn, immutable_id="SOMEONE-ELSE", state=state).tenant = CUSTOMER
 
     @rule(hire=st.sampled_from(HIRES))
     def rehire(self, hire: int) -> None:
         """A deleted user with the hire's immutableId (E<n>) holds its UPN: a rehire."""
         upn = self._wanted_upn(hire)
         if not self.pc.holders(upn, CUSTOMER):
-            self.pc.seed(upn, immutable_id=f"E{hire}", state="inactive", tenant=CUSTOMER)
+            self.pc.seed(upn, immutable_id=f"E{hire}", state="inactive").tenant = CUSTOMER
 
     def _wanted_upn(self, hire: int) -> str:
         identity = self.identity.get(hire)
@@ -500,11 +507,13 @@ class HireMachine(RuleBasedStateMachine):
     def _poison_copies(self) -> list[dict[str, Any]]:
         if self.bench is None:
             return []
-        return [
-            copy_
-            for copy_ in self.bench.poison.copies
-            if isinstance(copy_, dict) and isinstance(copy_.get("eventId"), str)
-        ]
+        copies = []
+        for copy_ in self.bench.poison.copies:
+            if isinstance(copy_, bytes):  # the body alone (the last resort): replayable too
+                copy_ = json.loads(copy_)
+            if isinstance(copy_, dict) and isinstance(copy_.get("eventId"), str):
+                copies.append(copy_)
+        return copies
 
     def _replay(self, body: dict[str, Any]) -> Message:
         replayed = copy.deepcopy(body)
@@ -573,6 +582,7 @@ class HireMachine(RuleBasedStateMachine):
                 continue
             own = self._users_of(result.hire)
             where = f"hr-{result.hire} {outcome.status.value} (step {result.step})"
+            user: _PCUser | None
             if own:
                 user = own[0]
                 self._check(
