@@ -766,8 +766,3 @@ HireMachine.TestCase.settings = settings.get_profile(_PROFILE)
 TestHireStateMachine = pytest.mark.timeout(0 if _PROFILE == "state-machine-deep" else 600)(
     HireMachine.TestCase
 )
-TestHireStateMachine = pytest.mark.xfail(
-    strict=False,
-    reason="issue 15: the hire state machine loses facts on refusals (see FINDINGS-15.md); "
-    "remove this mark once the fix is merged",
-)(TestHireStateMachine)
