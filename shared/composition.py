@@ -168,11 +168,9 @@ def build_provisioner(
         telemetry=telemetry,
         licences=LicenceStep(partner_center=partner_center, ledger=ledger, poison=poison, now=now),
         decisions=DecisionLog(telemetry=telemetry, monotonic=time.monotonic),
-        # LEAD (issue 17): Provisioner takes directory= now (branch i15). Passing it changes
-        # which look-ups go up front (an event with immutableId, or without one for a customer
-        # the directory answers for, is created without one), so tests that count the user
-        # list's pages or expect a refusal from the up-front look-up need adapting first:
-        # directory=build_upn_directory(settings, tokens, telemetry=telemetry, session=session),
+        # Look a UPN up in one call where the customer allows it (UPN_LOOKUP): a hire then
+        # costs the create alone whatever the customer's size.
+        directory=build_upn_directory(settings, tokens, telemetry=telemetry, session=session),
     )
 
 

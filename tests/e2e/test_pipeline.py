@@ -18,6 +18,7 @@ from devtools.funchost import LocalFunctionsHost
 from devtools.publisher import HirePublisher
 from devtools.standins import Domain, Fault, StandInStack
 from ops.poison_cli import main as poison_queue
+from tests.conftest import upn_lookup_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = "4b10bf41-ab11-40e3-8c53-cd67849b50de"
@@ -98,7 +99,10 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(
-    standins: StandInStack, azurite: AzuriteQueue, monkeypatch: pytest.MonkeyPatch
+    standins: StandInStack,
+    azurite: AzuriteQueue,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Pipeline]:
     partner = str(uuid.uuid4())
     standins.seed_partner(partner)
@@ -116,6 +120,7 @@ def pipeline(
         "HIRE_LEDGER_TABLE": f"ledger{uuid.uuid4().hex[:12]}",
         # The suite's process trusts the stand-ins' CA alone; keep it so.
         "REQUESTS_CA_BUNDLE": str(standins.ca_file),
+        **upn_lookup_settings(request),
     }
     for name in settings:
         monkeypatch.setenv(name, settings[name])

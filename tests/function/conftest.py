@@ -23,6 +23,7 @@ from shared.hostconfig import QueueHostConfig
 from shared.partner_center import Timeouts
 from shared.provisioning import RetryPolicy
 from shared.settings import Settings
+from tests.conftest import upn_lookup_settings
 
 CUSTOMER = "4b10bf41-ab11-40e3-8c53-cd67849b50de"
 NO_GDAP_CUSTOMER = "7d3c1c52-1d9e-4d0c-9a43-2f9f3b0b6a11"
@@ -170,6 +171,7 @@ def harness(
         "RESULT_QUEUE_NAME": f"{queue}-out",
         # A ledger per test: eventIds repeat across tests.
         "HIRE_LEDGER_TABLE": f"ledger{uuid.uuid4().hex[:12]}",
+        **upn_lookup_settings(request),
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)

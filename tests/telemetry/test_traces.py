@@ -74,15 +74,14 @@ def test_created_hire_continues_the_hr_trace(harness: FunctionHarness, exported:
     children = [line.strip() for line in shape if line.startswith("  ") and line[2] != " "]
     assert children == [
         "ledger add",  # a hire's first delivery inserts its record without reading first
-        # Deleted users only: a rehire is restored; with an immutableId the create's own
-        # duplicate answer reveals an active holder, so active users are not listed first.
-        "partner_center find_user_by_upn",
+        # With an immutableId nothing is looked up first: the create's own duplicate answer
+        # reveals a holder (active, or a deleted one to restore), so the create comes at once.
         "key_vault store",
         "ledger update",
         "partner_center create_user",
         "ledger update",
     ]
-    first_call = shape.index("  partner_center find_user_by_upn")
+    first_call = shape.index("  partner_center create_user")
     assert shape[first_call + 1 : first_call + 5] == [
         "    key_vault get",
         "    key_vault get",
@@ -95,7 +94,7 @@ def test_created_hire_continues_the_hr_trace(harness: FunctionHarness, exported:
     points = exported.metric_points()
     assert points["hire.outcomes"] == [({"status": "created", "category": "none"}, 1.0)]
     latency = {str(attributes["hire.call"]) for attributes, _ in points["partner_center.duration"]}
-    assert latency == {"partner_center.create_user", "partner_center.find_user_by_upn"}
+    assert latency == {"partner_center.create_user"}
     assert "partner_center.throttled" not in points
 
     decisions = [r for r in exported.log_records() if "decision" in str(r.log_record.body)]
