@@ -4,11 +4,11 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from shared.adapters.telemetry import configure
 from shared.composition import intake, provisioner
-from shared.intake import HttpAnswer
-from shared.provisioning import Delivery
+from shared.service.intake import HttpAnswer
+from shared.service.provisioning import Delivery
 from shared.settings import HttpAccess, HttpAccessSettings, SettingsError
-from shared.telemetry import configure
 
 # First, so the exporters see everything; with no telemetry setting this imports nothing.
 configure()
@@ -33,7 +33,7 @@ def provision_user(message: func.QueueMessage, outcome: func.Out[str]) -> None:
 
 def _http_auth_level() -> func.AuthLevel:
     """A function key per route, unless Entra ID access is chosen (App Service authentication
-    admits the caller, shared/intake.py checks its app role). A bad setting keeps the keys
+    admits the caller, shared/service/intake.py checks its app role). A bad setting keeps the keys
     (and every HTTP call answers 500 naming it), so the queue function still loads."""
     try:
         entra = HttpAccessSettings.from_environment().mode is HttpAccess.ENTRA

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.import_time [--runs 7]
 
 Each run is a fresh interpreter that imports ``function_app`` (which calls
-``shared.telemetry.configure()``) and reports the time the import took, the interpreter's
+``shared.adapters.telemetry.configure()``) and reports the time the import took, the interpreter's
 start-up excluded, and how many modules it loaded. Exporters point at a closed loopback port
 and Azure Monitor's own statistics are off, so nothing leaves the machine. Prints medians;
 asserts nothing.

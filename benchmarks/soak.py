@@ -50,7 +50,7 @@ from benchmarks.hosts import HostProcess
 from devtools.azurite import AzuriteQueue, connection_string, start_azurite_queue
 from devtools.standins import Domain, Fault, StandInStack
 from devtools.standins.ratelimit import RateLimit
-from shared.passwords import fingerprint, secret_name_for
+from shared.domain.passwords import fingerprint, secret_name_for
 
 Kind = Literal["normal", "permission", "conflict", "invalid", "unreadable"]
 RequestIds = Literal["remembered", "forgotten"]

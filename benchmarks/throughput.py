@@ -327,7 +327,7 @@ def profile(hires: int, share_without: float = 1.0) -> None:
     """Run the host in this process with cProfile on every invocation's thread; print what
     dominates the function's own CPU time."""
     from devtools.funchost import LocalFunctionsHost
-    from shared.provisioning import Provisioner
+    from shared.service.provisioning import Provisioner
 
     # As under the Python worker, INFO and above are kept: count what the function logs.
     by_logger: Counter[str] = Counter()

@@ -34,8 +34,8 @@ from devtools.standins.demo import DEMO_CUSTOMERS, DEMO_PARTNER_TENANT_ID, DEMO_
 from devtools.traces import render, span_tree
 from ops.cli import Column, print_columns
 from ops.preview import Verdict, preview_with_settings, render_verdicts
+from shared.adapters.telemetry import install
 from shared.settings import Settings
-from shared.telemetry import install
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REQUEST_QUEUE = "user-create-requests"
@@ -192,7 +192,7 @@ def print_outcomes(outcomes: list[dict[str, Any] | str]) -> None:
                 keep=7,
             ),
             Column("UPN", [_cell(o.get("userPrincipalName")) for o in rows], "id", keep=5),
-            Column("licences", [_licences(o.get("licenses")) for o in rows], "text", keep=3),
+            Column("licences", [_licenses(o.get("licenses")) for o in rows], "text", keep=3),
             Column("attempts", [_cell(o.get("attempts")) for o in rows], "id", keep=2),
             Column("what to do", [what_to_do(o) for o in rows], "text", keep=6),
         ],
@@ -221,7 +221,7 @@ def counts_text(counts: object) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=str))
 
 
-def _licences(licenses: object) -> str:
+def _licenses(licenses: object) -> str:
     if not isinstance(licenses, dict):
         return ""
     names = {sku_id: name for sku_id, name, _, _ in DEMO_SKUS}

@@ -3,8 +3,8 @@
     python -m devtools.openapi            # rewrite docs/openapi.json
     python -m devtools.openapi --check    # exit 1 when the document differs from the code
 
-The request schema is the queue function's own event model (``shared.events.HireEvent``) and
-the answers are ``shared.intake``'s models, so the document cannot drift from what the code
+The request schema is the queue function's own event model (``shared.domain.events.HireEvent``) and
+the answers are ``shared.service.intake``'s models, so the document cannot drift from what the code
 reads and writes: a test runs the check in CI.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.events import HireEvent
-from shared.intake import (
+from shared.domain.events import HireEvent
+from shared.service.intake import (
     MAX_EVENTS,
     MAX_REQUEST_BYTES,
     READ_ROLE,

@@ -37,7 +37,7 @@ from ops.cli import (
     storage_target,
 )
 from ops.event_input import EventInputError, EventText, split_events
-from shared.events import InvalidEvent, NotAnEvent, decode_body, parse_event
+from shared.domain.events import InvalidEvent, NotAnEvent, decode_body, parse_event
 from shared.settings import DEFAULT_REQUEST_QUEUE
 
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"

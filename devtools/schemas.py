@@ -3,8 +3,9 @@
     .venv/bin/python -m devtools.schemas            # writes docs/schemas/*.schema.json
     .venv/bin/python -m devtools.schemas --check    # exit 1 when a checked-in file is stale
 
-The hire event's schema comes from ``shared.events.HireEvent`` (pydantic), the outcome's from
-``shared.outcomes.OutcomeMessage`` (the TypedDict ``Outcome.as_message`` is checked against), so
+The hire event's schema comes from ``shared.domain.events.HireEvent`` (pydantic), the outcome's from
+``shared.domain.outcomes.OutcomeMessage`` (the TypedDict ``Outcome.as_message`` is checked
+against), so
 a change to either model shows up as a stale schema in the tests. A schema says what a message
 looks like; the function's validation adds rules no schema can say (docs/contract.md section 1),
 so every event the function accepts passes the schema, not the other way round.
@@ -22,9 +23,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from shared.events import EVENT_SCHEMA_VERSION, HireEvent
-from shared.outcomes import SCHEMA_VERSION as OUTCOME_SCHEMA_VERSION
-from shared.outcomes import OutcomeMessage
+from shared.domain.events import EVENT_SCHEMA_VERSION, HireEvent
+from shared.domain.outcomes import SCHEMA_VERSION as OUTCOME_SCHEMA_VERSION
+from shared.domain.outcomes import OutcomeMessage
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_FOLDER = Path(__file__).resolve().parent.parent / "docs" / "schemas"

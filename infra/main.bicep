@@ -261,10 +261,10 @@ module functionApp 'modules/function-app.bicep' = {
       ENTRA_AUTHORITY_HOST: entraAuthority
       UPN_LOOKUP: upnLookup
       GRAPH_BASE_URL: graphBaseUrl
-      // HTTP intake access (shared/intake.py): keys per route, or Entra ID app roles.
+      // HTTP intake access (shared/service/intake.py): keys per route, or Entra ID app roles.
       HIRES_HTTP_AUTH: intakeEntraAuth ? 'entra' : 'function-key'
       HIRES_HTTP_ALLOWED_CLIENT_IDS: intakeHrClientId
-      // The service's name on every span, metric and log record (shared/telemetry.py).
+      // The service's name on every span, metric and log record (shared/adapters/telemetry.py).
       OTEL_SERVICE_NAME: 'hire-provisioning'
       // The SDKs' own HTTP logging stays at WARNING (shared/logs.py); INFO or DEBUG to debug.
       SDK_LOG_LEVEL: 'WARNING'

@@ -2,7 +2,8 @@
 
 A file (or stdin, or `--event` text) holds a JSON object, a JSON array of objects, or JSON
 Lines (one object per line). Each event keeps its own text, so it is then read by the
-function's own rules (shared.events.decode_body: strict JSON, size and depth limits) and a bad
+function's own rules (shared.domain.events.decode_body: strict JSON, size and depth limits) and a
+bad
 one is reported by its position, never with a traceback.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from shared import jsontext
+from shared.domain import jsontext
 
 
 class EventInputError(ValueError):

@@ -32,7 +32,7 @@ from ops.messages import (
 )
 from ops.poison_queue import DEFAULT_LEASE_SECONDS, Lease, OperatorError, read_poison_queue
 from ops.selection import Selection
-from shared import jsontext
+from shared.domain import jsontext
 
 
 def export_record(message: PoisonMessage) -> JsonObject:

@@ -47,9 +47,9 @@ from ops.ledger_view import (
 )
 from ops.render import terminal_safe
 from ops.selection import parse_age
-from shared.errors import ProvisioningError
-from shared.model import HireState
-from shared.ports import LedgerQuery
+from shared.domain.errors import ProvisioningError
+from shared.domain.model import HireState
+from shared.domain.ports import LedgerQuery
 
 OUTCOME_CHOICES = ("created", "restored", "already_exists", "rejected", "failed")
 

@@ -15,9 +15,9 @@ from enum import Enum
 from typing import Any
 
 from ops.cli import StorageTarget, ToolError, ToolSettings
-from shared.errors import ProvisioningError
-from shared.ledger import LedgerRow, TableHireLedger, open_table_ledger
-from shared.model import HireRecord, HireState, Send
+from shared.adapters.ledger import LedgerRow, TableHireLedger, open_table_ledger
+from shared.domain.errors import ProvisioningError
+from shared.domain.model import HireRecord, HireState, Send
 from shared.settings import DEFAULT_LEDGER_TABLE
 
 LEDGER_TABLE_SETTING = "HIRE_LEDGER_TABLE"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from shared import jsontext
+from shared.domain import jsontext
 
 JsonObject = dict[str, Any]
 
@@ -72,7 +72,7 @@ def encode_text(text: str, encoding: MessageEncoding) -> str:
 def read_body(raw_body: str, encoding: MessageEncoding) -> tuple[JsonObject | None, str | None]:
     """The body as a JSON object, or None and why it is unreadable. Never raises.
 
-    Read as strictly as the function reads it (shared.jsontext): a body the function could
+    Read as strictly as the function reads it (shared.domain.jsontext): a body the function could
     not take as an event (too deep, a repeated member name, a lone surrogate...) is kept as
     raw text, so an export or a replay carries it byte for byte.
     """

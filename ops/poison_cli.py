@@ -89,9 +89,9 @@ from ops.selection import (
     plan_replay,
     unmatched_names,
 )
-from shared.errors import ProvisioningError
+from shared.adapters.ledger import TableHireLedger
+from shared.domain.errors import ProvisioningError
 from shared.hostconfig import QueueHostConfig
-from shared.ledger import TableHireLedger
 from shared.settings import DEFAULT_REQUEST_QUEUE
 
 MAX_LEASE_SECONDS = 7 * 24 * 3600  # the service's limit for a visibility timeout

@@ -40,7 +40,7 @@ from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from ops.messages import MessageEncoding, PoisonMessage, body_for_replay, read_body
 from ops.selection import ReplayItem, ReplayPlan, Selection, plan_replay
-from shared.poison import NEVER_EXPIRES
+from shared.adapters.poison import NEVER_EXPIRES
 
 PEEK_LIMIT = 32
 """The most messages one peek (or one receive) returns."""

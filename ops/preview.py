@@ -14,7 +14,7 @@ subscribed SKUs), the credentials read from Key Vault (a rotated refresh token i
 written back), and the hire ledger read when storage is configured (never created). Nothing
 is published, stored or written anywhere.
 
-The verdicts use the decision's own rules (``shared.planning``) and account for the batch
+The verdicts use the decision's own rules (``shared.domain.planning``) and account for the batch
 itself: two events generating the same UPN get ``jane.doe`` and ``jane.doe2``, a repeated
 ``eventId`` is already that hire's user, and licence units are counted down event by event.
 What only a create can reveal (a federated or unverified domain, a service outage, throttling)
@@ -49,11 +49,11 @@ from ops.cli import (
 from ops.event_input import EventInputError, EventText, split_events
 from ops.ledger_view import LEDGER_TABLE_SETTING
 from ops.render import terminal_safe
-from shared.errors import ProvisioningError
-from shared.events import HireEvent, InvalidEvent, decode_body, parse_event
-from shared.license_planning import SHORTFALL_CODE, plan_licenses
-from shared.model import SUCCESS_STATES, FoundUser, HireRecord, SubscribedSku
-from shared.planning import (
+from shared.domain.errors import ProvisioningError
+from shared.domain.events import HireEvent, InvalidEvent, decode_body, parse_event
+from shared.domain.license_planning import SHORTFALL_CODE, plan_licenses
+from shared.domain.model import SUCCESS_STATES, FoundUser, HireRecord, SubscribedSku
+from shared.domain.planning import (
     Step,
     UpnChoice,
     UpnVerdict,
@@ -62,8 +62,8 @@ from shared.planning import (
     identity_changes,
     step_for,
 )
+from shared.domain.upn import UpnGenerationError
 from shared.settings import STORAGE_CONNECTION_SETTING, Settings, SettingsError
-from shared.upn import UpnGenerationError
 
 EXIT_WOULD_FAIL = 1
 CA_BUNDLE = "REQUESTS_CA_BUNDLE"
@@ -82,7 +82,7 @@ SUCCESS_VERDICTS = frozenset({"create", "restore", "exists"})
 
 
 class PartnerCenterReader(Protocol):
-    """The read-only part of ``shared.ports.PartnerCenter`` the preview uses."""
+    """The read-only part of ``shared.domain.ports.PartnerCenter`` the preview uses."""
 
     def find_user_by_upn(
         self,
@@ -268,7 +268,7 @@ class Previewer:
     ) -> Verdict:
         """A create or restore of this hire may have been applied (``creating``,
         ``restoring``, or ``rejected`` after one): what a replay does, by the decision's own
-        rules (``shared.planning.step_for`` and the identity rule of ``HireRecord``)."""
+        rules (``shared.domain.planning.step_for`` and the identity rule of ``HireRecord``)."""
         changed = identity_changes(event, record, self._template)
         if changed:
             return Verdict(
@@ -434,7 +434,7 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> None:
             Column("verdict", cells(lambda v: v.verdict), "id", keep=7),
             Column("run status", cells(lambda v: v.expected_status or "?"), "id", keep=3),
             Column("UPN", cells(lambda v: v.user_principal_name), "text", keep=5),
-            Column("licences", cells(lambda v: _licence_text(v.licenses)), "text", keep=2),
+            Column("licences", cells(lambda v: _license_text(v.licenses)), "text", keep=2),
             Column("detail", cells(lambda v: v.detail), "text", keep=6),
         ]
     )
@@ -445,7 +445,7 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> None:
     )
 
 
-def _licence_text(licenses: dict[str, list[str]] | None) -> str:
+def _license_text(licenses: dict[str, list[str]] | None) -> str:
     if licenses is None:
         return "-"
     parts = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ops.messages import FAILURE_CATEGORIES, BodyKind, PoisonMessage
-from shared.events import InvalidEvent, parse_event
+from shared.domain.events import InvalidEvent, parse_event
 
 CATEGORY_CHOICES = (*FAILURE_CATEGORIES, BodyKind.HOST_POISONED.value, BodyKind.NOT_AN_EVENT.value)
 

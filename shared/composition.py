@@ -14,31 +14,36 @@ from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
-from shared.credentials import (
+from shared.adapters.credentials import (
     GRAPH_SCOPE,
     CredentialSecretNames,
     CustomerTenantTokens,
     MsalTokenExchange,
     PartnerCenterCredentials,
 )
-from shared.decisions import DecisionLog
-from shared.errors import CredentialsError
-from shared.graph import GraphClient, GraphUpnDirectory, UserListOnly
+from shared.adapters.graph import GraphClient, GraphUpnDirectory, UserListOnly
+from shared.adapters.httpenv import EnvironmentOnceSession, azure_transport
+from shared.adapters.ledger import TableHireLedger, open_table_ledger
+from shared.adapters.partner_center import PartnerCenterClient, Timeouts
+from shared.adapters.poison import StoragePoisonQueue, encode_policy
+from shared.adapters.request_queue import StorageRequestQueue
+from shared.adapters.telemetry import Untraced, configure
+from shared.adapters.vault import (
+    KeyVaultPasswordVault,
+    KeyVaultSecretStore,
+    SecretStore,
+    StoredSecret,
+)
+from shared.domain.errors import CredentialsError
+from shared.domain.ports import UpnDirectory
+from shared.domain.retry import RetryPolicy
 from shared.hostconfig import QueueHostConfig
-from shared.httpenv import EnvironmentOnceSession, azure_transport
-from shared.intake import HireIntake
-from shared.ledger import TableHireLedger, open_table_ledger
-from shared.licensing import LicenceStep
 from shared.logs import configure_logging
-from shared.partner_center import PartnerCenterClient, Timeouts
-from shared.poison import StoragePoisonQueue, encode_policy
-from shared.ports import UpnDirectory
-from shared.provisioning import Provisioner
-from shared.request_queue import StorageRequestQueue
-from shared.retry import RetryPolicy
+from shared.service.decisions import DecisionLog
+from shared.service.intake import HireIntake
+from shared.service.licensing import LicenseStep
+from shared.service.provisioning import Provisioner
 from shared.settings import HttpAccessSettings, Settings, SettingsError
-from shared.telemetry import Untraced, configure
-from shared.vault import KeyVaultPasswordVault, KeyVaultSecretStore, SecretStore, StoredSecret
 
 _lock = threading.Lock()
 _provisioner: Provisioner | None = None
@@ -97,7 +102,7 @@ def build_provisioner(
     partner_center_timeouts: Timeouts | None = None,
     telemetry: Untraced | None = None,
 ) -> Provisioner:
-    """``telemetry`` defaults to what the environment configures (``shared.telemetry``)."""
+    """``telemetry`` defaults to what the environment configures (``shared.adapters.telemetry``)."""
     telemetry = telemetry or configure()
     configure_logging()  # quiet SDK loggers (shared/logs.py)
     vault_credential = _vault_credential(settings)
@@ -166,7 +171,9 @@ def build_provisioner(
         monotonic=time.monotonic,
         upn_template=settings.upn_template,
         telemetry=telemetry,
-        licences=LicenceStep(partner_center=partner_center, ledger=ledger, poison=poison, now=now),
+        license_step=LicenseStep(
+            partner_center=partner_center, ledger=ledger, poison=poison, now=now
+        ),
         decisions=DecisionLog(telemetry=telemetry, monotonic=time.monotonic),
         # Look a UPN up in one call where the customer allows it (UPN_LOOKUP): a hire then
         # costs the create alone whatever the customer's size.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from shared.upn import UpnTemplateError, validate_template
+from shared.domain.upn import UpnTemplateError, validate_template
 
 DEFAULT_REQUEST_QUEUE = "user-create-requests"
 DEFAULT_RESULT_QUEUE = "user-create-results"

@@ -17,9 +17,9 @@ import requests
 from azure.storage.queue import QueueClient
 
 from devtools.funchost import LocalFunctionsHost
-from shared.events import InvalidEvent, decode_body, parse_event
-from shared.ledger import open_table_ledger
-from shared.model import HireRecord, HireState
+from shared.adapters.ledger import open_table_ledger
+from shared.domain.events import InvalidEvent, decode_body, parse_event
+from shared.domain.model import HireRecord, HireState
 from tests.e2e.test_pipeline import (
     CUSTOMER,
     FAST_HOST,

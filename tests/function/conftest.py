@@ -19,9 +19,9 @@ import function_app
 from devtools.azurite import AzuriteQueue
 from devtools.standins import Domain, StandInStack
 from shared import composition
+from shared.adapters.partner_center import Timeouts
 from shared.hostconfig import QueueHostConfig
-from shared.partner_center import Timeouts
-from shared.provisioning import RetryPolicy
+from shared.service.provisioning import RetryPolicy
 from shared.settings import Settings
 from tests.conftest import upn_lookup_settings
 

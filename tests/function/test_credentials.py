@@ -13,9 +13,9 @@ from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
 from devtools.standins import Fault, StandInStack
-from shared.credentials import MsalTokenExchange, PartnerCenterCredentials
-from shared.errors import ProvisioningError
-from shared.vault import KeyVaultSecretStore
+from shared.adapters.credentials import MsalTokenExchange, PartnerCenterCredentials
+from shared.adapters.vault import KeyVaultSecretStore
+from shared.domain.errors import ProvisioningError
 
 REFRESH_TOKEN_SECRET = "partner-center-refresh-token"
 

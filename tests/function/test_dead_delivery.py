@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from shared import composition
+from shared.adapters.partner_center import Timeouts
+from shared.domain.model import HireRecord, HireState
 from shared.hostconfig import QueueHostConfig
-from shared.model import HireRecord, HireState
-from shared.partner_center import Timeouts
 from shared.settings import Settings
 
 from .conftest import FAST_RETRY, FunctionHarness, hire_event

@@ -14,18 +14,23 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from devtools.standins import Domain, Fault, StandInStack
 from shared import composition
-from shared.credentials import (
+from shared.adapters.credentials import (
     GRAPH_SCOPE,
     CustomerTenantTokens,
     MsalTokenExchange,
     PartnerCenterCredentials,
 )
-from shared.errors import CredentialsError, DirectoryUnavailable, Refused, ServiceUnavailableError
-from shared.graph import GraphUpnDirectory, UserListOnly, user_path
-from shared.outcomes import Category
+from shared.adapters.graph import GraphUpnDirectory, UserListOnly, user_path
+from shared.adapters.telemetry import OpenTelemetry
+from shared.adapters.throttle import ThrottleGate
+from shared.domain.errors import (
+    CredentialsError,
+    DirectoryUnavailable,
+    Refused,
+    ServiceUnavailableError,
+)
+from shared.domain.outcomes import Category
 from shared.settings import Settings, SettingsError
-from shared.telemetry import OpenTelemetry
-from shared.throttle import ThrottleGate
 
 CUSTOMER = "4b10bf41-ab11-40e3-8c53-cd67849b50de"
 OTHER_CUSTOMER = "9a1d2c3e-4f50-4a6b-8c7d-0e1f2a3b4c5d"

@@ -13,7 +13,7 @@ from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline import Pipeline
 from azure.core.rest import HttpRequest
 
-from shared.httpenv import EnvironmentOnceSession, azure_transport
+from shared.adapters.httpenv import EnvironmentOnceSession, azure_transport
 
 PROXY_VARIABLES = (
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",

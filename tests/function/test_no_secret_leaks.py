@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from devtools.standins import Fault
-from shared.errors import RedeliveryRequested
-from shared.passwords import secret_name_for
+from shared.domain.errors import RedeliveryRequested
+from shared.domain.passwords import secret_name_for
 
 from .conftest import CUSTOMER, NO_GDAP_CUSTOMER, FunctionHarness, hire_event
 

@@ -11,7 +11,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from ops import preview
-from shared.errors import RedeliveryRequested
+from shared.domain.errors import RedeliveryRequested
 
 from .conftest import CUSTOMER, DOMAIN, NO_GDAP_CUSTOMER, FunctionHarness, hire_event
 
@@ -157,8 +157,8 @@ def test_the_preview_of_the_demos_events_agrees_with_the_run(
     from devtools import demo
     from devtools.standins.demo import DEMO_PARTNER_TENANT_ID
     from shared import composition
+    from shared.adapters.partner_center import Timeouts
     from shared.hostconfig import QueueHostConfig
-    from shared.partner_center import Timeouts
     from shared.settings import Settings
 
     from .conftest import FAST_RETRY

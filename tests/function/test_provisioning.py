@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from devtools.standins import Domain, Fault
-from shared.errors import RedeliveryRequested
-from shared.events import HireEvent
-from shared.passwords import secret_name_for
+from shared.domain.errors import RedeliveryRequested
+from shared.domain.events import HireEvent
+from shared.domain.passwords import secret_name_for
 
 from .conftest import (
     CUSTOMER,

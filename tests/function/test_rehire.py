@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from devtools.standins import Fault
-from shared.errors import RedeliveryRequested
+from shared.domain.errors import RedeliveryRequested
 
 from .conftest import CUSTOMER, DOMAIN, FunctionHarness, hire_event
 

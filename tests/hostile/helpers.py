@@ -8,8 +8,8 @@ from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
 from devtools.standins import StandInStack
-from shared.credentials import MsalTokenExchange, PartnerCenterCredentials
-from shared.vault import KeyVaultSecretStore
+from shared.adapters.credentials import MsalTokenExchange, PartnerCenterCredentials
+from shared.adapters.vault import KeyVaultSecretStore
 
 
 def make_credentials(stack: StandInStack) -> tuple[PartnerCenterCredentials, str]:

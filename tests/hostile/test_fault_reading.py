@@ -7,8 +7,8 @@ import time
 import pytest
 
 from devtools.standins import Fault, StandInStack
-from shared.errors import ProvisioningError, RedeliveryRequested
-from shared.outcomes import Category
+from shared.domain.errors import ProvisioningError, RedeliveryRequested
+from shared.domain.outcomes import Category
 from tests.function.conftest import FunctionHarness, hire_event
 from tests.hostile.helpers import make_credentials
 

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.passwords import secret_name_for
+from shared.domain.passwords import secret_name_for
 from tests.function.conftest import FunctionHarness, hire_event
 
 LAST_DELIVERY = 5

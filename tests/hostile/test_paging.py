@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from devtools.standins import Domain, StandInStack
-from shared.errors import ServiceUnavailableError as PartnerCenterError
-from shared.outcomes import Category
-from shared.partner_center import PartnerCenterClient
+from shared.adapters.partner_center import PartnerCenterClient
+from shared.domain.errors import ServiceUnavailableError as PartnerCenterError
+from shared.domain.outcomes import Category
 from tests.hostile.helpers import make_credentials
 
 CUSTOMER = "4b10bf41-ab11-40e3-8c53-cd67849b50de"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from shared.credentials import MsalTokenExchange
+from shared.adapters.credentials import MsalTokenExchange
+from shared.adapters.partner_center import LOOKUP_BUDGET, Timeouts
 from shared.hostconfig import HOST_JSON
-from shared.partner_center import LOOKUP_BUDGET, Timeouts
-from shared.provisioning import RetryPolicy
+from shared.service.provisioning import RetryPolicy
 
 # Key Vault calls as composition.py configures them: connect 5 s, read 20 s, no SDK retries.
 VAULT_CALL = 5 + 20

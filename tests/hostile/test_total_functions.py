@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import jsontext
-from shared.events import InvalidEvent, NotAnEvent, decode_body, parse_event
-from shared.outcomes import Category, Failure
-from shared.poison import MAX_POISON_BYTES, poisoned_body, poisoned_event
+from shared.adapters.poison import MAX_POISON_BYTES, poisoned_body, poisoned_event
+from shared.domain import jsontext
+from shared.domain.events import InvalidEvent, NotAnEvent, decode_body, parse_event
+from shared.domain.outcomes import Category, Failure
 
 FAILURE = Failure(category=Category.INVALID_EVENT, message="the hire event is invalid")
 QUICK = settings(max_examples=100, derandomize=True, deadline=None, database=None)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.outcomes import Category, Failure
-from shared.poison import poisoned_body
+from shared.adapters.poison import poisoned_body
+from shared.domain.outcomes import Category, Failure
 from tests.hostile.corpus import build
 from tests.ops.conftest import Bench, hire_event
 

@@ -30,7 +30,7 @@ from ops.poison_queue import (
     sender,
 )
 from ops.selection import Selection, plan_replay
-from shared.events import decode_body, parse_event
+from shared.domain.events import decode_body, parse_event
 from tests.ops.conftest import Bench, hire_event
 
 

@@ -29,8 +29,8 @@ from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devtools.azurite import PROJECT_ROOT, AzuriteQueue, free_port
-from shared.ledger import open_table_ledger, partition_key_for, row_key_for
-from shared.model import HireRecord, HireState
+from shared.adapters.ledger import open_table_ledger, partition_key_for, row_key_for
+from shared.domain.model import HireRecord, HireState
 from tests.ops.conftest import CUSTOMER, hire_event, iso
 
 BIN = Path(sys.executable).parent

@@ -6,7 +6,7 @@ from typing import Any
 
 from benchmarks.soak import Hire, Poisoned, Report, SoakConfig, check, find_secrets, render
 from devtools.standins import Domain, StandInStack
-from shared.passwords import secret_name_for
+from shared.domain.passwords import secret_name_for
 from tests.standins.helpers import create_user, partner_center_token, user_body
 
 PASSWORD = "aB3$kk9!Zq#x2Lm0Pw7^"

@@ -17,10 +17,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared import composition
+from shared.adapters.partner_center import Timeouts
+from shared.adapters.telemetry import OpenTelemetry
 from shared.hostconfig import QueueHostConfig
-from shared.partner_center import Timeouts
 from shared.settings import Settings
-from shared.telemetry import OpenTelemetry
 from tests.function.conftest import (  # noqa: F401 (harness: the fixture, re-exported)
     FAST_RETRY,
     PARTNER_CENTER_VARIANTS,

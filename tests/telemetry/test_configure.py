@@ -27,7 +27,8 @@ TELEMETRY_SETTINGS = ("APPLICATIONINSIGHTS_CONNECTION_STRING", "OTEL_EXPORTER_OT
 PROBE = """
 import json, os, sys
 import function_app
-from shared import composition, telemetry
+from shared import composition
+from shared.adapters import telemetry
 from shared.hostconfig import QueueHostConfig
 from shared.settings import Settings
 service = composition.build_provisioner(Settings.from_environment(), QueueHostConfig.load())
@@ -109,7 +110,7 @@ def test_an_application_insights_connection_string_sets_up_azure_monitor() -> No
 EXPORTING = """
 import logging
 from opentelemetry import _logs, metrics, trace
-from shared import telemetry
+from shared.adapters import telemetry
 configured = telemetry.configure()
 body = b'{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}'
 with configured.invocation(body, 1) as invocation:

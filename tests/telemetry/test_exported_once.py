@@ -1,7 +1,7 @@
 """Each decision is exported once: the app's own OpenTelemetry export is the one path for the
 worker's log records, and the Functions host is told not to forward them a second time.
 
-Who exports what (docs/deployment.md, "Telemetry"): the worker (shared/telemetry.py, the
+Who exports what (docs/deployment.md, "Telemetry"): the worker (shared/adapters/telemetry.py, the
 Azure Monitor distro in Azure, OTLP locally) exports its spans, metrics and log records, the
 decision lines among them; the host exports only its own records (start-up, invocations, the
 "Moving message to queue" line of its poison copies). host.json turns the host's copy of the
@@ -33,8 +33,9 @@ import time
 from types import SimpleNamespace
 from opentelemetry import _logs, metrics, trace
 import function_app
-from shared import composition, telemetry
-from shared.decisions import DecisionLog
+from shared import composition
+from shared.adapters import telemetry
+from shared.service.decisions import DecisionLog
 from shared.hostconfig import QueueHostConfig
 from shared.settings import Settings
 composition.build_provisioner(Settings.from_environment(), QueueHostConfig.load())

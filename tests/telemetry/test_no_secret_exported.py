@@ -9,8 +9,8 @@ import uuid
 from typing import Any
 
 from devtools.standins import Fault
-from shared.errors import RedeliveryRequested
-from shared.passwords import secret_name_for
+from shared.domain.errors import RedeliveryRequested
+from shared.domain.passwords import secret_name_for
 from tests.function.conftest import CUSTOMER, NO_GDAP_CUSTOMER, FunctionHarness, hire_event
 
 from .conftest import ONE_VARIANT, Exported

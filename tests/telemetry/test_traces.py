@@ -14,8 +14,8 @@ from opentelemetry.trace import StatusCode
 from devtools.standins import Fault
 from devtools.traces import span_tree
 from shared import composition
-from shared.errors import RedeliveryRequested
-from shared.model import HireRecord
+from shared.domain.errors import RedeliveryRequested
+from shared.domain.model import HireRecord
 from shared.settings import Settings
 from tests.function.conftest import NO_GDAP_CUSTOMER, FunctionHarness, hire_event
 

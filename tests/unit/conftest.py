@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from shared.errors import RedeliveryRequested
-from shared.outcomes import Outcome
-from shared.passwords import fingerprint
-from shared.provisioning import Delivery, Provisioner
-from shared.retry import RetryPolicy
+from shared.domain.errors import RedeliveryRequested
+from shared.domain.outcomes import Outcome
+from shared.domain.passwords import fingerprint
+from shared.domain.retry import RetryPolicy
+from shared.service.provisioning import Delivery, Provisioner
 from tests.unit.fakes import Clock, FakePartnerCenter, FakePoison, FakeVault, InMemoryLedger
 
 CUSTOMER = "4b10bf41-ab11-40e3-8c53-cd67849b50de"

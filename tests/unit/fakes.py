@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.errors import (
+from shared.domain.errors import (
     AnswerLost,
     DirectoryUnavailable,
     LedgerConflict,
@@ -22,10 +22,10 @@ from shared.errors import (
     ServiceUnavailableError,
     UpnTaken,
 )
-from shared.model import FoundUser, HireRecord, NewUser, SecretRef, SubscribedSku
-from shared.outcomes import Category, Failure
-from shared.passwords import fingerprint
-from shared.ports import LedgerQuery
+from shared.domain.model import FoundUser, HireRecord, NewUser, SecretRef, SubscribedSku
+from shared.domain.outcomes import Category, Failure
+from shared.domain.passwords import fingerprint
+from shared.domain.ports import LedgerQuery
 
 
 class Clock:

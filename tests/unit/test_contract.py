@@ -16,8 +16,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from devtools import schemas
-from shared.events import InvalidEvent, decode_body, parse_event
-from shared.outcomes import (
+from shared.domain.events import InvalidEvent, decode_body, parse_event
+from shared.domain.outcomes import (
     Category,
     ErrorMessage,
     Failure,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.events import InvalidEvent, parse_event
+from shared.domain.events import InvalidEvent, parse_event
 from tests.unit.conftest import event
 
 SKU = "c42b9cae-ea4f-4ab7-9717-81576235ccac"

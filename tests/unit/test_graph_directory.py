@@ -10,10 +10,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from shared.errors import DirectoryUnavailable, Refused, ServiceUnavailableError
-from shared.graph import AUTO, GRAPH, GraphUpnDirectory
-from shared.model import FoundUser
-from shared.outcomes import Category
+from shared.adapters.graph import AUTO, GRAPH, GraphUpnDirectory
+from shared.domain.errors import DirectoryUnavailable, Refused, ServiceUnavailableError
+from shared.domain.model import FoundUser
+from shared.domain.outcomes import Category
 
 CUSTOMERS = ("c1", "c2", "c3")
 ANSWERS = ("found", "absent", "not_consented", "transient")

@@ -6,9 +6,9 @@ import contextlib
 
 import pytest
 
-from shared.errors import RedeliveryRequested, ServiceUnavailableError
-from shared.model import HireState
-from shared.outcomes import Status
+from shared.domain.errors import RedeliveryRequested, ServiceUnavailableError
+from shared.domain.model import HireState
+from shared.domain.outcomes import Status
 from tests.unit.conftest import RETRY, Bench, Killed, event
 
 UPN = "jane1@contoso.onmicrosoft.com"

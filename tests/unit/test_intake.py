@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devtools.openapi import DOCUMENT, build_document, main
-from shared.errors import ServiceUnavailableError
-from shared.events import InvalidEvent, decode_body, parse_event
-from shared.intake import READ_ROLE, SUBMIT_ROLE, HireIntake, HttpAnswer, hire_status
-from shared.model import HireRecord, HireState
+from shared.domain.errors import ServiceUnavailableError
+from shared.domain.events import InvalidEvent, decode_body, parse_event
+from shared.domain.model import HireRecord, HireState
+from shared.service.intake import READ_ROLE, SUBMIT_ROLE, HireIntake, HttpAnswer, hire_status
 from shared.settings import HttpAccess, HttpAccessSettings, SettingsError
 from tests.unit.fakes import InMemoryLedger
 
@@ -160,7 +160,7 @@ def _principal(*roles: str, app: str = "hr-app", role_typ: str = "roles") -> str
     ],
 )
 def test_entra_access(principal: str | None, role: str, expected: int | None) -> None:
-    from shared.intake import check_access
+    from shared.service.intake import check_access
 
     access = HttpAccessSettings(
         mode=HttpAccess.ENTRA, easy_auth_enabled=True, allowed_client_ids=frozenset({"hr-app"})

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from shared.errors import RedeliveryRequested
-from shared.model import HireState, SendKind
-from shared.outcomes import Status
-from shared.passwords import fingerprint
+from shared.domain.errors import RedeliveryRequested
+from shared.domain.model import HireState, SendKind
+from shared.domain.outcomes import Status
+from shared.domain.passwords import fingerprint
 from tests.unit.conftest import CUSTOMER, RETRY, Bench, event
 
 UPN = "jane1@contoso.onmicrosoft.com"
@@ -230,7 +230,7 @@ def test_a_waiting_duplicate_never_adopts_an_older_rejection(bench: Bench, later
 
 def preview(bench: Bench, body: dict[str, Any]) -> Any:
     from ops.preview import Previewer
-    from shared.upn import DEFAULT_TEMPLATE
+    from shared.domain.upn import DEFAULT_TEMPLATE
 
     (verdict,) = Previewer(
         bench.partner_center, upn_template=DEFAULT_TEMPLATE, ledger=bench.ledger
@@ -325,7 +325,7 @@ def test_f2_the_last_delivery_after_a_dead_replay_does_not_report_the_old_403(
 def test_a_waiting_duplicate_adopts_the_refusal_of_the_delivery_it_waited_for(
     bench: Bench,
 ) -> None:
-    from shared.outcomes import Category, Failure, Outcome
+    from shared.domain.outcomes import Category, Failure, Outcome
 
     # Another delivery holds the claim of a hire nothing was sent for yet ...
     bench.deliver(event())  # creates the user (the record is then reset below)
@@ -407,7 +407,7 @@ def test_an_invalid_copy_never_touches_an_existing_record(bench: Bench) -> None:
 def test_a_creating_row_written_before_sends_were_kept_is_finished(
     bench: Bench, immutable_id: str | None
 ) -> None:
-    from shared.ledger import to_entity, to_record
+    from shared.adapters.ledger import to_entity, to_record
 
     body = event(immutable_id=immutable_id)
     lose(bench, body)
@@ -428,7 +428,7 @@ def test_a_creating_row_written_before_sends_were_kept_is_finished(
 def test_f7_a_ledger_fault_on_the_first_read_never_lets_an_old_refusal_be_adopted(
     bench: Bench,
 ) -> None:
-    from shared.errors import ServiceUnavailableError
+    from shared.domain.errors import ServiceUnavailableError
 
     body = event(immutable_id=None)
     bench.partner_center.create_script = ["permission"]
@@ -468,7 +468,7 @@ def test_f8_a_holder_with_an_immutable_id_was_not_made_by_a_create_without_one(
 
 
 def test_f9_a_delivery_that_fails_unexpectedly_frees_the_claim(bench: Bench) -> None:
-    from shared.errors import ServiceUnavailableError
+    from shared.domain.errors import ServiceUnavailableError
 
     bench.partner_center.create_script = ["permission", "permission"]
     bench.poison.fail = [ServiceUnavailableError("queue down")]

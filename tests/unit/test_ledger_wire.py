@@ -1,5 +1,5 @@
 """The hire ledger's Table Storage adapter against canned answers: the entity mapping both
-ways, conditional writes, and how failures are read (shared/azure_errors.py).
+ways, conditional writes, and how failures are read (shared/adapters/azure_errors.py).
 
 The real ``TableClient`` (azure-data-tables) and azure-core pipeline, with its requests
 transport answered by ``CannedHttp``: no network, no Azurite.
@@ -17,10 +17,10 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient
 
-from shared.errors import CredentialsError, LedgerConflict, ServiceUnavailableError
-from shared.ledger import TableHireLedger, partition_key_for, row_key_for
-from shared.model import HireRecord, HireState
-from shared.outcomes import Category
+from shared.adapters.ledger import TableHireLedger, partition_key_for, row_key_for
+from shared.domain.errors import CredentialsError, LedgerConflict, ServiceUnavailableError
+from shared.domain.model import HireRecord, HireState
+from shared.domain.outcomes import Category
 from tests.unit.canned import CannedHttp, session_with
 
 ENDPOINT = "https://ledgeraccount.table.core.windows.net"
@@ -219,7 +219,7 @@ def test_an_update_is_conditional_on_the_etag_it_was_read_with() -> None:
         hires.update(HireRecord(event_id=EVENT, customer_tenant_id=CUSTOMER))  # never read
 
 
-# ------------------------------------------------------- failures (shared/azure_errors.py)
+# ------------------------------------------------------- failures (shared/adapters/azure_errors.py)
 
 
 def failing(status: int, code: str, **headers: str) -> CannedHttp:

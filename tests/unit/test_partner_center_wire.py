@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared.errors import (
+from shared.adapters.partner_center import PartnerCenterClient
+from shared.domain.errors import (
     AnswerLost,
     CredentialsError,
     ProvisioningError,
@@ -20,10 +21,9 @@ from shared.errors import (
     ServiceUnavailableError,
     UpnTaken,
 )
-from shared.model import NewUser
-from shared.outcomes import Category
-from shared.partner_center import PartnerCenterClient
-from shared.passwords import fingerprint
+from shared.domain.model import NewUser
+from shared.domain.outcomes import Category
+from shared.domain.passwords import fingerprint
 from tests.unit.canned import BASE_URL, CannedHttp, session_with
 
 CUSTOMER = "4b10bf41-ab11-40e3-8c53-cd67849b50de"

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from shared.errors import RedeliveryRequested
-from shared.model import HireState
-from shared.outcomes import Status
-from shared.passwords import fingerprint
+from shared.domain.errors import RedeliveryRequested
+from shared.domain.model import HireState
+from shared.domain.outcomes import Status
+from shared.domain.passwords import fingerprint
 from tests.unit.conftest import RETRY, Bench, event
 
 DOMAIN = "contoso.onmicrosoft.com"

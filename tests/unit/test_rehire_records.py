@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import pytest
 
-from shared.ledger import to_entity, to_record
-from shared.model import HireRecord, HireState
+from shared.adapters.ledger import to_entity, to_record
+from shared.domain.model import HireRecord, HireState
 from shared.settings import Settings, SettingsError
 
 SKU = "c42b9cae-ea4f-4ab7-9717-81576235ccac"
@@ -42,8 +42,8 @@ def test_a_bad_upn_template_stops_the_start_with_the_rule() -> None:
 def test_unsettled_sends_survive_the_table_entity() -> None:
     from datetime import UTC, datetime
 
-    from shared.ledger import to_entity, to_record
-    from shared.model import HireRecord, SecretRef, SendKind
+    from shared.adapters.ledger import to_entity, to_record
+    from shared.domain.model import HireRecord, SecretRef, SendKind
 
     record = (
         HireRecord(event_id="hr-9", customer_tenant_id="c")
@@ -60,8 +60,8 @@ def test_unsettled_sends_survive_the_table_entity() -> None:
 
 
 def test_a_row_written_before_sends_were_kept_still_knows_its_create() -> None:
-    from shared.ledger import to_record
-    from shared.model import HireState, SendKind
+    from shared.adapters.ledger import to_record
+    from shared.domain.model import HireState, SendKind
 
     row = {
         "EventId": "hr-8",

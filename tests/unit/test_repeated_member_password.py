@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.jsontext import member_names
-from shared.outcomes import Category, Failure
-from shared.poison import poisoned_body
+from shared.adapters.poison import poisoned_body
+from shared.domain.jsontext import member_names
+from shared.domain.outcomes import Category, Failure
 
 SECRET = "Sup3r-Secret-HR-Password"
 EVENT_START = (

@@ -1,4 +1,4 @@
-"""One reading of Retry-After for every service (shared/errors.py, retry_after_seconds)."""
+"""One reading of Retry-After for every service (shared/domain/errors.py, retry_after_seconds)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.errors import retry_after_seconds
+from shared.domain.errors import retry_after_seconds
 
 NOW = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
 

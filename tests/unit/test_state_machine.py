@@ -38,14 +38,14 @@ from hypothesis.stateful import (
     rule,
 )
 
-from shared.errors import (
+from shared.domain.errors import (
     LedgerConflict,
     ProvisioningError,
     RedeliveryRequested,
     ServiceUnavailableError,
 )
-from shared.outcomes import Category, Outcome, Status
-from shared.passwords import fingerprint
+from shared.domain.outcomes import Category, Outcome, Status
+from shared.domain.passwords import fingerprint
 from tests.unit.conftest import CUSTOMER, RETRY, Bench, Killed
 from tests.unit.fakes import _PCUser
 

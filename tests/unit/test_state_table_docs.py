@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shared.model import HireState
-from shared.planning import STEP_OF_STATE, Step
+from shared.domain.model import HireState
+from shared.domain.planning import STEP_OF_STATE, Step
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 
@@ -37,7 +37,7 @@ def test_every_state_has_a_step() -> None:
 
 
 def test_the_decision_changes_a_record_only_through_its_transitions() -> None:
-    shared = Path(__file__).resolve().parents[2] / "shared"
+    shared = Path(__file__).resolve().parents[2] / "shared" / "service"
     for name in ("provisioning.py", "workflow.py", "licensing.py"):
         text = (shared / name).read_text(encoding="utf-8")
         assert ".evolve(" not in text, name

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared.throttle import ThrottleGate, ThrottleHeld
+from shared.adapters.throttle import ThrottleGate, ThrottleHeld
 
 
 class FakeTime:

@@ -1,11 +1,11 @@
-"""The UPN generator (shared/upn.py): examples, then properties over arbitrary Unicode."""
+"""The UPN generator (shared/domain/upn.py): examples, then properties over arbitrary Unicode."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.events import _user_principal_name
-from shared.upn import (
+from shared.domain.events import _user_principal_name
+from shared.domain.upn import (
     DEFAULT_TEMPLATE,
     MAX_COUNTER,
     MAX_LOCAL_PART,

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from shared.outcomes import Status
-from shared.provisioning import Provisioner
+from shared.domain.outcomes import Status
+from shared.service.provisioning import Provisioner
 from tests.unit.conftest import RETRY, Bench, Gated, event
 from tests.unit.fakes import FakeDirectory
 from tests.unit.test_ledger_learns import UPN, assert_own_user_with_its_password, lose_then_refuse

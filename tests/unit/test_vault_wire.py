@@ -1,5 +1,5 @@
 """The Key Vault adapter against canned answers: what each refusal means, and that busy answers
-carry their Retry-After (shared/azure_errors.py).
+carry their Retry-After (shared/adapters/azure_errors.py).
 
 The real ``SecretClient`` and its challenge authentication, over azure-core's requests transport
 answered by ``CannedHttp``: the first request of a client is answered with Key Vault's 401
@@ -16,9 +16,9 @@ from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
 from azure.keyvault.secrets import SecretClient
 
-from shared.errors import CredentialsError, ServiceUnavailableError
-from shared.outcomes import Category
-from shared.vault import KeyVaultSecretStore
+from shared.adapters.vault import KeyVaultSecretStore
+from shared.domain.errors import CredentialsError, ServiceUnavailableError
+from shared.domain.outcomes import Category
 from tests.unit.canned import CannedHttp, session_with
 
 VAULT = "https://kv-hire.vault.azure.net"

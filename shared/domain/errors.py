@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from shared.outcomes import Category, Failure
+from shared.domain.outcomes import Category, Failure
 
 # delta-seconds: ASCII digits (float() would also take "1_0", "1e3", "inf" and other digits).
 _DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)

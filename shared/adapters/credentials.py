@@ -20,14 +20,14 @@ from typing import Any, Protocol
 import msal
 import requests
 
-from shared.errors import (
+from shared.adapters.vault import SecretStore
+from shared.domain.errors import (
     CredentialsError,
     DirectoryUnavailable,
     ProvisioningError,
     ServiceUnavailableError,
     retry_after_seconds,
 )
-from shared.vault import SecretStore
 
 PARTNER_CENTER_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
 # Microsoft Graph in a customer's tenant, with the permissions consented there.

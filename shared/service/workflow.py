@@ -2,9 +2,9 @@
 
 ``HireWorkflow`` is made per delivery and holds what every step needs (the event, the
 invocation, the ports), so no step passes them on. It decides from the record with the state
-table (``shared.planning.step_for``) and changes the record only through its named
-transitions (``shared.model.HireRecord``). The delivery handling around it (claims,
-redelivery, the last delivery, outcomes) is ``shared.provisioning.Provisioner``.
+table (``shared.domain.planning.step_for``) and changes the record only through its named
+transitions (``shared.domain.model.HireRecord``). The delivery handling around it (claims,
+redelivery, the last delivery, outcomes) is ``shared.service.provisioning.Provisioner``.
 
 Who may be this hire's user (docs/design.md, "The identity rule"):
 
@@ -13,7 +13,7 @@ Who may be this hire's user (docs/design.md, "The identity rule"):
   have made it: an unsettled send of that UPN, made after the UPN was found free. Anyone else
   is a ``conflict``.
 
-No SDK and no adapter in sight: the workflow works through the ports in ``shared.ports``.
+No SDK and no adapter in sight: the workflow works through the ports in ``shared.domain.ports``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
-from shared.errors import (
+from shared.domain.errors import (
     AnswerLost,
     DirectoryUnavailable,
     ProvisioningError,
@@ -31,9 +31,8 @@ from shared.errors import (
     ServiceUnavailableError,
     UpnTaken,
 )
-from shared.events import HireEvent
-from shared.invocation import Invocation
-from shared.model import (
+from shared.domain.events import HireEvent
+from shared.domain.model import (
     PASSWORD_STATES,
     FoundUser,
     HireRecord,
@@ -43,9 +42,9 @@ from shared.model import (
     Send,
     SendKind,
 )
-from shared.outcomes import Category, Outcome, Status, utc_now_text
-from shared.passwords import fingerprint
-from shared.planning import (
+from shared.domain.outcomes import Category, Outcome, Status, utc_now_text
+from shared.domain.passwords import fingerprint
+from shared.domain.planning import (
     Step,
     UpnChoice,
     UpnVerdict,
@@ -55,8 +54,9 @@ from shared.planning import (
     identity_changes,
     step_for,
 )
-from shared.ports import HireLedger, PartnerCenter, PasswordVault, UpnDirectory
-from shared.upn import UpnGenerationError
+from shared.domain.ports import HireLedger, PartnerCenter, PasswordVault, UpnDirectory
+from shared.domain.upn import UpnGenerationError
+from shared.service.invocation import Invocation
 
 # A password about to expire is not handed to a new create: the person needs time to use it.
 PASSWORD_FRESHNESS = timedelta(hours=1)

@@ -13,17 +13,17 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from shared.errors import LedgerConflict, ProvisioningError, Refused
-from shared.events import HireEvent
-from shared.invocation import Invocation
-from shared.license_planning import SHORTFALL_CODE, plan_licenses, shortfall
-from shared.outcomes import Category, Failure, LicenseFailure, LicenseReport, Outcome
-from shared.ports import HireLedger, PartnerCenter, PoisonSink
+from shared.domain.errors import LedgerConflict, ProvisioningError, Refused
+from shared.domain.events import HireEvent
+from shared.domain.license_planning import SHORTFALL_CODE, plan_licenses, shortfall
+from shared.domain.outcomes import Category, Failure, LicenseFailure, LicenseReport, Outcome
+from shared.domain.ports import HireLedger, PartnerCenter, PoisonSink
+from shared.service.invocation import Invocation
 
 logger = logging.getLogger("hire_provisioning")
 
 
-class LicenceStep:
+class LicenseStep:
     def __init__(
         self,
         *,

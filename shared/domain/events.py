@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared import jsontext
+from shared.domain import jsontext
 
 MAX_BODY_BYTES = 64 * 1024  # a storage queue message is at most 64 KiB
 

@@ -71,7 +71,7 @@ class UpnGenerationError(ValueError):
     """No UPN can be generated from this event's fields.
 
     ``field`` names the event member(s) involved and ``rule`` the rule; like
-    ``shared.events.InvalidEvent``, the text never repeats a value from the event.
+    ``shared.domain.events.InvalidEvent``, the text never repeats a value from the event.
     """
 
     def __init__(self, field: str, rule: str) -> None:

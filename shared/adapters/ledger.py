@@ -26,16 +26,16 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.azure_errors import AzureCall, classify_azure_error
-from shared.errors import (
+from shared.adapters.azure_errors import AzureCall, classify_azure_error
+from shared.adapters.httpenv import azure_transport
+from shared.domain.errors import (
     CredentialsError,
     LedgerConflict,
     ProvisioningError,
     ServiceUnavailableError,
 )
-from shared.httpenv import azure_transport
-from shared.model import HireRecord, HireState, Send, SendKind
-from shared.ports import LedgerQuery
+from shared.domain.model import HireRecord, HireState, Send, SendKind
+from shared.domain.ports import LedgerQuery
 
 # The well-known Azurite development account (public, documented by Microsoft; not a secret).
 _DEVELOPMENT_STORAGE = (

@@ -15,10 +15,10 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
-from shared.errors import ServiceUnavailableError
-from shared.events import find_password, is_password_key, without_passwords
-from shared.jsontext import MAX_DEPTH, describe_path, dump_bytes, member_names, parse
-from shared.outcomes import Failure, utc_now_text
+from shared.domain.errors import ServiceUnavailableError
+from shared.domain.events import find_password, is_password_key, without_passwords
+from shared.domain.jsontext import MAX_DEPTH, describe_path, dump_bytes, member_names, parse
+from shared.domain.outcomes import Failure, utc_now_text
 
 LAST_FAILURE = "lastFailure"
 NEVER_EXPIRES = -1

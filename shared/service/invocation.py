@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from shared.model import HireState
-from shared.outcomes import Outcome
+from shared.domain.model import HireState
+from shared.domain.outcomes import Outcome
 
 _T = TypeVar("_T")
 

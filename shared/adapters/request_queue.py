@@ -12,14 +12,15 @@ import contextlib
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from shared.errors import ServiceUnavailableError
+from shared.domain.errors import ServiceUnavailableError
 
 # A queue message holds 64 KiB of text; base64 turns 3 bytes into 4.
 QUEUE_MESSAGE_CHARACTERS = 64 * 1024
 
 
 class StorageRequestQueue:
-    """``RequestQueue`` over a ``QueueClient`` that carries ``shared.poison.encode_policy``."""
+    """``RequestQueue`` over a ``QueueClient`` that carries
+    ``shared.adapters.poison.encode_policy``."""
 
     def __init__(self, client: QueueClient, *, message_encoding: str = "base64") -> None:
         self._client = client

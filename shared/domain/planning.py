@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.events import HireEvent
-from shared.model import FoundUser, HireRecord, HireState, SendKind
-from shared.upn import MAX_COUNTER, UpnGenerationError, candidate, render_local_part
+from shared.domain.events import HireEvent
+from shared.domain.model import FoundUser, HireRecord, HireState, SendKind
+from shared.domain.upn import MAX_COUNTER, UpnGenerationError, candidate, render_local_part
 
 Lookup = Callable[[str, bool], FoundUser | None]
 """(upn, inactive) -> the user holding it, active ones or deleted ones."""

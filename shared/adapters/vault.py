@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 from azure.core.exceptions import ResourceNotFoundError
 from azure.keyvault.secrets import KeyVaultSecret, SecretClient
 
-from shared.azure_errors import AzureCall, classify_azure_error
-from shared.errors import CredentialsError, ProvisioningError
-from shared.model import SecretRef
-from shared.passwords import CONTENT_TYPE as PASSWORD_CONTENT_TYPE
-from shared.passwords import secret_name_for
+from shared.adapters.azure_errors import AzureCall, classify_azure_error
+from shared.domain.errors import CredentialsError, ProvisioningError
+from shared.domain.model import SecretRef
+from shared.domain.passwords import CONTENT_TYPE as PASSWORD_CONTENT_TYPE
+from shared.domain.passwords import secret_name_for
 
 
 @dataclass(frozen=True, kw_only=True)

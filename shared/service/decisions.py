@@ -10,11 +10,11 @@ import json
 import logging
 from collections.abc import Callable
 
-from shared.errors import ProvisioningError
-from shared.events import HireEvent
-from shared.invocation import Invocation
-from shared.outcomes import Failure, LicenseReport, Outcome
-from shared.ports import Telemetry
+from shared.domain.errors import ProvisioningError
+from shared.domain.events import HireEvent
+from shared.domain.outcomes import Failure, LicenseReport, Outcome
+from shared.domain.ports import Telemetry
+from shared.service.invocation import Invocation
 
 logger = logging.getLogger("hire_provisioning")
 

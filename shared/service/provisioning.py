@@ -5,11 +5,11 @@ first *claims* the hire (a conditional write naming it as owner, for a limited t
 claim holder stores a password, calls Partner Center or moves the record on. This module owns
 the delivery's side: reading the body, the claim (waiting for another delivery, taking over a
 dead one's), retries within an invocation, redelivery, the last delivery, poison copies and the
-outcome. What is done with a claimed hire is the hire workflow (``shared.workflow``), which
+outcome. What is done with a claimed hire is the hire workflow (``shared.service.workflow``), which
 writes the record *before* each create or restore call, so a delivery that dies between the
 call and the record leaves enough behind for the next one to finish the hire.
 
-No SDK and no adapter in sight: the service works through the ports in ``shared.ports``.
+No SDK and no adapter in sight: the service works through the ports in ``shared.domain.ports``.
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.decisions import DecisionLog
-from shared.errors import (
+from shared.domain.errors import (
     LedgerConflict,
     ProvisioningError,
     RedeliveryRequested,
     ServiceUnavailableError,
 )
-from shared.events import (
+from shared.domain.events import (
     HireEvent,
     InvalidEvent,
     NotAnEvent,
@@ -40,10 +39,8 @@ from shared.events import (
     invalid_event_message,
     parse_event,
 )
-from shared.invocation import Delivery, Invocation
-from shared.licensing import LicenceStep
-from shared.model import SUCCESS_STATES, HireRecord, HireState
-from shared.outcomes import (
+from shared.domain.model import SUCCESS_STATES, HireRecord, HireState
+from shared.domain.outcomes import (
     Category,
     Failure,
     Outcome,
@@ -51,8 +48,8 @@ from shared.outcomes import (
     outcome_from_message,
     utc_now_text,
 )
-from shared.passwords import generate_password
-from shared.ports import (
+from shared.domain.passwords import generate_password
+from shared.domain.ports import (
     HireLedger,
     NoTelemetry,
     PartnerCenter,
@@ -61,9 +58,12 @@ from shared.ports import (
     Telemetry,
     UpnDirectory,
 )
-from shared.retry import RetryPolicy
-from shared.upn import DEFAULT_TEMPLATE
-from shared.workflow import DecideAgain, HireServices, HireWorkflow
+from shared.domain.retry import RetryPolicy
+from shared.domain.upn import DEFAULT_TEMPLATE
+from shared.service.decisions import DecisionLog
+from shared.service.invocation import Delivery, Invocation
+from shared.service.licensing import LicenseStep
+from shared.service.workflow import DecideAgain, HireServices, HireWorkflow
 
 __all__ = ["Delivery", "Provisioner", "RetryPolicy"]
 
@@ -98,7 +98,7 @@ class Provisioner:
         new_password: Callable[[], str] = generate_password,
         upn_template: str = DEFAULT_TEMPLATE,
         telemetry: Telemetry | None = None,
-        licences: LicenceStep | None = None,
+        license_step: LicenseStep | None = None,
         decisions: DecisionLog | None = None,
         directory: UpnDirectory | None = None,
     ) -> None:
@@ -119,7 +119,7 @@ class Provisioner:
         self._new_password = new_password
         self._upn_template = upn_template
         self._telemetry: Telemetry = telemetry or NoTelemetry()
-        self._licences = licences or LicenceStep(
+        self._license_step = license_step or LicenseStep(
             partner_center=partner_center, ledger=ledger, poison=poison, now=now
         )
         self._decisions = decisions or DecisionLog(telemetry=self._telemetry, monotonic=monotonic)
@@ -181,7 +181,7 @@ class Provisioner:
 
         try:
             outcome = self._provision_with_retries(event, invocation)
-            self._licences.poison_failures(document, outcome, attempts)
+            self._license_step.poison_failures(document, outcome, attempts)
             return outcome
         except _Busy:
             problem: ProvisioningError = ServiceUnavailableError(
@@ -195,8 +195,8 @@ class Provisioner:
             not problem.is_transient or self._retry.is_last(attempts)
         ):
             # The user exists: it stays created; only the licences still missing failed.
-            outcome = self._licences.given_up(event, invocation.user_outcome, problem.failure)
-            self._licences.poison_failures(document, outcome, attempts)
+            outcome = self._license_step.given_up(event, invocation.user_outcome, problem.failure)
+            self._license_step.poison_failures(document, outcome, attempts)
             return outcome
         if problem.is_transient and not self._retry.is_last(attempts):
             self._release_claim(event.event_id, invocation)
@@ -252,7 +252,7 @@ class Provisioner:
                     invocation.user_outcome = self._step_once(event, invocation)
                 if not event.licenses or invocation.user_outcome.status not in _USER_EXISTS:
                     return invocation.user_outcome
-                return self._licences.assign(event, invocation.user_outcome, invocation)
+                return self._license_step.assign(event, invocation.user_outcome, invocation)
             except (LedgerConflict, DecideAgain):
                 continue  # someone wrote the record since we read it: decide again from it
         raise ServiceUnavailableError(

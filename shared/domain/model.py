@@ -1,6 +1,7 @@
 """The decision's vocabulary: the user to create, the user found, the hire's record.
 
-Plain values, no I/O: the service layer (``shared.provisioning``) decides with these, and the
+Plain values, no I/O: the service layer (``shared.service.provisioning``) decides with these, and
+the
 adapters translate them to and from their wire formats.
 """
 
@@ -201,7 +202,7 @@ class HireRecord:
     two deliveries can never both act on the same state.
 
     The record changes only through the transitions below (each says what it keeps); the
-    decision (``shared.provisioning``) writes what they return, renewing its claim.
+    decision (``shared.service.provisioning``) writes what they return, renewing its claim.
     """
 
     event_id: str

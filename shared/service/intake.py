@@ -3,7 +3,7 @@
 Decisions only: no SDK and no HTTP library. ``function_app.py`` hands over the request's
 body, its address and the caller's App Service principal header; the answer comes back as an
 ``HttpAnswer``. Each event is checked by the queue function's own reading
-(``shared.events.decode_body`` and ``parse_event``), so an event refused here would have
+(``shared.domain.events.decode_body`` and ``parse_event``), so an event refused here would have
 been refused on the queue with the same field, rule and message, and an accepted one is
 queued unchanged. The answer models below are the source of ``docs/openapi.json``
 (``python -m devtools.openapi`` writes it; a test compares the two).
@@ -23,18 +23,18 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import jsontext
-from shared.errors import ProvisioningError
-from shared.events import (
+from shared.domain import jsontext
+from shared.domain.errors import ProvisioningError
+from shared.domain.events import (
     InvalidEvent,
     decode_body,
     find_password,
     invalid_event_message,
     parse_event,
 )
-from shared.model import PASSWORD_STATES, HireRecord, HireState
-from shared.outcomes import Category, Status
-from shared.ports import HireReader, RequestQueue
+from shared.domain.model import PASSWORD_STATES, HireRecord, HireState
+from shared.domain.outcomes import Category, Status
+from shared.domain.ports import HireReader, RequestQueue
 from shared.settings import HttpAccess, HttpAccessSettings
 
 logger = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ class HireIntake:
         queue_failure: str | None = None
         for item in checked:
             if isinstance(item, RefusedResult):
-                # Field and rule never quote a value from the event (shared.events).
+                # Field and rule never quote a value from the event (shared.domain.events).
                 logger.info(
                     "HTTP intake refused event %r (index %d): %s: %s",
                     item.event_id,
@@ -431,7 +431,7 @@ def hire_status(record: HireRecord) -> HireStatus:
         customer_tenant_id=record.customer_tenant_id,
         user_principal_name=record.user_principal_name,
         user_id=record.user_id,
-        # Only where the recorded secret holds the user's password (shared.model).
+        # Only where the recorded secret holds the user's password (shared.domain.model).
         initial_password_secret_id=(
             record.password_secret_id if record.state in PASSWORD_STATES else None
         ),

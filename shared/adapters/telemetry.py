@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from shared.errors import ProvisioningError
-from shared.events import InvalidEvent, decode_body
-from shared.ports import InvocationTrace
+from shared.domain.errors import ProvisioningError
+from shared.domain.events import InvalidEvent, decode_body
+from shared.domain.ports import InvocationTrace
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -68,7 +68,7 @@ T = TypeVar("T")
 
 def event_traceparent(body: bytes) -> str | None:
     """The event's ``traceparent`` when it is well formed; a malformed one is ignored here
-    (tracing starts a new trace; whether the event is valid is for ``shared.events``)."""
+    (tracing starts a new trace; whether the event is valid is for ``shared.domain.events``)."""
     if b"traceparent" not in body:  # most events: skip the second parse
         return None
     try:

@@ -7,7 +7,7 @@ tenant (reference/partner-center.md, "Looking a UPN up in O(1)"). The token is t
 refresh token redeemed at the customer's tenant (``CustomerTenantTokens``); Graph reads the
 directory the token names, so one token per customer.
 
-This adapter owns Graph's wire format and raises only the kinds in ``shared.errors``:
+This adapter owns Graph's wire format and raises only the kinds in ``shared.domain.errors``:
 ``DirectoryUnavailable`` when the customer has not consented (``auto`` falls back to Partner
 Center's user list and remembers it for the process), ``Refused`` for the same in ``graph``
 mode, or a transient ``ServiceUnavailableError`` (throttling, 5xx, timeouts).
@@ -25,15 +25,15 @@ from urllib.parse import quote, urljoin
 
 import requests
 
-from shared.errors import (
+from shared.adapters.throttle import ThrottleGate, ThrottleHeld
+from shared.domain.errors import (
     DirectoryUnavailable,
     Refused,
     ServiceUnavailableError,
     retry_after_seconds,
 )
-from shared.model import FoundUser
-from shared.outcomes import Category
-from shared.throttle import ThrottleGate, ThrottleHeld
+from shared.domain.model import FoundUser
+from shared.domain.outcomes import Category
 
 # What a look-up reads: enough to tell who the user is and when it was made.
 USER_SELECT = (

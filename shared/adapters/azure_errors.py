@@ -19,7 +19,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.errors import (
+from shared.domain.errors import (
     CredentialsError,
     ProvisioningError,
     ServiceUnavailableError,

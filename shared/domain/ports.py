@@ -1,6 +1,6 @@
 """The ports the decision depends on; adapters (and the unit tier's fakes) implement them.
 
-Each raises only the kinds of failure in ``shared.errors``; none leaks a wire format.
+Each raises only the kinds of failure in ``shared.domain.errors``; none leaks a wire format.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.model import FoundUser, HireRecord, HireState, NewUser, SecretRef, SubscribedSku
-from shared.outcomes import Failure
+from shared.domain.model import FoundUser, HireRecord, HireState, NewUser, SecretRef, SubscribedSku
+from shared.domain.outcomes import Failure
 
 
 class PartnerCenter(Protocol):

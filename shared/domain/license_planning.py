@@ -1,7 +1,7 @@
 """Which licences a hire still needs and which cannot be assigned, decided from the customer's
 subscribed SKUs.
 
-Shared by the licence step (``shared/licensing.py``) and the operator's preview
+Shared by the licence step (``shared/service/licensing.py``) and the operator's preview
 (``ops/preview.py``), so both give the same verdict for the same subscriptions. No I/O.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from shared.model import SubscribedSku
-from shared.outcomes import Category, LicenseFailure
+from shared.domain.model import SubscribedSku
+from shared.domain.outcomes import Category, LicenseFailure
 
 # Partner Center's code for "no units left" on a licence update.
 SHORTFALL_CODE = 60012

@@ -3,7 +3,7 @@ deleted one, reset a password, list the customer's products and assign licences.
 
 Only what the provisioning decision needs, per reference/partner-center.md. This adapter owns
 the wire format (it builds the JSON from the decision's ``NewUser``) and raises the kinds of
-failure in ``shared.errors``: ``AnswerLost`` when a create may have been applied without a
+failure in ``shared.domain.errors``: ``AnswerLost`` when a create may have been applied without a
 usable answer, ``UpnTaken``, ``Refused``, or a transient ``ServiceUnavailableError``, so the
 caller never inspects HTTP details.
 """
@@ -20,7 +20,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
-from shared.errors import (
+from shared.adapters.throttle import ThrottleGate, ThrottleHeld
+from shared.domain.errors import (
     AnswerLost,
     CredentialsError,
     ProvisioningError,
@@ -29,10 +30,9 @@ from shared.errors import (
     UpnTaken,
     retry_after_seconds,
 )
-from shared.model import FoundUser, NewUser, SubscribedSku
-from shared.outcomes import Category
-from shared.passwords import fingerprint
-from shared.throttle import ThrottleGate, ThrottleHeld
+from shared.domain.model import FoundUser, NewUser, SubscribedSku
+from shared.domain.outcomes import Category
+from shared.domain.passwords import fingerprint
 
 PARTNER_CENTER_API_VERSION = "v1"
 LIST_PAGE_SIZE = 100
