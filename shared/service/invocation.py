@@ -25,8 +25,10 @@ class Delivery:
 class Invocation:
     """What one invocation knows about its hire (never the password)."""
 
-    def __init__(self, delivery: Delivery) -> None:
+    def __init__(self, delivery: Delivery, *, last: bool = False) -> None:
         self.delivery_number = max(1, delivery.dequeue_count)
+        # The host's last delivery of this message: nothing may be left to a redelivery.
+        self.last = last
         # The claim names this invocation: a redelivery of the same message is another owner.
         self.owner = f"{delivery.message_id or 'message'}/{self.delivery_number}/{uuid.uuid4().hex}"
         self.calls = 0  # calls to Partner Center, for the decision log

@@ -63,7 +63,7 @@ from shared.domain.upn import DEFAULT_TEMPLATE
 from shared.service.decisions import DecisionLog
 from shared.service.invocation import Delivery, Invocation
 from shared.service.licensing import LicenseStep
-from shared.service.workflow import DecideAgain, HireServices, HireWorkflow
+from shared.service.workflow import DecideAgain, HireServices, HireWorkflow, WaitForEarlierSend
 
 __all__ = ["Delivery", "Provisioner", "RetryPolicy"]
 
@@ -146,7 +146,9 @@ class Provisioner:
 
     def _decide(self, delivery: Delivery) -> Outcome:
         started = self._monotonic()
-        invocation = Invocation(delivery)
+        invocation = Invocation(
+            delivery, last=self._retry.is_last(max(1, delivery.dequeue_count))
+        )
         try:
             outcome = self._handle(delivery, invocation)
         except RedeliveryRequested:
@@ -187,6 +189,8 @@ class Provisioner:
             problem: ProvisioningError = ServiceUnavailableError(
                 "another delivery of this hire is at work on it"
             )
+        except WaitForEarlierSend as waiting:
+            problem = ServiceUnavailableError(str(waiting))
         except ProvisioningError as error:
             problem = error
         except Exception as error:  # unclassified: transient, located, not quoted

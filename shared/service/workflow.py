@@ -71,6 +71,11 @@ class DecideAgain(Exception):
     """The record was moved on (a generated UPN turned out to be someone else's): decide anew."""
 
 
+class WaitForEarlierSend(Exception):
+    """An edited event met a send of the hire that is not settled yet: redeliver it later
+    (no retries within the invocation, which would hold the claim the earlier send needs)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class HireServices:
     """What every hire's workflow works with; wired once by the composition root."""
@@ -148,6 +153,16 @@ class HireWorkflow:
         pending = record.pending_restore or record.pending_creates[-1]
         what = "restore" if pending.kind is SendKind.RESTORE else "create"
         immutable = pending.immutable_id or "none"
+        if not self.invocation.last:
+            # The earlier send may still be settled by its own message (a redelivery after a
+            # lost answer or a throttled call): wait for it rather than end this event with a
+            # refusal that the hire's success would contradict. Once it succeeded, the record
+            # answers this event (already_exists); still unsettled on the last delivery, the
+            # change is refused.
+            raise WaitForEarlierSend(
+                f"this hire's {', '.join(changed)} changed while a {what} of it may have been "
+                "applied and is not settled yet: this event waits for it"
+            )
         refusal = Refused(
             Category.CONFLICT,
             f"this hire's {', '.join(changed)} changed after a {what} of it may have been "

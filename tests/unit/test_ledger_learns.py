@@ -151,7 +151,10 @@ def test_an_edit_after_a_create_that_may_have_been_applied_is_refused(
     bench: Bench, edit: dict[str, Any]
 ) -> None:
     lose(bench, event())
-    edited = bench.deliver(event(**edit), message_id="republish")
+    # The edit waits for the earlier send on every delivery but the last, which refuses it.
+    with pytest.raises(RedeliveryRequested):
+        bench.deliver(event(**edit), message_id="republish")
+    edited = bench.deliver_until_outcome(event(**edit), first=2, message_id="republish")
     assert edited.status is Status.REJECTED
     assert edited.failure is not None
     assert UPN in edited.failure.message and "E1" in edited.failure.message
@@ -162,9 +165,27 @@ def test_an_edit_after_a_create_that_may_have_been_applied_is_refused(
     assert_own_user_with_its_password(bench, replayed, UPN)
 
 
+def test_an_edit_waits_for_the_earlier_send_and_then_gets_the_hires_answer(bench: Bench) -> None:
+    """Found by the short soak: a changed republish met a create whose delivery was waiting
+    for its redelivery; refused at once, the event had two final outcomes (rejected, then
+    created). The edit now waits, and once the original settles it is answered from the
+    record, like any republish of a hire that succeeded."""
+    lose(bench, event())
+    with pytest.raises(RedeliveryRequested):
+        bench.deliver(event(userPrincipalName="jane.moved@contoso.onmicrosoft.com"), message_id="r")
+    original = bench.deliver(event(), delivery=2)
+    assert original.status is Status.CREATED
+    edited = bench.deliver(
+        event(userPrincipalName="jane.moved@contoso.onmicrosoft.com"), delivery=2, message_id="r"
+    )
+    assert edited.status is Status.ALREADY_EXISTS
+    assert edited.user_id == original.user_id
+    assert len(bench.partner_center.users) == 1
+
+
 def test_adding_an_immutable_id_after_a_lost_create_is_refused(bench: Bench) -> None:
     lose(bench, event(immutable_id=None))
-    edited = bench.deliver(event(immutable_id="E9"), message_id="republish")
+    edited = bench.deliver_until_outcome(event(immutable_id="E9"), message_id="republish")
     assert edited.status is Status.REJECTED
     assert len(bench.partner_center.users) == 1
 
@@ -198,7 +219,7 @@ def test_a_customer_change_after_a_lost_create_is_refused(bench: Bench) -> None:
     lose(bench, event())
     moved = event()
     moved["customerTenantId"] = OTHER_CUSTOMER
-    outcome = bench.deliver(moved, message_id="republish")
+    outcome = bench.deliver_until_outcome(moved, message_id="republish")
     assert outcome.status is Status.REJECTED
     assert outcome.failure is not None and CUSTOMER in outcome.failure.message
     assert bench.ledger.records["hr-1"].customer_tenant_id == CUSTOMER
@@ -278,7 +299,8 @@ def test_the_preview_of_an_edited_event_after_a_lost_create_predicts_the_refusal
     lose(bench, event())
     verdict = preview(bench, event(immutable_id="E2"))
     assert verdict.expected_status == "rejected" and "immutableId" in verdict.detail
-    assert bench.deliver(event(immutable_id="E2"), message_id="edit").status.value == "rejected"
+    edited = bench.deliver_until_outcome(event(immutable_id="E2"), message_id="edit")
+    assert edited.status.value == "rejected"
 
 
 # ------------------------------------------------------------------ FINDINGS-15 (state machine)
