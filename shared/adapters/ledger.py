@@ -137,16 +137,9 @@ class TableHireLedger:
         return record.evolve(etag=_etag(metadata))
 
     def query(self, query: LedgerQuery) -> Iterator[HireRecord]:
-        clauses, parameters = _filter(query)
         try:
             self._ensure_table()
-            if clauses:
-                entities = self._client.query_entities(" and ".join(clauses), parameters=parameters)
-            else:
-                entities = self._client.list_entities()
-            for returned, entity in enumerate(entities):
-                if query.limit is not None and returned >= query.limit:
-                    return
+            for entity in self._entities(query):
                 yield to_record(entity)
         except ResourceNotFoundError:
             return
@@ -184,20 +177,25 @@ class TableHireLedger:
 
     def scan(self, query: LedgerQuery) -> Iterator[LedgerRow]:
         """Like ``query`` but never creates the table and yields unreadable rows as such."""
-        clauses, parameters = _filter(query)
         try:
-            if clauses:
-                entities = self._client.query_entities(" and ".join(clauses), parameters=parameters)
-            else:
-                entities = self._client.list_entities()
-            for returned, entity in enumerate(entities):
-                if query.limit is not None and returned >= query.limit:
-                    return
+            for entity in self._entities(query):
                 yield ledger_row(entity)
         except ResourceNotFoundError:
             return
         except Exception as error:
             raise _classify(error, self.table_name) from None
+
+    def _entities(self, query: LedgerQuery) -> Iterator[Any]:
+        """The stored entities ``query`` selects, at most ``query.limit`` of them."""
+        clauses, parameters = _filter(query)
+        if clauses:
+            entities = self._client.query_entities(" and ".join(clauses), parameters=parameters)
+        else:
+            entities = self._client.list_entities()
+        for returned, entity in enumerate(entities):
+            if query.limit is not None and returned >= query.limit:
+                return
+            yield entity
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         self._ensure_table()
