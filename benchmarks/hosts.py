@@ -7,6 +7,7 @@ memory are read from ``/proc`` (Linux), so they are the function app process's a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,17 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+THREAD_COUNT_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
+
+
+def deployed_thread_count() -> int:
+    """The worker threads a deployed instance has: the template sets
+    ``PYTHON_THREADPOOL_THREAD_COUNT`` to host.json's ``batchSize + newBatchThreshold``, so no
+    message the host holds waits for a thread. A benchmark host without it would run the
+    worker's default (cores + 4) and measure messages queued inside the worker, which no
+    deployment does."""
+    queues = json.loads((PROJECT_ROOT / "host.json").read_text())["extensions"]["queues"]
+    return int(queues["batchSize"]) + int(queues["newBatchThreshold"])
 
 
 @dataclass
@@ -40,7 +52,12 @@ class HostProcess:
         extra_args: tuple[str, ...] = (),
     ) -> HostProcess:
         log_path = log_dir / f"{name}.log"
-        environment = {**os.environ, **settings, "PYTHONUNBUFFERED": "1"}
+        environment = {
+            **os.environ,
+            THREAD_COUNT_SETTING: str(deployed_thread_count()),
+            **settings,
+            "PYTHONUNBUFFERED": "1",
+        }
         command = [
             sys.executable,
             "-m",
