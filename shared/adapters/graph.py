@@ -183,12 +183,25 @@ class GraphClient:
         if status == 404:
             # Not Graph's answer for a missing user: the address is not Graph's users API.
             raise DirectoryUnavailable(f"{said} for a user path: check the GRAPH_BASE_URL setting")
+        if status == 400:
+            # Graph cannot read this UPN as a user key (e.g. "Invalid object identifier"): a
+            # fact about this UPN, not about the customer's consent, and no answer to who holds
+            # it. The look-up must still be answered (it may settle a create that was applied),
+            # so Partner Center's user list answers for this one UPN.
+            raise UnaddressableUpn(
+                f"{said}: Microsoft Graph cannot look userPrincipalName {user_principal_name} "
+                "up; Partner Center's user list answers instead"
+            )
         raise Refused(
             Category.VALIDATION,
             f"{said}: Microsoft Graph refused the look-up of this userPrincipalName",
             http_status=status,
             code=code,
         )
+
+
+class UnaddressableUpn(DirectoryUnavailable):
+    """Graph answered 400 for one UPN: the customer's directory may answer for every other."""
 
 
 class GraphUpnDirectory:
@@ -234,6 +247,9 @@ class GraphUpnDirectory:
             found = self._client.find_user_by_upn(
                 customer_tenant_id, user_principal_name, correlation_id=correlation_id
             )
+        except UnaddressableUpn as why:
+            # This UPN only, in either mode: not remembered, and not a consent problem.
+            raise DirectoryUnavailable(str(why)) from None
         except DirectoryUnavailable as why:
             if self._mode == GRAPH:
                 raise Refused(

@@ -403,3 +403,29 @@ def test_a_customer_token_is_kept_until_five_minutes_before_it_expires(
     now[0] += 2
     assert customer_tokens.access_token(CUSTOMER) != first
     assert customer_token_requests(vault_env) == 2
+
+
+@pytest.mark.parametrize("mode", ["auto", "graph"])
+def test_a_upn_graph_cannot_read_is_answered_by_the_user_list_not_refused(
+    vault_env: StandInStack, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Graph's 400 for one UPN ("Invalid object identifier") says nothing of who holds it nor
+    of the customer's consent: the look-up goes to Partner Center's user list for that UPN, in
+    both modes, and the customer keeps Graph for every other UPN."""
+    directory, _, _ = build(vault_env, mode)
+    fallbacks: list[str] = []
+    directory._on_fallback = fallbacks.append  # type: ignore[union-attr]
+    vault_env.graph.faults.add(Fault.status(400), match="GET /v1.0/users/*")
+
+    with (
+        caplog.at_level(logging.WARNING, logger="hire_provisioning.graph"),
+        pytest.raises(DirectoryUnavailable) as raised,
+    ):
+        find(directory, "odd@contoso.onmicrosoft.com")
+
+    assert not isinstance(raised.value, Refused)
+    assert "Partner Center's user list answers instead" in str(raised.value)
+    assert directory.available(CUSTOMER) is not False
+    assert fallbacks == [] and not caplog.records
+    assert find(directory, "x@contoso.onmicrosoft.com") is None  # Graph answers again
+    assert graph_calls(vault_env) == 2
