@@ -43,7 +43,7 @@ from types import FrameType
 from typing import Any, Literal
 
 from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.storage.queue import QueueClient
+from azure.storage.queue import QueueClient, QueueMessage
 
 from benchmarks.countingproxy import CountingProxy
 from benchmarks.hosts import HostProcess
@@ -440,7 +440,7 @@ def queue_length(queue: QueueClient) -> int:
     return queue.get_queue_properties().approximate_message_count or 0
 
 
-def drain_queue(queue: QueueClient, limit: int | None = None) -> Iterator[str]:
+def drain_queue(queue: QueueClient, limit: int | None = None) -> Iterator[QueueMessage]:
     """Messages received and deleted, until the queue looks empty (or ``limit``)."""
     taken = 0
     while limit is None or taken < limit:
@@ -450,17 +450,19 @@ def drain_queue(queue: QueueClient, limit: int | None = None) -> Iterator[str]:
         for message in batch:
             queue.delete_message(message)
             taken += 1
-            yield str(message.content)
+            yield message
 
 
 class Collector:
     """Reads a queue as its consumer would, while the run goes on: the queue stays short
-    (Azurite slows down with its length) and the messages are kept here."""
+    (Azurite slows down with its length) and the messages are kept here, with the time each
+    was put on the queue."""
 
     def __init__(self, queue: QueueClient) -> None:
         self._queue = queue
         self._lock = threading.Lock()
         self._texts: list[str] = []
+        self._inserted: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="soak-collector", daemon=True)
         self._thread.start()
@@ -475,10 +477,14 @@ class Collector:
                 self._stop.wait(0.5)
 
     def _take(self) -> int:
-        texts = list(drain_queue(self._queue, limit=320))
+        messages = list(drain_queue(self._queue, limit=320))
         with self._lock:
-            self._texts.extend(texts)
-        return len(texts)
+            self._texts.extend(str(message.content) for message in messages)
+            self._inserted.extend(
+                message.inserted_on.timestamp() if message.inserted_on else time.time()
+                for message in messages
+            )
+        return len(messages)
 
     @property
     def count(self) -> int:
@@ -493,6 +499,13 @@ class Collector:
             pass
         with self._lock:
             return list(self._texts)
+
+    def progress(self) -> list[tuple[float, int]]:
+        """(when, messages so far) at each message, by the time the queue took it in: the
+        producers' clock, which no pause of this process's polling can stretch."""
+        with self._lock:
+            times = sorted(self._inserted)
+        return [(at, count) for count, at in enumerate(times, start=1)]
 
 
 def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
@@ -568,14 +581,13 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
             published_later = not later
             next_kill = config.kill_every or None
             kills = 0
+            killed_at: list[int] = []  # outcomes so far at each kill
             quiet = 0
             deadline = time.monotonic() + config.drain_timeout
             rng = random.Random(config.seed * 13)
             last_progress = 0.0
-            progress: list[tuple[float, int]] = []  # (seconds since start, outcomes so far)
             while True:
                 produced = collected.count + queue_length(results_queue)
-                progress.append((time.monotonic() - started, produced))
                 if not published_later and produced >= config.hires // 2 and first.done():
                     publish(requests_queue, later)
                     published_later = True
@@ -583,6 +595,7 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
                     victim = rng.choice([host for host in hosts if host.alive])
                     victim.kill()
                     kills += 1
+                    killed_at.append(produced)
                     report.say(f"  {produced} outcomes: killed {victim.name} (SIGKILL)")
                     start_host()
                     next_kill += config.kill_every
@@ -616,7 +629,9 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
         outcomes = [_decode_outcome(text) for text in collected.finish()]
         poison = [_decode_poison(text) for text in poisoned.finish()]
         logs = {host.name: host.log_text() for host in hosts}
-        report.figures.update(pace(progress, config.hires))
+        # Timed by when each outcome reached the result queue, not by the loop's samples: a
+        # call of the loop's that waits out a storage retry (15 s and more) left gaps in them.
+        report.figures.update(pace(collected.progress(), config.hires, killed_at))
         report.figures.update(
             elapsed=elapsed,
             kills=kills,
@@ -627,25 +642,36 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
     return report
 
 
-def pace(progress: Sequence[tuple[float, int]], hires: int) -> dict[str, float]:
+def pace(
+    progress: Sequence[tuple[float, int]], hires: int, kills: Sequence[int] = ()
+) -> dict[str, float]:
     """Outcomes per second over the first and the last window of min(1,000, a third of the
-    hires) outcomes, from the samples taken about once a second: whether the run slows down
-    as the customers grow (issue 17: the last 1,000 within 20 % of the first 1,000).
+    hires) outcomes, from (time, outcomes so far) at each outcome: whether the run slows down
+    as the customers grow (issue 17: the last 1,000 within 20 % of the first 1,000). Each
+    rate is over ``window`` intervals between outcomes. ``kills`` (outcomes so far at each
+    host killed) are counted per window: a kill costs its window a host's start and the lease
+    of its messages, and with the default schedule the last window has one, the first none.
 
     The last window ends at 95 % of the outcomes: the final few are the stragglers of retries
     and killed hosts (each waits out a lease or a visibility timeout), which would measure the
     drain, not the pace."""
     window = max(1, min(1000, hires // 3))
     last = int(progress[-1][1] * 0.95) if progress else 0
-    if last < 2 * window:
+    if last < 2 * window + 1:
         return {}
 
     def reached(count: int) -> float:
         return next(at for at, produced in progress if produced >= count)
 
-    first_rate = window / max(reached(window) - reached(1), 1e-9)
+    first_rate = window / max(reached(window + 1) - reached(1), 1e-9)
     last_rate = window / max(reached(last) - reached(last - window), 1e-9)
-    return {"pace window": window, "pace first": first_rate, "pace last": last_rate}
+    return {
+        "pace window": window,
+        "pace first": first_rate,
+        "pace last": last_rate,
+        "pace kills first": sum(1 for at in kills if 1 <= at <= window + 1),
+        "pace kills last": sum(1 for at in kills if last - window <= at <= last),
+    }
 
 
 # -- checking -------------------------------------------------------------------------------
@@ -1005,7 +1031,8 @@ def render(report: Report) -> str:
         lines.append(
             f"pace                   {figures['pace first']:.1f} outcomes/s over the first "
             f"{figures['pace window']:.0f}, {figures['pace last']:.1f} over the last "
-            f"({change:+.0%}; target: within 20 %)"
+            f"({change:+.0%}; target: within 20 %); hosts killed in them: "
+            f"{figures['pace kills first']}, {figures['pace kills last']}"
         )
     if "valid hires that gave up (failed)" in figures:
         lines.append(

@@ -167,34 +167,56 @@ class _Customer:
     # creation time, so it is kept beside the users and only Microsoft Graph shows it.
     created_at: dict[str, datetime] = field(default_factory=dict)
 
+    # Indexes over ``users``, so a look-up by UPN or id costs the same in a customer of ten
+    # users as in one of ten thousand, as it does in the real directory (a scan per call made
+    # long soaks slow down as the customers grew). Users are added through ``add``.
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # Every user holding a UPN (lower case), oldest first: a deleted one may share it.
+    by_upn: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    # Ids of users deleted at some point (a superset of the deleted ones): what purge reads.
+    ever_deleted: set[str] = field(default_factory=set, repr=False)
+
+    def add(self, user: dict[str, Any], created_at: datetime) -> None:
+        self.users.append(user)
+        self.by_id[user["id"].lower()] = user
+        self.by_upn.setdefault(user["userPrincipalName"].lower(), []).append(user)
+        self.created_at[user["id"]] = created_at
+        if user["state"] != "active":
+            self.ever_deleted.add(user["id"].lower())
+
     def user_with_upn(self, upn: str, *, deleted_too: bool) -> dict[str, Any] | None:
-        wanted = upn.lower()
-        for user in self.users:
-            if user["userPrincipalName"].lower() == wanted and (
-                deleted_too or user["state"] == "active"
-            ):
+        """The oldest user holding ``upn`` (``deleted_too``: deleted ones count)."""
+        for user in self.by_upn.get(upn.lower(), ()):
+            if deleted_too or user["state"] == "active":
                 return user
         return None
 
     def user(self, user_id: str) -> dict[str, Any] | None:
-        wanted = user_id.lower()
-        return next((user for user in self.users if user["id"].lower() == wanted), None)
+        return self.by_id.get(user_id.lower())
 
     def purge(self, now: datetime, window: timedelta) -> None:
         """Forget deleted users past the restore window, as the directory does."""
-        kept = []
-        for user in self.users:
-            deleted_at = user.get("softDeletionTime")
-            if (
-                user["state"] == "inactive"
-                and isinstance(deleted_at, str)
-                and now - _parse_time(deleted_at) > window
-            ):
-                self.password_digests.pop(user["id"], None)
-                self.created_at.pop(user["id"], None)
+        gone: set[str] = set()
+        for key in list(self.ever_deleted):
+            user = self.by_id.get(key)
+            if user is None or user["state"] == "active":
+                self.ever_deleted.discard(key)  # purged, or restored since
                 continue
-            kept.append(user)
-        self.users = kept
+            deleted_at = user.get("softDeletionTime")
+            if isinstance(deleted_at, str) and now - _parse_time(deleted_at) > window:
+                gone.add(key)
+        if not gone:
+            return
+        for key in gone:
+            user = self.by_id.pop(key)
+            self.ever_deleted.discard(key)
+            self.password_digests.pop(user["id"], None)
+            self.created_at.pop(user["id"], None)
+            holders = self.by_upn[user["userPrincipalName"].lower()]
+            holders.remove(user)
+            if not holders:
+                del self.by_upn[user["userPrincipalName"].lower()]
+        self.users = [user for user in self.users if user["id"].lower() not in gone]
 
     def release_licenses(self, user_id: str) -> None:
         for sku_id in self.assigned_skus.pop(user_id, []):
@@ -294,8 +316,7 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                 stored["userPrincipalName"], deleted_too=False
             ):
                 raise ValueError(f"{stored['userPrincipalName']} already exists in {tenant_id}")
-            customer.users.append(stored)
-            customer.created_at[stored["id"]] = created_at
+            customer.add(stored, created_at)
         return copy.deepcopy(stored)
 
     def seed_users(
@@ -312,10 +333,9 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
         when = created_at or _now()
         with self._lock:
             customer = self._live_customer(tenant_id)
-            taken = {user["userPrincipalName"].lower() for user in customer.users}
             for number in range(count):
                 upn = f"{prefix}{number}@{domain}"
-                if upn.lower() in taken:
+                if upn.lower() in customer.by_upn:
                     raise ValueError(f"{upn} already exists in {tenant_id}")
                 stored = _user_record(
                     {
@@ -328,8 +348,7 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
                         "immutableId": None,
                     }
                 )
-                customer.users.append(stored)
-                customer.created_at[stored["id"]] = when
+                customer.add(stored, when)
 
     def has_customer(self, tenant_id: str) -> bool:
         with self._lock:
@@ -345,12 +364,10 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
             if customer is None:
                 return None
             customer.purge(_now(), self._restore_window)
-            for user in customer.users:
-                if user["state"] == "active" and (
-                    user["userPrincipalName"].lower() == wanted or user["id"].lower() == wanted
-                ):
-                    return copy.deepcopy(user), customer.created_at.get(user["id"], _now())
-        return None
+            user = customer.user(wanted) or customer.user_with_upn(wanted, deleted_too=False)
+            if user is None or user["state"] != "active":
+                return None
+            return copy.deepcopy(user), customer.created_at.get(user["id"], _now())
 
     def delete_user(
         self, tenant_id: str, user_id: str, *, deleted_at: datetime | None = None
@@ -469,11 +486,10 @@ class PartnerCenterStandIn(StandInService[PartnerCenterConfig]):
             except _Refusal as refusal:
                 response = self._refusal(request, refusal)
             else:
-                customer.users.append(_user_record(created))
+                customer.add(_user_record(created), _now())
                 customer.listed_from[created["id"]] = (
                     time.monotonic() + self.config.user_list_lag_seconds
                 )
-                customer.created_at[created["id"]] = _now()
                 customer.password_digests[created["id"]] = _digest(
                     created["passwordProfile"]["password"]
                 )
@@ -1142,6 +1158,7 @@ def _existing_user(customer: _Customer, user_id: str, *, active: bool = False) -
 def _soft_delete(customer: _Customer, user: dict[str, Any], at: datetime) -> None:
     user["state"] = "inactive"
     user["softDeletionTime"] = _format_time(at)
+    customer.ever_deleted.add(user["id"].lower())
     # A deleted user's licences go back to the pool (a restored user has none).
     customer.release_licenses(user["id"])
 

@@ -43,6 +43,17 @@ def test_pace_compares_the_first_and_the_last_window() -> None:
     assert 4.5 < figures["pace last"] < 5.5  # the drain after 95 % is left out
 
 
+def test_pace_counts_the_hosts_killed_in_each_window() -> None:
+    # One outcome a second, as the result queue's insertion times give them.
+    progress = [(float(t), t) for t in range(1, 3001)]
+
+    figures = pace(progress, hires=3000, kills=[500, 2000, 2500])
+
+    assert (figures["pace first"], figures["pace last"]) == (1.0, 1.0)
+    # The last window is outcomes 1,850 to 2,850 (95 % of 3,000).
+    assert (figures["pace kills first"], figures["pace kills last"]) == (1, 2)
+
+
 def test_pace_needs_two_windows() -> None:
     assert pace([(0.0, 0), (1.0, 3)], hires=300) == {}
 
