@@ -12,7 +12,8 @@ on Azurite (tables) or the Key Vault stand-in (HTTPS, challenge authentication):
 - through the client the function builds (``shared/adapters/sdk_pipeline.py``: the unused
   policies left out);
 - for tables, as the same HTTP request built by hand (Shared Key signing, the same JSON) over
-  one ``requests.Session`` and over one ``http.client`` connection.
+  one ``requests.Session`` (``EnvironmentOnceSession``, as the function's) and over one
+  ``http.client`` connection.
 
 It prints the CPU time of this thread per call (network waits do not count), the median of the
 rounds; the variants take turns, so a busy machine weighs on each alike
@@ -23,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import cProfile
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import pstats
 import statistics
 import time
 import uuid
@@ -36,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from urllib.parse import quote, urlsplit
 
-import requests
+import urllib3
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, UpdateMode
 from azure.identity import ClientSecretCredential
@@ -44,7 +47,7 @@ from azure.keyvault.secrets import SecretClient
 
 from devtools.azurite import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, AzuriteQueue, start_azurite_queue
 from devtools.standins.stack import StandInStack
-from shared.adapters.httpenv import azure_transport
+from shared.adapters.httpenv import EnvironmentOnceSession, azure_transport
 from shared.adapters.ledger import open_table_ledger
 from shared.adapters.sdk_pipeline import secret_client
 
@@ -70,30 +73,42 @@ def _entity(number: int) -> dict[str, object]:
 
 
 class SignedTables:
-    """The same two requests as the SDK's, signed with Shared Key, over one
-    ``requests.Session`` or (``raw``) one ``http.client`` connection."""
+    """The same two requests as the SDK's, signed with Shared Key, over one HTTP client:
+    ``requests`` (the function's ``EnvironmentOnceSession``), ``urllib3`` (what requests runs
+    on: the difference is what an azure-core transport without requests could save) or one
+    ``http.client`` connection."""
 
-    def __init__(self, endpoint: str, *, raw: bool = False) -> None:
+    def __init__(self, endpoint: str, *, over: str = "requests") -> None:
         self._endpoint = endpoint.rstrip("/")
-        self._session = requests.Session()
+        self._over = over
+        # The function's session: trust_env off, the environment read once (httpenv.py).
+        self._session = EnvironmentOnceSession()
+        self._pool = urllib3.PoolManager(retries=False)
         parts = urlsplit(self._endpoint)
         self._path = parts.path
-        self._raw = http.client.HTTPConnection(parts.hostname or "", parts.port) if raw else None
+        self._raw = http.client.HTTPConnection(parts.hostname or "", parts.port)
         self._key = base64.b64decode(DEV_ACCOUNT_KEY)
 
     def _send(self, method: str, resource: str, body: str, headers: dict[str, str]) -> str:
-        if self._raw is None:
+        if self._over == "requests":
             response = self._session.request(
                 method, f"{self._endpoint}/{resource}", data=body, headers=headers
             )
             response.raise_for_status()
             return response.headers["ETag"]
+        if self._over == "urllib3":
+            answer = self._pool.request(
+                method, f"{self._endpoint}/{resource}", body=body, headers=headers
+            )
+            if answer.status >= 400:
+                raise RuntimeError(f"{method} {resource}: {answer.status}")
+            return answer.headers.get("ETag") or ""
         self._raw.request(method, f"{self._path}/{resource}", body=body, headers=headers)
-        answer = self._raw.getresponse()
-        answer.read()
-        if answer.status >= 400:
-            raise RuntimeError(f"{method} {resource}: {answer.status}")
-        return answer.getheader("ETag") or ""
+        raw = self._raw.getresponse()
+        raw.read()
+        if raw.status >= 400:
+            raise RuntimeError(f"{method} {resource}: {raw.status}")
+        return raw.getheader("ETag") or ""
 
     def _headers(self, method: str, resource: str, content_type: str) -> dict[str, str]:
         date = formatdate(usegmt=True)
@@ -149,13 +164,25 @@ class Variant:
         return self._next
 
 
-def _compare(variants: dict[str, Variant], calls: int, rounds: int) -> dict[str, float]:
+def _compare(
+    variants: dict[str, Variant], calls: int, rounds: int
+) -> dict[str, tuple[float, float]]:
+    """Per variant: the median CPU per call, and the Python function calls per call (counted
+    by cProfile over a few calls: a figure the machine's load does not move)."""
     for variant in variants.values():
         variant.warm()
     for _ in range(rounds):
         for variant in variants.values():  # in turns: the machine's load falls on each alike
             variant.round(calls)
-    return {name: statistics.median(variant.rounds) for name, variant in variants.items()}
+    figures: dict[str, tuple[float, float]] = {}
+    for name, variant in variants.items():
+        profiler = cProfile.Profile()
+        profiler.enable()
+        variant.round(20)
+        profiler.disable()
+        counted = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
+        figures[name] = (statistics.median(variant.rounds[:rounds]), counted / 20)
+    return figures
 
 
 def _table_variants(azurite: AzuriteQueue) -> dict[str, Variant]:
@@ -170,8 +197,9 @@ def _table_variants(azurite: AzuriteQueue) -> dict[str, Variant]:
     default.create_table()
     # As the ledger is built now (open_table_ledger): the unused policies left out.
     lean = open_table_ledger(TABLE, connection_string=azurite.connection_string)._client
-    plain = SignedTables(endpoint)
-    raw = SignedTables(endpoint, raw=True)
+    signed_clients = {
+        over: SignedTables(endpoint, over=over) for over in ("requests", "urllib3", "http.client")
+    }
     variants: dict[str, Variant] = {}
     for label, client in (
         ("azure-data-tables, default", default),
@@ -197,8 +225,8 @@ def _table_variants(azurite: AzuriteQueue) -> dict[str, Variant]:
 
         variants[f"insert, {label}"] = Variant(insert)
         variants[f"replace, {label}"] = Variant(replace)
-    for label, signed, prefix in (("signed requests", plain, 700_000_000),
-                                  ("signed http.client", raw, 800_000_000)):
+    for index, (over, signed) in enumerate(signed_clients.items()):
+        label, prefix = f"signed {over}", (7 + index) * 100_000_000
         signed_etags: dict[int, str] = {}
 
         def signed_insert(number: int, signed: SignedTables = signed,
@@ -265,10 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures = _compare(variants, args.calls, args.rounds)
     print(
         f"CPU of this thread per call (median of {args.rounds} rounds of {args.calls} calls; "
-        "Azurite, Key Vault stand-in)"
+        "Azurite, Key Vault stand-in) and Python function calls per call"
     )
-    for name, value in figures.items():
-        print(f"  {name:48} {value:6.2f} ms")
+    for name, (cpu, python_calls) in figures.items():
+        print(f"  {name:48} {cpu:6.2f} ms {python_calls:7.0f} calls")
     return 0
 
 
