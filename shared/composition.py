@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.identity import ClientSecretCredential, DefaultAzureCredential
-from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
 from shared.adapters.credentials import (
@@ -22,11 +21,12 @@ from shared.adapters.credentials import (
     PartnerCenterCredentials,
 )
 from shared.adapters.graph import GraphClient, GraphUpnDirectory, UserListOnly
-from shared.adapters.httpenv import EnvironmentOnceSession, azure_transport
+from shared.adapters.httpenv import EnvironmentOnceSession
 from shared.adapters.ledger import TableHireLedger, open_table_ledger
 from shared.adapters.partner_center import PartnerCenterClient, Timeouts
 from shared.adapters.poison import StoragePoisonQueue, encode_policy
 from shared.adapters.request_queue import StorageRequestQueue
+from shared.adapters.sdk_pipeline import secret_client, secret_transport
 from shared.adapters.telemetry import Untraced, configure
 from shared.adapters.vault import (
     KeyVaultPasswordVault,
@@ -302,15 +302,15 @@ def _vault_credential(settings: Settings) -> TokenCredential:
 
 
 def _secret_store(vault_url: str, credential: TokenCredential) -> KeyVaultSecretStore:
-    client = SecretClient(
+    client = secret_client(
         vault_url,
         credential,
         # A vault on localhost cannot share a domain with the challenge's resource.
         verify_challenge_resource=not _is_loopback(vault_url),
-        transport=azure_transport(connection_timeout=5, read_timeout=20),
         # hostile branch: azure-core would retry and sleep (Retry-After included) on its own;
-        # with its retries off, the function's RetryPolicy and its budget are the one policy.
-        retry_total=0,
+        # its pipeline here has no retry policy, so the function's RetryPolicy and its budget
+        # are the one policy (and the unused policies are left out: sdk_pipeline.py).
+        transport=secret_transport(connection_timeout=5, read_timeout=20),
     )
     return KeyVaultSecretStore(client)
 

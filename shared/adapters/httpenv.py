@@ -75,12 +75,13 @@ class EnvironmentOnceSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def azure_transport(**options: Any) -> RequestsTransport:
+def azure_transport(*, user_agent: str | None = None, **options: Any) -> RequestsTransport:
     """azure-core's requests transport over an ``EnvironmentOnceSession`` it owns.
 
-    ``options`` are the transport's (``connection_timeout``, ``read_timeout``).
+    ``options`` are the transport's (``connection_timeout``, ``read_timeout``); ``user_agent``
+    goes on the session (for pipelines without azure-core's ``UserAgentPolicy``).
     """
-    session = EnvironmentOnceSession()
+    session = EnvironmentOnceSession(user_agent=user_agent)
     # As azure-core mounts on a session of its own: urllib3 neither retries nor wraps errors
     # (azure-core's transport classifies them; its retry policy, here off, would retry).
     session.use_adapter(

@@ -27,7 +27,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.adapters.azure_errors import AzureCall, classify_azure_error
-from shared.adapters.httpenv import azure_transport
+from shared.adapters.sdk_pipeline import LeanTableClient, table_transport
 from shared.domain.errors import (
     CredentialsError,
     LedgerConflict,
@@ -55,20 +55,21 @@ def open_table_ledger(
 ) -> TableHireLedger:
     """A ledger by connection string, or by service URI with an Entra identity."""
     # The decision's RetryPolicy is the one that retries: the SDK's own would stack under it.
+    # The client's pipeline holds only the policies a call needs (sdk_pipeline.py).
     options: dict[str, Any] = {
         "retry_total": 0,
-        "transport": azure_transport(connection_timeout=5, read_timeout=10),
+        "transport": table_transport(connection_timeout=5, read_timeout=10),
     }
     if connection_string:
         if connection_string.replace(" ", "").lower() == "usedevelopmentstorage=true":
             connection_string = _DEVELOPMENT_STORAGE  # the tables SDK lacks the shortcut
-        client = TableClient.from_connection_string(connection_string, table_name, **options)
+        client = LeanTableClient.from_connection_string(connection_string, table_name, **options)
     elif table_service_uri:
         if credential is None:
             from azure.identity import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
-        client = TableClient(table_service_uri, table_name, credential=credential, **options)
+        client = LeanTableClient(table_service_uri, table_name, credential=credential, **options)
     else:
         raise ValueError("a connection string or a table service URI is needed")
     return TableHireLedger(client, read_only=read_only)

@@ -1,8 +1,9 @@
 """The hire ledger's Table Storage adapter against canned answers: the entity mapping both
 ways, conditional writes, and how failures are read (shared/adapters/azure_errors.py).
 
-The real ``TableClient`` (azure-data-tables) and azure-core pipeline, with its requests
-transport answered by ``CannedHttp``: no network, no Azurite.
+The real ``TableClient`` (azure-data-tables) with the pipeline the function builds
+(``LeanTableClient``, shared/adapters/sdk_pipeline.py), its requests transport answered by
+``CannedHttp``: no network, no Azurite.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import pytest
 import requests
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import TableClient
 
 from shared.adapters.ledger import TableHireLedger, partition_key_for, row_key_for
+from shared.adapters.sdk_pipeline import LeanTableClient
 from shared.domain.errors import CredentialsError, LedgerConflict, ServiceUnavailableError
 from shared.domain.model import HireRecord, HireState
 from shared.domain.outcomes import Category
@@ -35,7 +36,7 @@ JSON = "application/json;odata=minimalmetadata;streaming=true;charset=utf-8"
 
 
 def ledger(canned: CannedHttp, *, read_only: bool = True) -> TableHireLedger:
-    client = TableClient(
+    client = LeanTableClient(
         ENDPOINT,
         TABLE,
         credential=AzureNamedKeyCredential("ledgeraccount", KEY),

@@ -1,7 +1,8 @@
 """The Key Vault adapter against canned answers: what each refusal means, and that busy answers
 carry their Retry-After (shared/adapters/azure_errors.py).
 
-The real ``SecretClient`` and its challenge authentication, over azure-core's requests transport
+The real ``SecretClient`` with the pipeline the function builds (shared/adapters/sdk_pipeline.py)
+and its challenge authentication, over azure-core's requests transport
 answered by ``CannedHttp``: the first request of a client is answered with Key Vault's 401
 challenge, as the service does, and then the scripted answer.
 """
@@ -14,8 +15,8 @@ import pytest
 import requests
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
-from azure.keyvault.secrets import SecretClient
 
+from shared.adapters.sdk_pipeline import secret_client
 from shared.adapters.vault import KeyVaultSecretStore
 from shared.domain.errors import CredentialsError, ServiceUnavailableError
 from shared.domain.outcomes import Category
@@ -37,11 +38,10 @@ class Credential:
 
 
 def store(canned: CannedHttp) -> KeyVaultSecretStore:
-    client = SecretClient(
+    client = secret_client(
         VAULT,
         Credential(),  # type: ignore[arg-type]
         transport=RequestsTransport(session=session_with(canned), session_owner=False),
-        retry_total=0,
     )
     return KeyVaultSecretStore(client)
 
