@@ -26,6 +26,7 @@ from typing import NoReturn
 from shared.domain.errors import (
     AnswerLost,
     DirectoryUnavailable,
+    LedgerConflict,
     ProvisioningError,
     Refused,
     ServiceUnavailableError,
@@ -202,6 +203,42 @@ class HireWorkflow:
                 first_sent_at=self._now(),
             ),
         )
+        return self._send_create(record, password)
+
+    def creates_directly(self) -> bool:
+        """The event's UPN is created without any look-up up front (``_direct_choice``)."""
+        return self._direct_choice() is not None
+
+    def create_with_opening(self, opened: HireRecord) -> Outcome | None:
+        """A hire's likely first delivery, one table write before the create: the password
+        goes to the vault first (its secret's name is the eventId's, so it needs no record),
+        then ONE conditional insert of ``opened`` already in ``creating`` with the send
+        (UPN, immutableId, the secret's exact version, ``first_sent_at``), then the create.
+
+        None when the insert meets a record: the caller reads it and goes on as any delivery
+        does (the version written here is named by no record and expires unused). A
+        transient failure of the insert may still have applied it: it propagates, the retry
+        reads the record, and a record claimed by this invocation is taken up as its own.
+        Only for ``creates_directly()`` (a given UPN, nothing to look up first)."""
+        upn = self.event.user.user_principal_name
+        assert upn is not None and self.creates_directly()
+        password = self._new_password()
+        secret = self._passwords.store(
+            self.event.event_id, password, expires_on=self._now() + self._password_ttl
+        )
+        record = opened.password_recorded(secret).create_sent(
+            upn,
+            immutable_id=self.event.user.immutable_id,
+            upn_checked=False,  # nothing was looked up
+            first_sent_at=self._now(),
+        )
+        self.invocation.insert_tried = True
+        try:
+            record = self._ledger.add(record)
+        except LedgerConflict:
+            return None
+        self.invocation.counted = True
+        self.invocation.state = record.state
         return self._send_create(record, password)
 
     def _direct_choice(self) -> UpnChoice | None:
