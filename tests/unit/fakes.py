@@ -61,6 +61,8 @@ class InMemoryLedger:
         self.lose_answer: dict[str, list[Exception]] = {"add": [], "update": []}
         # Every call in order ("get", "add", "update"), for tests that count them.
         self.log: list[str] = []
+        # Inserts of a record already in state ``creating`` (the one-write first create).
+        self.creating_inserts = 0
 
     def _maybe_fail(self, operation: str) -> None:
         if self.fail_next[operation]:
@@ -82,6 +84,7 @@ class InMemoryLedger:
                 raise LedgerConflict("exists")
             stored = record.evolve(etag=str(next(self._etags)))
             self.records[record.event_id] = stored
+            self.creating_inserts += record.state.value == "creating"
         self._maybe_lose("add")
         return stored
 
