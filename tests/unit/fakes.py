@@ -63,6 +63,7 @@ class InMemoryLedger:
         self.log: list[str] = []
         # Inserts of a record already in state ``creating`` (the one-write first create).
         self.creating_inserts = 0
+        self.creating_conflicts = 0  # ... that met an existing record
 
     def _maybe_fail(self, operation: str) -> None:
         if self.fail_next[operation]:
@@ -81,6 +82,7 @@ class InMemoryLedger:
         self._maybe_fail("add")
         with self._lock:
             if record.event_id in self.records:
+                self.creating_conflicts += record.state.value == "creating"
                 raise LedgerConflict("exists")
             stored = record.evolve(etag=str(next(self._etags)))
             self.records[record.event_id] = stored

@@ -16,8 +16,9 @@ from shared.domain.errors import LedgerConflict, RedeliveryRequested, ServiceUna
 from shared.domain.model import HireState
 from shared.domain.outcomes import Outcome, Status
 from shared.domain.passwords import fingerprint
+from shared.service.intake import hire_status
 from tests.unit.conftest import Bench, Killed, event
-from tests.unit.test_ledger_learns import UPN, generated
+from tests.unit.test_ledger_learns import UPN, generated, lose, preview
 
 ONE_WRITE = ["vault.store", "ledger.add", "pc.create_user", "ledger.update"]
 
@@ -262,4 +263,22 @@ def test_a_creating_record_reads_as_creating_for_the_status_api(bench: Bench) ->
     record = bench.ledger.records["hr-1"]
     assert record.state is HireState.CREATING and record.create_calls == 1
     assert record.user_principal_name == UPN and record.current_secret is not None
+    status = hire_status(record)
+    assert status.state is HireState.CREATING and status.attempts == 1
+    assert status.user_principal_name == UPN and status.initial_password_secret_id is None
     paused.finish()
+    assert hire_status(bench.ledger.records["hr-1"]).state is HireState.CREATED
+
+
+def test_the_preview_of_a_one_write_record_left_creating_predicts_created(bench: Bench) -> None:
+    # (Without immutableId the send is unchecked and only the directory's creation time tells
+    # the hire's user; hire-preview reads Partner Center's list, which has none: not shown here.)
+    body = event()
+    lose(bench, body)  # applied; every answer of the first delivery lost
+    assert bench.ledger.records["hr-1"].state is HireState.CREATING
+    verdict = preview(bench, body)
+    assert verdict.expected_status == "created", verdict
+    assert verdict.user_principal_name == UPN
+    replayed = bench.deliver(body, delivery=2)
+    assert replayed.status.value == verdict.expected_status
+    assert_created_with_its_password(bench, replayed, attempts=2)
