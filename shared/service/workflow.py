@@ -19,7 +19,7 @@ No SDK and no adapter in sight: the workflow works through the ports in ``shared
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -386,17 +386,18 @@ class HireWorkflow:
         from before; else it is someone else, and no send of this UPN ever applied.
         """
         wanted = self.event.user.immutable_id
-        if wanted is not None and found.immutable_id is None:
-            # A user list may leave immutableId out: ask for the whole user before deciding.
-            found = (
-                self.invocation.call(
-                    self._partner_center.get_user,
-                    self.event.customer_tenant_id,
-                    found.id,
-                    correlation_id=self.event.correlation_guid,
-                )
-                or found
+        if found.immutable_id is None:
+            # A user list may leave immutableId out: ask for the whole user before deciding
+            # (with the event's immutableId it says who; without, a holder with one is not
+            # this hire's). The directory's creation time is kept: Partner Center has none.
+            whole = self.invocation.call(
+                self._partner_center.get_user,
+                self.event.customer_tenant_id,
+                found.id,
+                correlation_id=self.event.correlation_guid,
             )
+            if whole is not None:
+                found = whole if whole.created_at else replace(whole, created_at=found.created_at)
         maker = record.maker_of(found, refused_call=refused_call)
         if maker is not None:
             return self._succeed(record, Status.CREATED, found, secret=maker)

@@ -282,3 +282,21 @@ def test_the_preview_of_a_one_write_record_left_creating_predicts_created(bench:
     replayed = bench.deliver(body, delivery=2)
     assert replayed.status.value == verdict.expected_status
     assert_created_with_its_password(bench, replayed, attempts=2)
+
+
+def test_a_user_list_without_immutable_ids_never_makes_someone_else_the_hires_user() -> None:
+    """Found by the state machine (a vault fault rule): a create without immutableId whose
+    every call was lost before it applied, someone else (with an immutableId) takes the UPN,
+    and a user list that leaves immutableId out made the resend's look-up call that person
+    this hire's user. The decision now asks for the whole user first."""
+    bench = Bench(remembers=False)  # no directory: the path before the one-write one
+    bench.partner_center.list_omits_immutable_id = True
+    bench.partner_center.create_script = ["lost-before"] * 3
+    body = event(immutable_id=None)
+    with pytest.raises(RedeliveryRequested):
+        bench.deliver(body)
+    someone = bench.partner_center.seed(UPN, immutable_id="SOMEONE-ELSE")
+    outcome = bench.deliver(body, delivery=2)
+    assert outcome.status is Status.REJECTED, outcome
+    assert outcome.failure is not None and someone.id in outcome.failure.message
+    assert bench.partner_center.holders(UPN) == [someone]
