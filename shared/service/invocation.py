@@ -36,7 +36,11 @@ class Invocation:
         self.state: HireState | None = None
         # Set when this invocation found another delivery at work on the hire.
         self.waited_for_other = False
+        # The hire's record was (or may have been) inserted by this invocation: it reads first
+        # from then on.
         self.insert_tried = False
+        # The message carries the operator tool's ``replay`` member (a poison copy sent back).
+        self.replayed = False
         self.event_id: str | None = None  # once the body parsed as a hire event
         # The hire's last outcome when this invocation first read its record: a refusal
         # adopted from a delivery it waited for must be a later one.

@@ -19,13 +19,14 @@ No SDK and no adapter in sight: the workflow works through the ports in ``shared
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import NoReturn
 
 from shared.domain.errors import (
     AnswerLost,
     DirectoryUnavailable,
+    LedgerConflict,
     ProvisioningError,
     Refused,
     ServiceUnavailableError,
@@ -204,6 +205,42 @@ class HireWorkflow:
         )
         return self._send_create(record, password)
 
+    def creates_directly(self) -> bool:
+        """The event's UPN is created without any look-up up front (``_direct_choice``)."""
+        return self._direct_choice() is not None
+
+    def create_with_opening(self, opened: HireRecord) -> Outcome | None:
+        """A hire's likely first delivery, one table write before the create: the password
+        goes to the vault first (its secret's name is the eventId's, so it needs no record),
+        then ONE conditional insert of ``opened`` already in ``creating`` with the send
+        (UPN, immutableId, the secret's exact version, ``first_sent_at``), then the create.
+
+        None when the insert meets a record: the caller reads it and goes on as any delivery
+        does (the version written here is named by no record and expires unused). A
+        transient failure of the insert may still have applied it: it propagates, the retry
+        reads the record, and a record claimed by this invocation is taken up as its own.
+        Only for ``creates_directly()`` (a given UPN, nothing to look up first)."""
+        upn = self.event.user.user_principal_name
+        assert upn is not None and self.creates_directly()
+        password = self._new_password()
+        secret = self._passwords.store(
+            self.event.event_id, password, expires_on=self._now() + self._password_ttl
+        )
+        record = opened.password_recorded(secret).create_sent(
+            upn,
+            immutable_id=self.event.user.immutable_id,
+            upn_checked=False,  # nothing was looked up
+            first_sent_at=self._now(),
+        )
+        self.invocation.insert_tried = True
+        try:
+            record = self._ledger.add(record)
+        except LedgerConflict:
+            return None
+        self.invocation.counted = True
+        self.invocation.state = record.state
+        return self._send_create(record, password)
+
     def _direct_choice(self) -> UpnChoice | None:
         """With a directory that tells who holds a UPN in one call (issue 17), a given UPN is
         created without any look-up up front when the identity rule can settle a "taken" or a
@@ -349,17 +386,18 @@ class HireWorkflow:
         from before; else it is someone else, and no send of this UPN ever applied.
         """
         wanted = self.event.user.immutable_id
-        if wanted is not None and found.immutable_id is None:
-            # A user list may leave immutableId out: ask for the whole user before deciding.
-            found = (
-                self.invocation.call(
-                    self._partner_center.get_user,
-                    self.event.customer_tenant_id,
-                    found.id,
-                    correlation_id=self.event.correlation_guid,
-                )
-                or found
+        if found.immutable_id is None:
+            # A user list may leave immutableId out: ask for the whole user before deciding
+            # (with the event's immutableId it says who; without, a holder with one is not
+            # this hire's). The directory's creation time is kept: Partner Center has none.
+            whole = self.invocation.call(
+                self._partner_center.get_user,
+                self.event.customer_tenant_id,
+                found.id,
+                correlation_id=self.event.correlation_guid,
             )
+            if whole is not None:
+                found = whole if whole.created_at else replace(whole, created_at=found.created_at)
         maker = record.maker_of(found, refused_call=refused_call)
         if maker is not None:
             return self._succeed(record, Status.CREATED, found, secret=maker)

@@ -471,7 +471,9 @@ def test_two_deliveries_racing_both_point_at_the_password_the_user_has(
     for outcome in outcomes:
         harness.assert_secret_holds_users_password(outcome)
     versions = harness.stack.key_vault.versions(secret_name_for(event["eventId"]))
-    assert len(versions) == 1, "one password per hire, stored by the delivery holding the claim"
+    # Both are first deliveries: each writes its password before its insert (one table write
+    # per hire, docs/cost-per-hire.md); the one that lost the insert never names its version.
+    assert 1 <= len(versions) <= 2, "at most one password per first delivery"
 
 
 @pytest.mark.upn_lookup("partner-center")  # the paged scan itself

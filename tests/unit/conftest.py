@@ -16,7 +16,14 @@ from shared.domain.outcomes import Outcome
 from shared.domain.passwords import fingerprint
 from shared.domain.retry import RetryPolicy
 from shared.service.provisioning import Delivery, Provisioner
-from tests.unit.fakes import Clock, FakePartnerCenter, FakePoison, FakeVault, InMemoryLedger
+from tests.unit.fakes import (
+    Clock,
+    FakeDirectory,
+    FakePartnerCenter,
+    FakePoison,
+    FakeVault,
+    InMemoryLedger,
+)
 
 CUSTOMER = "4b10bf41-ab11-40e3-8c53-cd67849b50de"
 RETRY = RetryPolicy(
@@ -96,10 +103,19 @@ class Bench:
     poison: FakePoison = field(default_factory=FakePoison)
     gate: Gate = field(default_factory=Gate)
     outcomes: list[Outcome] = field(default_factory=list)
+    # A one-call UPN directory (issue 17): None, "consented" (known to answer) or "unknown"
+    # (not asked yet; turns out not consented).
+    directory_mode: str | None = None
 
     def __post_init__(self) -> None:
         self.partner_center = FakePartnerCenter(remembers_request_ids=self.remembers)
         self.vault = FakeVault(self.clock)
+        self.directory: FakeDirectory | None = None
+        if self.directory_mode is not None:
+            consented = self.directory_mode == "consented"
+            self.directory = FakeDirectory(
+                self.partner_center, consented=consented, known=True if consented else None
+            )
         self.service = Provisioner(
             partner_center=Gated(self.partner_center, self.gate),
             passwords=Gated(self.vault, self.gate),
@@ -112,6 +128,7 @@ class Bench:
             sleep=self.clock.sleep,
             monotonic=self.clock.monotonic,
             jitter=lambda: 0.5,
+            directory=Gated(self.directory, self.gate) if self.directory else None,
         )
 
     def deliver(

@@ -56,6 +56,14 @@ class InMemoryLedger:
         # Scripted failures: callables raising before an operation ("get", "add", "update").
         self.fail_next: dict[str, list[Exception]] = {"get": [], "add": [], "update": []}
         self.before_update: Callable[[HireRecord], None] | None = None
+        # Scripted lost answers: the insert or update is applied, then this is raised (the
+        # connection dropped before the answer came back).
+        self.lose_answer: dict[str, list[Exception]] = {"add": [], "update": []}
+        # Every call in order ("get", "add", "update"), for tests that count them.
+        self.log: list[str] = []
+        # Inserts of a record already in state ``creating`` (the one-write first create).
+        self.creating_inserts = 0
+        self.creating_conflicts = 0  # ... that met an existing record
 
     def _maybe_fail(self, operation: str) -> None:
         if self.fail_next[operation]:
@@ -63,22 +71,28 @@ class InMemoryLedger:
 
     def get(self, event_id: str) -> HireRecord | None:
         self.operations += 1
+        self.log.append("get")
         self._maybe_fail("get")
         with self._lock:
             return self.records.get(event_id)
 
     def add(self, record: HireRecord) -> HireRecord:
         self.operations += 1
+        self.log.append("add")
         self._maybe_fail("add")
         with self._lock:
             if record.event_id in self.records:
+                self.creating_conflicts += record.state.value == "creating"
                 raise LedgerConflict("exists")
             stored = record.evolve(etag=str(next(self._etags)))
             self.records[record.event_id] = stored
-            return stored
+            self.creating_inserts += record.state.value == "creating"
+        self._maybe_lose("add")
+        return stored
 
     def update(self, record: HireRecord) -> HireRecord:
         self.operations += 1
+        self.log.append("update")
         if self.before_update is not None:
             self.before_update(record)
         self._maybe_fail("update")
@@ -88,7 +102,12 @@ class InMemoryLedger:
                 raise LedgerConflict("changed")
             stored = record.evolve(etag=str(next(self._etags)))
             self.records[record.event_id] = stored
-            return stored
+        self._maybe_lose("update")
+        return stored
+
+    def _maybe_lose(self, operation: str) -> None:
+        if self.lose_answer[operation]:
+            raise self.lose_answer[operation].pop(0)
 
     def query(self, query: LedgerQuery) -> Iterator[HireRecord]:
         for record in list(self.records.values()):
@@ -106,9 +125,13 @@ class FakeVault:
         self.writes = 0
         self.reads = 0
         self._clock = clock
+        # Scripted failures of the next writes (raised before anything is stored).
+        self.fail_next: list[Exception] = []
 
     def store(self, event_id: str, password: str, *, expires_on: datetime) -> SecretRef:
         self.writes += 1
+        if self.fail_next:
+            raise self.fail_next.pop(0)
         secret_id = f"https://vault.test/secrets/pw-{abs(hash(event_id))}/{uuid.uuid4().hex}"
         self.secrets[secret_id] = password
         self.expiries[secret_id] = expires_on

@@ -190,14 +190,22 @@ class HireMachine(RuleBasedStateMachine):
         remembers=st.booleans(),
         duplicate_as_plain_400=st.booleans(),
         list_omits_immutable_id=st.booleans(),
+        directory=st.sampled_from(["consented", None, "unknown"]),
     )
     def partner_center_variant(
-        self, remembers: bool, duplicate_as_plain_400: bool, list_omits_immutable_id: bool
+        self,
+        remembers: bool,
+        duplicate_as_plain_400: bool,
+        list_omits_immutable_id: bool,
+        directory: str | None,
     ) -> None:
         """Partner Center remembers MS-RequestId or not; answers a duplicate UPN with its
-        duplicate code or a plain 400; lists users with or without immutableId."""
-        self.bench = Bench(remembers=remembers)
+        duplicate code or a plain 400; lists users with or without immutableId. A one-call
+        directory (issue 17) is absent, consented (given UPNs are created directly: a first
+        delivery takes the one-write path), or not consented (found out at its first use)."""
+        self.bench = Bench(remembers=remembers, directory_mode=directory)
         pc = self.bench.partner_center
+        pc.clock = self.bench.clock
         pc.duplicate_as_plain_400 = duplicate_as_plain_400
         pc.list_omits_immutable_id = list_omits_immutable_id
         pc.customers = {CUSTOMER}
@@ -287,6 +295,8 @@ class HireMachine(RuleBasedStateMachine):
         gate.thread = threading.current_thread() if kill_at is not None else None
         gate.at, gate.count, gate.kill = kill_at, 0, True
         self._begin(message)
+        ledger = self.bench.ledger
+        inserts, conflicts = ledger.creating_inserts, ledger.creating_conflicts
         try:
             ended: Outcome | BaseException = self.bench.deliver(
                 message.body, delivery=message.dequeue_count, message_id=message.message_id
@@ -296,6 +306,10 @@ class HireMachine(RuleBasedStateMachine):
         finally:
             gate.thread = None
             self.pc.actor = None
+        if ledger.creating_inserts > inserts:
+            event("path: one write before the create")
+        if ledger.creating_conflicts > conflicts:
+            event("path: one-write insert met an existing record")
         return self._end(message, ended, kill_at=kill_at)
 
     def _begin(self, message: Message) -> None:
@@ -417,17 +431,30 @@ class HireMachine(RuleBasedStateMachine):
 
     @rule(
         operation=st.sampled_from(["get", "add", "update"]),
-        error=st.sampled_from(["unavailable", "conflict"]),
+        error=st.sampled_from(["unavailable", "conflict", "answer-lost"]),
     )
     def ledger_fault(self, operation: str, error: str) -> None:
         """The next ledger read, insert or update fails: the table is unavailable, or another
-        writer got there first (a conditional write refused)."""
+        writer got there first (a conditional write refused), or the write was applied and
+        its answer lost (a dropped connection; a read has nothing to lose)."""
         assert self.bench is not None
+        if error == "answer-lost":
+            if operation != "get":
+                self.bench.ledger.lose_answer[operation].append(
+                    ServiceUnavailableError("connection reset after the write")
+                )
+            return
         self.bench.ledger.fail_next[operation].append(
             ServiceUnavailableError("table unavailable", http_status=503)
             if error == "unavailable"
             else LedgerConflict("changed")
         )
+
+    @rule()
+    def vault_write_fails(self) -> None:
+        """The next Key Vault write fails (before anything is stored)."""
+        assert self.bench is not None
+        self.bench.vault.fail_next.append(ServiceUnavailableError("vault unavailable"))
 
     @precondition(lambda self: not self.bench.poison.fail)
     @rule()
@@ -718,6 +745,9 @@ class HireMachine(RuleBasedStateMachine):
         pc.reset_script.clear()
         for scripted in self.bench.ledger.fail_next.values():
             scripted.clear()
+        for scripted in self.bench.ledger.lose_answer.values():
+            scripted.clear()
+        self.bench.vault.fail_next.clear()
         self.bench.poison.fail.clear()
         self.user_list_catches_up()
         note("teardown: faults fixed; every message delivered to its end")
