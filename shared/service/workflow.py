@@ -333,6 +333,12 @@ class HireWorkflow:
                 raise self._refuse(
                     record, _deleted_conflict(self.event, choice, said=taken)
                 ) from None
+            if _only_call_of(record, upn):
+                # This refused call was the only create of this UPN that may have been
+                # applied, so someone else holds it. Forget the send now: resent later, a
+                # second refusal would leave this one counted as "may have made the holder",
+                # and the holder (another hire's user, once listed) would be taken for ours.
+                self.write(record.upn_released(upn))
             raise ServiceUnavailableError(
                 f"Partner Center says userPrincipalName {upn} is taken but does not list the "
                 "user yet",
@@ -676,6 +682,20 @@ class HireWorkflow:
 
     def _now_text(self) -> str:
         return utc_now_text(self._now())
+
+
+def _only_call_of(record: HireRecord, upn: str) -> bool:
+    """The current send's latest call, just refused, is its only one, and no other unsettled
+    create of this hire names ``upn``: nothing of this UPN may have been applied."""
+    current = record.current_send
+    if current is None or current.kind is not SendKind.CREATE or current.calls > 1:
+        return False
+    folded = upn.casefold()
+    return not any(
+        send.user_principal_name.casefold() == folded
+        for send in record.pending_creates
+        if send is not current
+    )
 
 
 def _upn_of(event: HireEvent, record: HireRecord) -> str:

@@ -1,0 +1,36 @@
+"""Sequences the stateful test found, replayed step by step as plain regression tests (the
+rules and invariants are the state machine's own; see docs/state-machine-tests.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+import tests.unit.test_state_machine as machine
+
+
+@pytest.fixture
+def state(monkeypatch: pytest.MonkeyPatch) -> machine.HireMachine:
+    # note() and event() report to hypothesis, which is not running here.
+    monkeypatch.setattr(machine, "note", lambda *args, **kwargs: None)
+    monkeypatch.setattr(machine, "event", lambda *args, **kwargs: None)
+    return machine.HireMachine()
+
+
+def test_a_refused_create_of_a_generated_upn_another_hire_took_is_not_counted_later(
+    state: machine.HireMachine,
+) -> None:
+    """F12: hr-1 checks jane.doe@ (free), pauses; hr-2 takes it; hr-1's create is refused
+    "taken" while the user list lags. That refusal was the send's only call, so the record
+    forgets the send; before, the resend's second refusal left the first counted as "may
+    have made the holder", and hr-1 reported hr-2's user as created."""
+    state.partner_center_variant(
+        remembers=False, duplicate_as_plain_400=False, list_omits_immutable_id=False,
+        directory=None,
+    )
+    state.user_list_lags(reads=1)
+    state.publish(customer="right", generated_upn=True, hire=1, immutable_id=None)
+    state.publish(customer="right", generated_upn=True, hire=2, immutable_id=None)
+    state.interleave(first=0, pause_at=4, second=0, second_last=False)
+
+    state.promises_hold()
+    state.teardown()
