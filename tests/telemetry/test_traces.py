@@ -73,11 +73,12 @@ def test_created_hire_continues_the_hr_trace(harness: FunctionHarness, exported:
     # from Key Vault and exchanged at Entra under the first Partner Center call.
     children = [line.strip() for line in shape if line.startswith("  ") and line[2] != " "]
     assert children == [
-        "ledger add",  # a hire's first delivery inserts its record without reading first
-        # With an immutableId nothing is looked up first: the create's own duplicate answer
-        # reveals a holder (active, or a deleted one to restore), so the create comes at once.
+        # A hire's likely first delivery writes the password, then inserts its record already
+        # claimed and in creating (one table call, no read). With an immutableId nothing is
+        # looked up first: the create's own duplicate answer reveals a holder (active, or a
+        # deleted one to restore), so the create comes at once.
         "key_vault store",
-        "ledger update",
+        "ledger add",
         "partner_center create_user",
         "ledger update",
     ]
