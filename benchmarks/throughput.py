@@ -9,6 +9,7 @@
         --upn-lookup graph --upn-lookup partner-center           # the cost-per-hire matrix
     .venv/bin/python -m benchmarks.throughput --memory-hires 10000   # RSS after every 1,000
     .venv/bin/python -m benchmarks.throughput --profile              # where the CPU goes
+    .venv/bin/python -m benchmarks.throughput --latency 0.05 --rate 10   # latency below capacity
 
 Publishes hire events to Azurite and runs the real function_app.py on one local Functions
 host in its own process (as an instance runs it) until the queues are drained. Reports, per
@@ -17,6 +18,11 @@ CPU, the calls to Key Vault, tables, the token endpoint and Partner Center; invo
 also as a multiple of the latency of the calls no design can avoid (the password's write to
 Key Vault and the create call); the host process's peak memory; and the import time of
 function_app. ``--latency`` adds that many seconds to every call of every stand-in.
+
+By default each batch is published at once, so the host runs at capacity: twelve invocations
+in flight share two cores with the stand-ins and Azurite, and the latency then includes the
+wait for a core. ``--rate N`` publishes N events per second instead (below capacity), which
+measures what one hire waits for when the machine is not saturated. Both are printed.
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ class Run:
     customer_size: int = 0
     upn_lookup: str | None = None
     graph_consent: str = "consented"
+    rate: float = 0.0  # events offered per second; 0: each batch at once
 
 
 def without_immutable_id(number: int, share_without: float) -> bool:
@@ -87,10 +94,26 @@ def without_immutable_id(number: int, share_without: float) -> bool:
 
 
 def _publish(
-    publisher: HirePublisher, start: int, count: int, run_id: str, *, share_without: float
+    publisher: HirePublisher,
+    start: int,
+    count: int,
+    run_id: str,
+    *,
+    share_without: float,
+    rate: float = 0.0,
 ) -> None:
-    # Several senders, so publishing keeps ahead of the host.
     send = partial(_publish_one, publisher, run_id, share_without=share_without)
+    if rate > 0:
+        # One sender on a fixed schedule (not "sleep after each send"), so the offered rate
+        # does not drift with the publish call's own time.
+        began = time.perf_counter()
+        for offset, number in enumerate(range(start, start + count)):
+            delay = began + offset / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            send(number)
+        return
+    # Several senders, so publishing keeps ahead of the host.
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(send, range(start, start + count)))
 
@@ -168,6 +191,7 @@ def run(
     upn_lookup: str | None = None,
     graph_consent: str = "consented",
     batch: int = BATCH,
+    rate: float = 0.0,
 ) -> Run:
     """``hires`` events in batches of ``batch``; the host's RSS is read after each batch."""
     with ExitStack() as resources:
@@ -210,7 +234,7 @@ def run(
         while done < hires:
             count = min(batch, hires - done)
             started = time.perf_counter()
-            _publish(publisher, done, count, run_id, share_without=share_without)
+            _publish(publisher, done, count, run_id, share_without=share_without, rate=rate)
             # A paged look-up in a large customer takes size/100 calls per hire.
             per_hire = 0.5 + (customer_size / 100) * (latency + 0.01) * share_without
             if not _wait_for_outcomes(results, done + count, timeout=max(120.0, count * per_hire)):
@@ -237,6 +261,7 @@ def run(
             customer_size=customer_size,
             upn_lookup=upn_lookup,
             graph_consent=graph_consent,
+            rate=rate,
         )
 
 
@@ -293,6 +318,7 @@ class Figures:
     function_cpu_ms: float
     p50_ms: float | None
     hires_per_second: float
+    rate: float = 0.0
 
     @property
     def p50_multiple(self) -> float | None:
@@ -315,6 +341,7 @@ def figures(result: Run) -> Figures:
         function_cpu_ms=sum(r["cpuTime"] or 0.0 for r in invoked) / hires * 1000,
         p50_ms=statistics.quantiles(durations, n=100)[49] * 1000 if len(durations) > 1 else None,
         hires_per_second=result.hires / max(result.elapsed, 1e-9),
+        rate=result.rate,
     )
 
 
@@ -328,9 +355,9 @@ def print_summary(rows: Sequence[Figures]) -> None:
     print(
         "| UPN_LOOKUP | users | without immutableId | hires | Partner Center calls | list pages "
         "| Graph | KV reads | KV writes | table calls | CPU, function | p50 | p50 ÷ unavoidable "
-        "| hires/s |"
+        "| offered | hires/s |"
     )
-    print("|---" * 14 + "|")
+    print("|---" * 15 + "|")
     for row in rows:
         pc = row.calls["Partner Center"]
         multiple = row.p50_multiple
@@ -347,6 +374,7 @@ def print_summary(rows: Sequence[Figures]) -> None:
                 if multiple is not None
                 else "| - "
             )
+            + f"| {f'{row.rate:g}/s' if row.rate else 'at once'} "
             + f"| {row.hires_per_second:.1f} |"
         )
     print(
@@ -362,6 +390,7 @@ def report(result: Run) -> Figures:
     durations = sorted(r["duration"] for r in invoked if r["outcome"] == "succeeded")
     function_cpu = sum(r["cpuTime"] or 0.0 for r in invoked)
     shape = f"{result.share_without:.0%} of events without immutableId"
+    shape += f", {result.rate:g} events/s offered" if result.rate else ", published at once"
     if result.customer_size:
         shape += f", customer of {result.customer_size:,} users"
     if result.upn_lookup:
@@ -405,7 +434,7 @@ def report(result: Run) -> Figures:
 # -- profiling -------------------------------------------------------------------------------
 
 
-def profile(hires: int, share_without: float = 1.0) -> None:
+def profile(hires: int, share_without: float = 1.0, *, save_to: Path | None = None) -> None:
     """Run the host in this process with cProfile on every invocation's thread; print what
     dominates the function's own CPU time."""
     from devtools.funchost import LocalFunctionsHost
@@ -470,6 +499,9 @@ def profile(hires: int, share_without: float = 1.0) -> None:
     stats = pstats.Stats(profiles[0])
     for profiler in profiles[1:]:
         stats.add(profiler)
+    if save_to is not None:
+        # For pstats or snakeviz: callers and callees, which the printout below leaves out.
+        stats.dump_stats(save_to)
     print("-- log records at INFO and above per hire from the function's threads, by logger")
     for name, count in by_logger.most_common():
         print(f"  {name:30} {count / max(1, len(profiles)):6.2f}")
@@ -531,16 +563,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="how the stand-in Graph answers for the customer (e.g. identity_not_found: not "
         "consented, so UPN_LOOKUP=auto falls back to Partner Center's user list)",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        action="append",
+        default=None,
+        help="events published per second (0: each batch at once, the host at capacity); "
+        "repeat for several runs (default 0)",
+    )
     parser.add_argument("--no-import-time", action="store_true", help="skip the import timing")
     parser.add_argument("--profile", action="store_true", help="profile instead of measuring")
+    parser.add_argument(
+        "--profile-out", type=Path, default=None, help="with --profile: also save the stats here"
+    )
     args = parser.parse_args(argv)
     shares = args.share_without
     if shares is None:
         shares = {"without": [1.0], "with": [0.0], "both": [1.0, 0.0]}[args.immutable_id]
     if any(not 0.0 <= share <= 1.0 for share in shares):
         parser.error("--share-without takes a number from 0 to 1")
+    if any(rate < 0 for rate in args.rate or []):
+        parser.error("--rate takes a number of events per second, 0 or more")
     if args.profile:
-        profile(args.hires, shares[0])
+        profile(args.hires, shares[0], save_to=args.profile_out)
         return 0
     sizes = [parse_size(text, args.hires) for text in args.customer_size or ["0"]]
     if not args.no_import_time:
@@ -553,18 +598,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for size, hires in sizes:
             for share in shares:
                 for latency in args.latency if args.latency is not None else [0.0, 0.05]:
-                    rows.append(
-                        report(
-                            run(
-                                hires,
-                                latency,
-                                share_without=share,
-                                customer_size=size,
-                                upn_lookup=upn_lookup,
-                                graph_consent=args.graph_consent,
+                    for rate in args.rate or [0.0]:
+                        rows.append(
+                            report(
+                                run(
+                                    hires,
+                                    latency,
+                                    share_without=share,
+                                    customer_size=size,
+                                    upn_lookup=upn_lookup,
+                                    graph_consent=args.graph_consent,
+                                    rate=rate,
+                                )
                             )
                         )
-                    )
     if len(rows) > 1:
         print_summary(rows)
     if args.memory_hires:
