@@ -10,9 +10,10 @@ would get), already this hire's user, would restore (a rehire), conflict (with w
 by Partner Center, and for the licences asked for, which are available and which are short.
 
 Read-only by construction: only ``GET`` calls to Partner Center (users, deleted users,
-subscribed SKUs), the credentials read from Key Vault (a rotated refresh token is never
-written back), and the hire ledger read when storage is configured (never created). Nothing
-is published, stored or written anywhere.
+subscribed SKUs) and, as ``UPN_LOOKUP`` says, to Microsoft Graph in the customer's tenant (who
+holds a UPN, in one call, as the function looks it up), the credentials read from Key Vault (a
+rotated refresh token is never written back), and the hire ledger read when storage is
+configured (never created). Nothing is published, stored or written anywhere.
 
 The verdicts use the decision's own rules (``shared.domain.planning``) and account for the batch
 itself: two events generating the same UPN get ``jane.doe`` and ``jane.doe2``, a repeated
@@ -49,7 +50,7 @@ from ops.cli import (
 from ops.event_input import EventInputError, EventText, split_events
 from ops.ledger_view import LEDGER_TABLE_SETTING
 from ops.render import terminal_safe
-from shared.domain.errors import ProvisioningError
+from shared.domain.errors import DirectoryUnavailable, ProvisioningError
 from shared.domain.events import HireEvent, InvalidEvent, decode_body, parse_event
 from shared.domain.license_planning import SHORTFALL_CODE, plan_licenses
 from shared.domain.model import SUCCESS_STATES, FoundUser, HireRecord, SubscribedSku
@@ -62,6 +63,7 @@ from shared.domain.planning import (
     identity_changes,
     step_for,
 )
+from shared.domain.ports import UpnDirectory
 from shared.domain.upn import UpnGenerationError
 from shared.settings import STORAGE_CONNECTION_SETTING, Settings, SettingsError
 
@@ -153,10 +155,12 @@ class Previewer:
         *,
         upn_template: str,
         ledger: LedgerReader | None = None,
+        directory: UpnDirectory | None = None,
     ) -> None:
         self._pc = partner_center
         self._template = upn_template
         self._ledger = ledger
+        self._directory = directory
 
     def preview(self, lines: Iterable[str]) -> list[Verdict]:
         """JSON Lines, one event per line (blank lines skipped)."""
@@ -218,6 +222,16 @@ class Previewer:
         def lookup(upn: str, inactive: bool) -> FoundUser | None:
             if not inactive and (customer, upn.casefold()) in batch.taken:
                 return batch.taken[(customer, upn.casefold())]
+            directory = self._directory
+            # As the function looks (shared.service.workflow): the directory for active users
+            # where it answers for the customer, with the creation time that tells a hire's
+            # own user after a create sent without a check; else Partner Center's user list.
+            answers = directory is not None and directory.available(customer) is not False
+            if not inactive and directory is not None and answers:
+                try:
+                    return directory.find_user_by_upn(customer, upn, correlation_id=correlation)
+                except DirectoryUnavailable:
+                    pass  # not consented (or this UPN only): the user list answers
             return self._pc.find_user_by_upn(
                 customer, upn, correlation_id=correlation, inactive=inactive
             )
@@ -492,8 +506,10 @@ def _run(args: argparse.Namespace, stdin: TextIO | None) -> int:
     try:
         settings = Settings.from_environment({**tool_settings.values, **overrides})
     except SettingsError as error:
-        where = f" (settings file: {tool_settings.file})" if tool_settings.file else (
-            " (no settings file: pass --settings FILE or run where local.settings.json is)"
+        where = (
+            f" (settings file: {tool_settings.file})"
+            if tool_settings.file
+            else (" (no settings file: pass --settings FILE or run where local.settings.json is)")
         )
         raise ToolError(f"{error}{where}", EXIT_USAGE) from None
     source = "stdin" if args.file == "-" else args.file
@@ -539,12 +555,16 @@ def preview_events_with_settings(
             )
             if explicit_table:
                 raise ToolError(f"{message}: check --table")
-            print(f"hire-preview: note: {message}; verdicts assume no hire was seen before",
-                  file=sys.stderr)
+            print(
+                f"hire-preview: note: {message}; verdicts assume no hire was seen before",
+                file=sys.stderr,
+            )
             ledger = None
-    client = composition.build_read_only_partner_center(settings)
+    client, directory = composition.build_read_only_readers(settings)
     try:
-        previewer = Previewer(client, upn_template=settings.upn_template, ledger=ledger)
+        previewer = Previewer(
+            client, upn_template=settings.upn_template, ledger=ledger, directory=directory
+        )
         return previewer.preview_events(events)
     finally:
         client.close()

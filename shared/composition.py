@@ -222,9 +222,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def build_read_only_partner_center(settings: Settings) -> PartnerCenterClient:
-    """A Partner Center client for the operators' preview: it reads the credentials and never
-    writes the rotated refresh token back (the preview writes nothing anywhere)."""
+def build_read_only_readers(settings: Settings) -> tuple[PartnerCenterClient, UpnDirectory]:
+    """Partner Center and the UPN directory for the operators' preview: they read the
+    credentials and never write the rotated refresh token back (the preview writes nothing
+    anywhere). The directory is the function's own (``UPN_LOOKUP``), so the preview finds a
+    UPN's holder, with its creation time, where the function would."""
     credential_store = _ReadOnlySecrets(
         _secret_store(settings.key_vault_url, _vault_credential(settings))
     )
@@ -241,7 +243,8 @@ def build_read_only_partner_center(settings: Settings) -> PartnerCenterClient:
         write_back_interval=timedelta.max,
     )
     session = EnvironmentOnceSession(user_agent="hire-provisioning-preview/0.1")
-    return PartnerCenterClient(settings.partner_center_base_url, tokens, session=session)
+    client = PartnerCenterClient(settings.partner_center_base_url, tokens, session=session)
+    return client, build_upn_directory(settings, tokens, session=session)
 
 
 class _ReadOnlySecrets:

@@ -192,8 +192,7 @@ class HttpAccessSettings:
                 mode = HttpAccess(text)
             except ValueError:
                 raise SettingsError(
-                    "HIRES_HTTP_AUTH must be function-key or entra, got "
-                    f"{text[:40]!r}"
+                    f"HIRES_HTTP_AUTH must be function-key or entra, got {text[:40]!r}"
                 ) from None
         ids = env.get("HIRES_HTTP_ALLOWED_CLIENT_IDS", "")
         return cls(

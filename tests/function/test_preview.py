@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from azure.data.tables import TableServiceClient
 
+from devtools.standins import Fault
 from ops import preview
 from shared.domain.errors import RedeliveryRequested
 
@@ -186,3 +187,41 @@ def test_the_preview_of_the_demos_events_agrees_with_the_run(
     by_event = {o["eventId"]: o for o in outcomes if o["eventId"]}
     assert by_event["hr-2026-000112"]["userPrincipalName"].startswith("existing.user2@")
     assert by_event["hr-2026-000115"]["licenses"]["failed"][0]["code"] == 60012
+
+
+def test_the_preview_finds_a_hire_left_creating_without_immutable_id_where_the_function_does(
+    harness: FunctionHarness,
+) -> None:
+    """A create sent without a look-up first (no immutableId, Graph known to answer for the
+    customer), applied, its answer lost, and the hire left ``creating``: only the directory's
+    creation time tells that the holder is this hire's own. The preview looks the UPN up in
+    Graph as the function does, so it says ``create`` (reported created), not ``conflict``."""
+    from shared.settings import Settings
+
+    from .test_provisioning import CREATE
+
+    graph = "GET /v1.0/users/*"
+    first = hire_event(41)
+    del first["user"]["immutableId"]
+    assert harness.invoke(first)["status"] == "created"  # looked up in Graph: it answers
+    body = hire_event(42)
+    del body["user"]["immutableId"]
+    harness.stack.partner_center.faults.add(Fault.apply_then_drop(), match=CREATE, times=10)
+    harness.stack.graph.faults.add(Fault.status(503), match=graph, times=100)
+    with pytest.raises(RedeliveryRequested):
+        harness.invoke(body, dequeue_count=1)
+    assert harness.ledger_record(body["eventId"]).state.value == "creating"
+    (made,) = [u for u in harness.users() if u["userPrincipalName"] == f"user42@{DOMAIN}"]
+    harness.stack.partner_center.faults.clear()
+    harness.stack.graph.faults.clear()
+
+    (verdict,) = preview.preview_with_settings(Settings.from_environment(), [json.dumps(body)])
+    assert (verdict.verdict, verdict.expected_status) == ("create", "created"), verdict
+    assert verdict.user_id == made["id"]
+
+    outcome = harness.invoke(body, dequeue_count=2)
+    assert (outcome["status"], outcome["userId"]) == ("created", made["id"])
+    assert (
+        len([u for u in harness.users() if u["userPrincipalName"] == made["userPrincipalName"]])
+        == 1
+    )

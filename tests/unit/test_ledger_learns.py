@@ -254,7 +254,10 @@ def preview(bench: Bench, body: dict[str, Any]) -> Any:
     from shared.domain.upn import DEFAULT_TEMPLATE
 
     (verdict,) = Previewer(
-        bench.partner_center, upn_template=DEFAULT_TEMPLATE, ledger=bench.ledger
+        bench.partner_center,
+        upn_template=DEFAULT_TEMPLATE,
+        ledger=bench.ledger,
+        directory=bench.directory,
     ).preview([json.dumps(body)])
     return verdict
 

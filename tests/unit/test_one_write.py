@@ -270,10 +270,14 @@ def test_a_creating_record_reads_as_creating_for_the_status_api(bench: Bench) ->
     assert hire_status(bench.ledger.records["hr-1"]).state is HireState.CREATED
 
 
-def test_the_preview_of_a_one_write_record_left_creating_predicts_created(bench: Bench) -> None:
-    # (Without immutableId the send is unchecked and only the directory's creation time tells
-    # the hire's user; hire-preview reads Partner Center's list, which has none: not shown here.)
-    body = event()
+@pytest.mark.parametrize("immutable_id", ["E1", None], ids=["with", "without-immutable-id"])
+def test_the_preview_of_a_one_write_record_left_creating_predicts_created(
+    bench: Bench, immutable_id: str | None
+) -> None:
+    # Without immutableId the send is unchecked and only the directory's creation time tells
+    # the hire's user: hire-preview looks the UPN up where the function does (the directory,
+    # here consented), not in Partner Center's user list, which has no creation time.
+    body = event(immutable_id=immutable_id)
     lose(bench, body)  # applied; every answer of the first delivery lost
     assert bench.ledger.records["hr-1"].state is HireState.CREATING
     verdict = preview(bench, body)

@@ -24,7 +24,9 @@ def test_a_refused_create_of_a_generated_upn_another_hire_took_is_not_counted_la
     forgets the send; before, the resend's second refusal left the first counted as "may
     have made the holder", and hr-1 reported hr-2's user as created."""
     state.partner_center_variant(
-        remembers=False, duplicate_as_plain_400=False, list_omits_immutable_id=False,
+        remembers=False,
+        duplicate_as_plain_400=False,
+        list_omits_immutable_id=False,
         directory=None,
     )
     state.user_list_lags(reads=1)
