@@ -171,15 +171,23 @@ class Send:
         """The identity rule for one unsettled create: could it have made ``user``?
 
         UPNs are unique, so only a user holding this send's UPN; with ``immutableId`` only one
-        with exactly that immutableId; without it, only a user without one (a user list that
-        leaves immutableId out cannot tell), and only when the UPN was free before the send.
+        with exactly that immutableId, and not one the directory says was made before the
+        send's first call (the same person from before, whom a lost answer and a forgotten
+        ``MS-RequestId`` would otherwise pass off as this hire's user, with a password that
+        account does not have); without it, only a user without one (a user list that leaves
+        immutableId out cannot tell), and only when the UPN was free before the send.
         """
         if self.kind is not SendKind.CREATE or self.calls == 0:
             return False
         if user.user_principal_name.casefold() != self.user_principal_name.casefold():
             return False
         if self.immutable_id is not None:
-            return user.immutable_id == self.immutable_id
+            # A creation time only the directory gives (Partner Center has none): without
+            # it, the same immutableId after a possibly applied create stays this hire's.
+            return (
+                user.immutable_id == self.immutable_id
+                and self.made_after_first_send(user) is not False
+            )
         if user.immutable_id is not None:
             return False  # this create carried no immutableId: the user it made has none
         if self.upn_checked:

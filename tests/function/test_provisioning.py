@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -612,3 +612,39 @@ def test_a_failing_page_of_the_user_list_is_read_again_not_the_whole_lookup(
     calls = harness.stack.partner_center.counters["calls"]
     # Two pages of active users, the first read twice: the lookup was not started over.
     assert calls["GET /v1/customers/{id}/users"] == 3
+
+
+def test_the_same_person_from_before_stays_already_exists_after_a_lost_create(
+    harness: FunctionHarness,
+) -> None:
+    """The event's immutableId already holds its UPN (made an hour ago); the create, sent
+    without a look-up, is dropped before Partner Center applies it and the resend is refused
+    as a duplicate. Graph's createdDateTime, before the first call, says no call of this hire
+    made that user: ``already_exists`` without an initial password, not ``created`` with a
+    password the account does not have."""
+    event = hire_event(43)
+    upn = event["user"]["userPrincipalName"]
+    made = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    harness.stack.partner_center.add_user(
+        CUSTOMER,
+        {
+            "userPrincipalName": upn,
+            "immutableId": event["user"]["immutableId"],
+            "createdDateTime": made,
+        },
+    )
+    (person,) = harness.users()
+    harness.stack.partner_center.faults.add(Fault.drop(), match=CREATE, times=1)
+
+    outcome = None
+    for delivery in range(1, 6):
+        try:
+            outcome = harness.invoke(event, dequeue_count=delivery)
+            break
+        except RedeliveryRequested:
+            continue
+
+    assert outcome is not None and outcome["status"] == "already_exists", outcome
+    assert outcome["userId"] == person["id"]
+    assert outcome["initialPasswordSecretId"] is None
+    assert len(harness.users()) == 1

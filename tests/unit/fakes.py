@@ -460,11 +460,17 @@ class FakeDirectory:
         if not self.consented:
             self.known = False
             raise DirectoryUnavailable("no consent")
+        customers = self.partner_center.customers
+        if customers is not None and customer_tenant_id not in customers:
+            # Entra refuses a token for a tenant that is no customer of the partner: that
+            # tenant only, as GraphUpnDirectory says (the caller falls back to the user list).
+            raise DirectoryUnavailable("no such tenant")
         self.known = True
         action = self.script.pop(0) if self.script else "ok"
         if action == "hide":
             return None
-        for user in self.partner_center.holders(user_principal_name):
+        # Graph in one customer's tenant sees that customer's users only.
+        for user in self.partner_center.holders(user_principal_name, customer_tenant_id):
             if user.state == "active":
                 found = FakePartnerCenter._found(user)
                 return FoundUser(**{**found.__dict__, "created_at": user.created_at})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -304,3 +305,37 @@ def test_a_user_list_without_immutable_ids_never_makes_someone_else_the_hires_us
     assert outcome.status is Status.REJECTED, outcome
     assert outcome.failure is not None and someone.id in outcome.failure.message
     assert bench.partner_center.holders(UPN) == [someone]
+
+
+@pytest.mark.parametrize("lost", [["lost-before"], ["lost-before", "lost-before"]])
+def test_the_same_person_from_before_is_not_passed_off_as_made_by_a_lost_create(
+    bench: Bench, lost: list[str]
+) -> None:
+    """The identity rule's residual case, closed where the directory gives creation times:
+    the same person (same immutableId) already holds the UPN, the create is sent without a
+    look-up, its answer is lost, and the resend is answered "taken" (Partner Center never
+    applied it, or forgot the MS-RequestId). The holder was made an hour before the first
+    call, so no call of this hire made it: ``already_exists`` with no initial password, not
+    ``created`` with a password that account does not have."""
+    person = bench.partner_center.seed(
+        UPN, immutable_id="E1", created_at=bench.clock() - timedelta(hours=1)
+    )
+    person.tenant = None
+    bench.partner_center.create_script = list(lost)
+
+    outcome = bench.deliver(event(immutable_id="E1"))
+
+    assert outcome.status is Status.ALREADY_EXISTS, outcome
+    assert outcome.user_id == person.id and outcome.initial_password_secret_id is None
+    assert bench.partner_center.holders(UPN) == [person]
+    assert bench.ledger.records["hr-1"].state is HireState.EXISTING
+
+
+def test_the_hires_own_user_after_a_lost_answer_is_still_created(bench: Bench) -> None:
+    """The other side of the rule above: a user the lost create did make (created after the
+    first call, by the directory's clock) is this hire's, with its password."""
+    bench.partner_center.create_script = ["lost-after"]
+
+    outcome = bench.deliver(event(immutable_id="E1"))
+
+    assert_created_with_its_password(bench, outcome)

@@ -36,3 +36,27 @@ def test_a_refused_create_of_a_generated_upn_another_hire_took_is_not_counted_la
 
     state.promises_hold()
     state.teardown()
+
+
+@pytest.mark.parametrize("remembers", [False, True], ids=["forgets", "remembers"])
+def test_the_same_person_from_before_is_not_reported_created_after_a_lost_create(
+    state: machine.HireMachine, remembers: bool
+) -> None:
+    """F13: the same person (E1) already holds the given UPN; hr-1's create, sent without a
+    look-up, loses its answer before Partner Center applies it; the resend is answered
+    "taken". The directory's creation time (an hour before the first call) now tells that
+    person from a user the lost create made: ``already_exists`` with no initial password.
+    Before, the outcome said ``created`` with hr-1's password, which that account lacks."""
+    state.partner_center_variant(
+        remembers=remembers,
+        duplicate_as_plain_400=False,
+        list_omits_immutable_id=False,
+        directory="consented",
+    )
+    state.same_person_already_holds_upn(hire=1)
+    state.publish(customer="right", generated_upn=False, hire=1, immutable_id="E")
+    state.partner_center_fault(call="create", fault="lost-before")
+    state.deliver(pick=0, kill_at=None, last=False)
+
+    state.promises_hold()
+    state.teardown()
