@@ -9,7 +9,7 @@ directory the token names, so one token per customer.
 
 This adapter owns Graph's wire format and raises only the kinds in ``shared.domain.errors``:
 ``DirectoryUnavailable`` when the customer has not consented (``auto`` falls back to Partner
-Center's user list and remembers it for the process), ``Refused`` for the same in ``graph``
+Center's user list and remembers it for an hour), ``Refused`` for the same in ``graph``
 mode, or a transient ``ServiceUnavailableError`` (throttling, 5xx, timeouts).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -48,6 +49,11 @@ AUTO, GRAPH = "auto", "graph"
 # Characters of a UPN that stay as they are in the path (the rest, '#', '/', '?', '%', "'"
 # included, are percent-encoded so they cannot end the segment or the path).
 _PATH_SAFE = "@"
+
+# How long ``auto`` keeps a customer found not consented on Partner Center's user list before
+# asking Graph again: a consent given while the app runs takes effect within this time, for one
+# Graph call per such customer per hour (not one per hire).
+RECHECK_CONSENT_SECONDS = 3600.0
 
 logger = logging.getLogger("hire_provisioning.graph")
 
@@ -207,9 +213,11 @@ class UnaddressableUpn(DirectoryUnavailable):
 class GraphUpnDirectory:
     """The ``UpnDirectory`` port over Graph, per ``UPN_LOOKUP`` (``auto`` or ``graph``).
 
-    In ``auto`` a customer that turns out not consented is remembered for the process
-    (``available`` says False from then on, and no more Graph calls are made for it), and said
-    once: one warning line and one ``on_fallback`` call (the metric) per customer.
+    In ``auto`` a customer that turns out not consented is remembered for ``recheck_after``
+    seconds (``available`` says False, and no Graph call is made for it), then Graph is asked
+    again at the customer's next look-up (``available`` says None until it has answered). It is
+    said once per change: one warning line and one ``on_fallback`` call (the metric) when a
+    customer is found not consented, an info line when Graph answers for it again.
     """
 
     def __init__(
@@ -218,29 +226,42 @@ class GraphUpnDirectory:
         *,
         mode: str = AUTO,
         on_fallback: Callable[[str], None] | None = None,
+        recheck_after: float = RECHECK_CONSENT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if mode not in (AUTO, GRAPH):
             raise ValueError(f"mode must be {AUTO!r} or {GRAPH!r}")
         self._client = client
         self._mode = mode
         self._on_fallback = on_fallback
+        self._recheck_after = recheck_after
+        self._clock = clock
         self._lock = threading.Lock()
         self._consented: set[str] = set()
-        self._not_consented: dict[str, str] = {}
+        # customer -> (why Graph cannot be used, the clock's time that was found out)
+        self._not_consented: dict[str, tuple[str, float]] = {}
 
     def available(self, customer_tenant_id: str) -> bool | None:
         if self._mode == GRAPH:
             return True
         key = customer_tenant_id.lower()
         if key in self._not_consented:
-            return False
+            # Past the re-check time nobody knows until Graph has been asked again.
+            return False if self._still_refused(key) is not None else None
         return True if key in self._consented else None
+
+    def _still_refused(self, key: str) -> str | None:
+        held = self._not_consented.get(key)
+        if held is None:
+            return None
+        reason, since = held
+        return reason if self._clock() - since < self._recheck_after else None
 
     def find_user_by_upn(
         self, customer_tenant_id: str, user_principal_name: str, *, correlation_id: str
     ) -> FoundUser | None:
         key = customer_tenant_id.lower()
-        known = self._not_consented.get(key)
+        known = self._still_refused(key)
         if known is not None and self._mode == AUTO:
             raise DirectoryUnavailable(known)
         try:
@@ -263,19 +284,28 @@ class GraphUpnDirectory:
         if key not in self._consented:
             with self._lock:
                 self._consented.add(key)
+                consented_since = self._not_consented.pop(key, None) is not None
+            if consented_since:
+                logger.info(
+                    "UPN look-ups for customer %s use Microsoft Graph again: it answered "
+                    "(consent given since)",
+                    customer_tenant_id,
+                )
         return found
 
     def _remember_not_consented(self, customer_tenant_id: str, reason: str) -> None:
         key = customer_tenant_id.lower()
         with self._lock:
+            # A re-check that finds it still refused is no news: no second line or count.
             first = key not in self._not_consented
-            self._not_consented[key] = reason
+            self._not_consented[key] = (reason, self._clock())
             self._consented.discard(key)
         if first:
             logger.warning(
                 "UPN look-ups for customer %s use Partner Center's user list (one call per "
-                "100 users) for the rest of this process: %s",
+                "100 users); Microsoft Graph is asked again every %d minutes: %s",
                 customer_tenant_id,
+                self._recheck_after // 60,
                 reason,
             )
             if self._on_fallback is not None:
