@@ -12,7 +12,8 @@ Entra ID and Key Vault stand-ins run in this process with seeded random faults o
 endpoint (429 with Retry-After, 500, 503, dropped connections, creates applied whose answer is
 lost, and the occasional hang past the client's timeout). The workload mixes valid hires with
 HR duplicates (back to back and later, some changed), invalid events, bodies that are not
-events, customers without permission and UPNs held by other people. Every K outcomes one host
+events, customers without permission, UPNs held by other people and UPNs the same person
+already holds (already_exists, no password). Every K outcomes one host
 is killed with SIGKILL and replaced. Once the queue is drained the tool reads every outcome,
 poison copy, user, secret and log line and counts what went wrong. Exit status 1 on any
 defect (2 for bad arguments).
@@ -38,6 +39,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
@@ -52,9 +54,11 @@ from devtools.standins import Domain, Fault, StandInStack
 from devtools.standins.ratelimit import RateLimit
 from shared.domain.passwords import fingerprint, secret_name_for
 
-Kind = Literal["normal", "permission", "conflict", "invalid", "unreadable"]
+Kind = Literal["normal", "returning", "permission", "conflict", "invalid", "unreadable"]
 RequestIds = Literal["remembered", "forgotten"]
 SUCCESS = {"created", "already_exists", "restored"}
+# Events a correct product makes a success of: a new hire, or the same person from before.
+VALID_KINDS = frozenset({"normal", "returning"})
 REQUEST_QUEUE = "soak-requests"
 RESULT_QUEUE = "soak-results"
 POISON_QUEUE = f"{REQUEST_QUEUE}-poison"
@@ -193,6 +197,11 @@ def build_workload(config: SoakConfig, customers: Customers) -> list[Hire]:
         elif roll < 0.13:
             tenant, domain = rng.choice(customers.working)
             hires.append(_hire(rng, config.seed, number, "conflict", tenant, domain, share))
+        elif roll < 0.15:
+            # The same person already holds the UPN (made an hour before, same immutableId):
+            # already_exists with no password, also after a create whose answer was lost.
+            tenant, domain = rng.choice(customers.working)
+            hires.append(_hire(rng, config.seed, number, "returning", tenant, domain, 1.0))
         else:
             tenant, domain = rng.choice(customers.working)
             hire = _hire(rng, config.seed, number, "normal", tenant, domain, share)
@@ -338,8 +347,23 @@ def seed_stack(stack: StandInStack, config: SoakConfig, hires_seed: int) -> tupl
 
 
 def seed_other_people(stack: StandInStack, hires: Iterable[Hire]) -> None:
-    """Someone else already holds the UPN of every conflict hire."""
+    """Someone else already holds the UPN of every conflict hire; the same person, made an
+    hour ago, holds the UPN of every returning hire."""
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     for hire in hires:
+        if hire.kind == "returning" and hire.customer:
+            user = json.loads(hire.body)["user"]
+            stack.partner_center.add_user(
+                hire.customer,
+                {
+                    "userPrincipalName": user["userPrincipalName"],
+                    "firstName": user["firstName"],
+                    "lastName": user["lastName"],
+                    "displayName": user["displayName"],
+                    "immutableId": user["immutableId"],
+                    "createdDateTime": an_hour_ago,
+                },
+            )
         if hire.kind == "conflict" and hire.customer:
             upn = next(iter(hire.upns))
             stack.partner_center.add_user(
@@ -779,6 +803,9 @@ def check(
         user_ids: set[str] = set()
         for outcome in successes:
             user_ids.add(str(outcome.get("userId")).lower())
+            if hire.kind == "returning":
+                _returning_check(report, hire, outcome, users_by_id)
+                continue
             digest = _password_check(report, stack, hire, outcome, users_by_id)
             if digest:
                 digests.add(digest)
@@ -790,7 +817,7 @@ def check(
                 f"{len(user_ids)} user ids, {len(digests)} passwords",
             )
         _check_verdict(report, hire, successes, failures, expected_category)
-    valid = sum(1 for hire in hires if hire.kind == "normal")
+    valid = sum(1 for hire in hires if hire.kind in VALID_KINDS)
     if report.figures.get("valid hires that gave up (failed)", 0) > 0.05 * valid:
         report.defect("more than 5 % of valid hires got no user")
     report.figures["unreadable outcomes"] = unreadable_outcomes
@@ -800,6 +827,26 @@ def check(
 
     _check_secrets(report, stack, hires, outcomes, poison, logs)
     _figures(report, stack, hires, outcomes, poison, table_calls, limiter)
+
+
+def _returning_check(
+    report: Report,
+    hire: Hire,
+    outcome: dict[str, Any],
+    users_by_id: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    """The same person from before: already_exists, naming that user, with no password (a
+    password of this hire's would be one that account does not have)."""
+    user_id = str(outcome.get("userId") or "").lower()
+    found = users_by_id.get(user_id)
+    if found is None or found[1]["userPrincipalName"].lower() not in hire.upns:
+        report.defect("outcomes naming a user that does not exist", f"{hire.event_id}: {user_id}")
+    elif outcome.get("status") != "already_exists" or outcome.get("initialPasswordSecretId"):
+        report.defect(
+            "wrong verdicts",
+            f"{hire.event_id}: the same person from before reported {outcome.get('status')}"
+            + (" with an initial password" if outcome.get("initialPasswordSecretId") else ""),
+        )
 
 
 def _password_check(
@@ -867,7 +914,7 @@ def _check_verdict(
         for o in failures
         if o.get("status") == "rejected"
     }
-    if hire.kind == "normal":
+    if hire.kind in VALID_KINDS:
         if rejected:
             report.defect(
                 "wrong verdicts", f"{hire.event_id}: valid hire rejected {sorted(rejected)}"

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from benchmarks.soak import Hire, Poisoned, Report, SoakConfig, check, find_secrets, render
@@ -107,3 +108,29 @@ def test_each_kind_of_defect_is_counted(standins: StandInStack):
         "secrets in poison copies": 0,
         "secrets in logs": 1,
     }, render(report)
+
+
+def test_the_same_person_from_before_must_be_already_exists_without_a_password(
+    standins: StandInStack,
+) -> None:
+    partner = standins.seed_partner(str(uuid.uuid4()))
+    customer = str(uuid.uuid4())
+    standins.partner_center.add_customer(customer, [Domain(DOMAIN)])
+    token = partner_center_token(standins, partner)
+    right, created, with_password = (
+        replace(_hire(n, customer), kind="returning") for n in range(1, 4)
+    )
+    users = [_create(standins, customer, token, f"user{n}@{DOMAIN}", PASSWORD) for n in (1, 2, 3)]
+    secret = str(standins.key_vault.set_secret(secret_name_for("e2"), PASSWORD)["id"])
+    outcomes = [
+        {**_success(right, users[0], None), "status": "already_exists"},
+        _success(created, users[1], secret),  # the residual case: created, with a password
+        {**_success(with_password, users[2], secret), "status": "already_exists"},
+    ]
+
+    report = Report(SoakConfig(verbose=False))
+    check(report, standins, [right, created, with_password], outcomes, [], {}, 0, None)
+
+    assert report.defects["wrong verdicts"] == 2, render(report)
+    assert report.defects["successes without a password secret"] == 0
+    assert sum(report.defects.values()) == 2, render(report)
