@@ -683,16 +683,16 @@ class HireMachine(RuleBasedStateMachine):
 
     def _is_person_of(self, result: Result, user: _PCUser) -> bool:
         """The user has the immutableId of this delivery's event, or of an event of the same
-        hire whose delivery (this step or before) settled on that user: a hire settled
-        ``already_exists`` answers every later delivery of its eventId, an edited one too,
-        with the user it settled on."""
+        hire whose delivery settled on that user: a hire settled ``already_exists`` answers
+        every other delivery of its eventId, an edited one too, with the user it settled on.
+        (Any step: a delivery paused after its settling write ends after the ones that read
+        it.)"""
 
         def matches(identity: Identity) -> bool:
             return identity.immutable_id is not None and user.immutable_id == identity.immutable_id
 
         return matches(result.identity) or any(
             other.hire == result.hire
-            and other.step <= result.step
             and other.outcome.status in SUCCESS
             and other.outcome.user_id == user.id
             and matches(other.identity)

@@ -60,3 +60,26 @@ def test_the_same_person_from_before_is_not_reported_created_after_a_lost_create
 
     state.promises_hold()
     state.teardown()
+
+
+def test_an_edited_republish_reads_the_same_person_its_paused_first_delivery_settled_on(
+    state: machine.HireMachine,
+) -> None:
+    """Found with F13's rule (an invariant's gap, not a product bug): hr-2's delivery with
+    immutableId E2 settles on the same person from before and pauses before it returns; an
+    edited republish without immutableId reads the settled record and answers the same
+    ``already_exists``. The invariant now accepts the person of any delivery of the hire that
+    settled on that user, whichever ended first."""
+    state.partner_center_variant(
+        remembers=False,
+        duplicate_as_plain_400=False,
+        list_omits_immutable_id=False,
+        directory="consented",
+    )
+    state.publish(customer="right", generated_upn=False, hire=2, immutable_id=None)
+    state.publish(customer="right", generated_upn=True, hire=2, immutable_id="E")
+    state.same_person_already_holds_upn(hire=2)
+    state.interleave(first=1, pause_at=5, second=0, second_last=False)
+
+    state.promises_hold()
+    state.teardown()
