@@ -208,20 +208,12 @@ def _table_variants(azurite: AzuriteQueue) -> dict[str, Variant]:
         etags: dict[int, str] = {}
         prefix = len(variants) * 100_000_000
 
-        def insert(
-            number: int,
-            client: TableClient = client,
-            etags: dict[int, str] = etags,
-            prefix: int = prefix,
-        ) -> None:
+        def insert(number: int, client: TableClient = client, etags: dict[int, str] = etags,
+                   prefix: int = prefix) -> None:
             etags[number] = str(client.create_entity(_entity(prefix + number))["etag"])
 
-        def replace(
-            number: int,
-            client: TableClient = client,
-            etags: dict[int, str] = etags,
-            prefix: int = prefix,
-        ) -> None:
+        def replace(number: int, client: TableClient = client, etags: dict[int, str] = etags,
+                    prefix: int = prefix) -> None:
             if number not in etags:
                 insert(number)
             client.update_entity(
@@ -237,20 +229,12 @@ def _table_variants(azurite: AzuriteQueue) -> dict[str, Variant]:
         label, prefix = f"signed {over}", (7 + index) * 100_000_000
         signed_etags: dict[int, str] = {}
 
-        def signed_insert(
-            number: int,
-            signed: SignedTables = signed,
-            etags: dict[int, str] = signed_etags,
-            prefix: int = prefix,
-        ) -> None:
+        def signed_insert(number: int, signed: SignedTables = signed,
+                          etags: dict[int, str] = signed_etags, prefix: int = prefix) -> None:
             etags[number] = signed.insert(_entity(prefix + number))
 
-        def signed_replace(
-            number: int,
-            signed: SignedTables = signed,
-            etags: dict[int, str] = signed_etags,
-            prefix: int = prefix,
-        ) -> None:
+        def signed_replace(number: int, signed: SignedTables = signed,
+                           etags: dict[int, str] = signed_etags, prefix: int = prefix) -> None:
             if number not in etags:
                 signed_insert(number)
             signed.replace({**_entity(prefix + number), "state": "created"}, etags.pop(number))

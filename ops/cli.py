@@ -80,10 +80,8 @@ class ToolSettings:
     def overridden(self, name: str) -> bool:
         """The file sets ``name`` but the environment's different value wins."""
         in_file = self.file_values.get(name)
-        return (
-            in_file is not None
-            and name in self.from_environment
-            and (self.values.get(name) != in_file)
+        return in_file is not None and name in self.from_environment and (
+            self.values.get(name) != in_file
         )
 
     def get(self, name: str) -> str | None:
@@ -231,14 +229,8 @@ def storage_target(args: argparse.Namespace, settings: ToolSettings) -> StorageT
     queue_url = settings.get(QUEUE_SERVICE_URI_SETTING)
     table_url = settings.get(TABLE_SERVICE_URI_SETTING)
     if queue_url or table_url:
-        names = [
-            n
-            for n, v in (
-                (QUEUE_SERVICE_URI_SETTING, queue_url),
-                (TABLE_SERVICE_URI_SETTING, table_url),
-            )
-            if v
-        ]
+        names = [n for n, v in ((QUEUE_SERVICE_URI_SETTING, queue_url),
+                                (TABLE_SERVICE_URI_SETTING, table_url)) if v]
         return StorageTarget(None, queue_url, table_url, " and ".join(map(settings.source, names)))
     raise ToolError(
         "no storage account: pass --connection-string or --account-url, or set "

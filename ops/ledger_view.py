@@ -173,7 +173,9 @@ def row_view(row: LedgerRow, *, now: datetime) -> dict[str, Any]:
     view["lastOutcome"] = status if isinstance(status, str) else None
     owner, expires = record.claim_owner, record.claim_expires_at
     live = owner is not None and isinstance(expires, datetime) and expires > now
-    view["claim"] = {"owner": json_safe(owner), "expiresAt": json_safe(expires)} if live else None
+    view["claim"] = (
+        {"owner": json_safe(owner), "expiresAt": json_safe(expires)} if live else None
+    )
     for each in dataclasses.fields(record):  # members added since: shown, never dropped
         if each.name not in _NAMES and each.name not in _HIDDEN:
             view[_camel(each.name)] = json_safe(getattr(record, each.name, None))
@@ -195,3 +197,4 @@ def state_summary(view: dict[str, Any] | None) -> str:
 def updated_key(view: dict[str, Any]) -> str:
     value = view.get("updatedAt")
     return value if isinstance(value, str) else ""
+

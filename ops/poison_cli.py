@@ -543,10 +543,8 @@ def run_replay(args: argparse.Namespace, session: Session) -> int:
         return EXIT_OK
 
     if session.selection.is_everything:
-        count = (
-            len(entries)
-            if entries is not None
-            else approximate_message_count(session.queues.poison)
+        count = len(entries) if entries is not None else approximate_message_count(
+            session.queues.poison
         )
         question = f"Replay everything in {source} (about {count} messages) to {target}?"
         if not _confirmed(session, args.yes, question, "no filter selects everything"):

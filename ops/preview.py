@@ -506,10 +506,8 @@ def _run(args: argparse.Namespace, stdin: TextIO | None) -> int:
     try:
         settings = Settings.from_environment({**tool_settings.values, **overrides})
     except SettingsError as error:
-        where = (
-            f" (settings file: {tool_settings.file})"
-            if tool_settings.file
-            else (" (no settings file: pass --settings FILE or run where local.settings.json is)")
+        where = f" (settings file: {tool_settings.file})" if tool_settings.file else (
+            " (no settings file: pass --settings FILE or run where local.settings.json is)"
         )
         raise ToolError(f"{error}{where}", EXIT_USAGE) from None
     source = "stdin" if args.file == "-" else args.file
@@ -555,10 +553,8 @@ def preview_events_with_settings(
             )
             if explicit_table:
                 raise ToolError(f"{message}: check --table")
-            print(
-                f"hire-preview: note: {message}; verdicts assume no hire was seen before",
-                file=sys.stderr,
-            )
+            print(f"hire-preview: note: {message}; verdicts assume no hire was seen before",
+                  file=sys.stderr)
             ledger = None
     client, directory = composition.build_read_only_readers(settings)
     try:

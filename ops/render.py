@@ -57,11 +57,8 @@ def terminal_safe(text: str, *, keep_newlines: bool = False) -> str:
         elif unicodedata.category(char) in _UNSAFE_CATEGORIES:
             code = ord(char)
             out.append(
-                f"\\x{code:02x}"
-                if code < 0x100
-                else f"\\u{code:04x}"
-                if code < 0x10000
-                else f"\\U{code:08x}"
+                f"\\x{code:02x}" if code < 0x100 else
+                f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
             )
         else:
             out.append(char)
@@ -214,11 +211,8 @@ def plan_columns(plan: ReplayPlan, doomed: set[str] | None = None) -> list[Colum
 def print_left_in_place(err: Console, entries: Iterable[tuple[PoisonMessage, str]]) -> None:
     for message, reason in entries:
         err.print(
-            Text(
-                terminal_safe(
-                    f"skipped {message.message_id} (eventId {message.event_id}): {reason}"
-                )
-            )
+            Text(terminal_safe(f"skipped {message.message_id} (eventId {message.event_id}): "
+                               f"{reason}"))
         )
 
 

@@ -136,7 +136,7 @@ def plan_replay(messages: Sequence[PoisonMessage], *, limit: int | None = None) 
     left_in_place: list[tuple[PoisonMessage, str]] = []
     for _, divergent in kept:
         left_in_place += [(copy, DIVERGENT_COPY) for copy in divergent]
-    for item, divergent in planned[len(kept) :]:
+    for item, divergent in planned[len(kept):]:
         abandoned = (item.chosen, *item.duplicates, *divergent)
         left_in_place += [(copy, BEYOND_LIMIT) for copy in abandoned]
     return ReplayPlan(tuple(item for item, _ in kept), tuple(left_in_place))

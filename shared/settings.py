@@ -192,7 +192,8 @@ class HttpAccessSettings:
                 mode = HttpAccess(text)
             except ValueError:
                 raise SettingsError(
-                    f"HIRES_HTTP_AUTH must be function-key or entra, got {text[:40]!r}"
+                    "HIRES_HTTP_AUTH must be function-key or entra, got "
+                    f"{text[:40]!r}"
                 ) from None
         ids = env.get("HIRES_HTTP_ALLOWED_CLIENT_IDS", "")
         return cls(

@@ -83,7 +83,9 @@ def classify_azure_error(error: Exception, call: AzureCall) -> ProvisioningError
         return ServiceUnavailableError(
             f"{call.service} could not be reached to {call.what} ({type(error).__name__})"
         )
-    return ServiceUnavailableError(f"unexpected failure to {call.what} ({type(error).__name__})")
+    return ServiceUnavailableError(
+        f"unexpected failure to {call.what} ({type(error).__name__})"
+    )
 
 
 def _status(error: Exception) -> int | None:

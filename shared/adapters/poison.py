@@ -26,16 +26,8 @@ NEVER_EXPIRES = -1
 MAX_POISON_BYTES = 48 * 1024
 # Members of a hire event (docs/contract.md section 1) a copy keeps longest when it must shrink.
 _EVENT_MEMBERS = frozenset(
-    {
-        "schemaVersion",
-        "eventId",
-        "customerTenantId",
-        "user",
-        "correlationId",
-        "licenses",
-        "traceparent",
-        "replay",
-    }
+    {"schemaVersion", "eventId", "customerTenantId", "user", "correlationId", "licenses",
+     "traceparent", "replay"}
 )
 _MAX_FAILURE_TEXT = 2000
 _SHRINK_STEPS = (4096, 1024, 256, 64, 16, 4, 0)

@@ -92,10 +92,8 @@ def no_invisible_characters(value: str) -> str:
     for char in value:
         category = unicodedata.category(char)
         if category in _INVISIBLE_CATEGORIES:
-            what = (
-                "a control character"
-                if category == "Cc"
-                else ("an invisible or direction-changing character")
+            what = "a control character" if category == "Cc" else (
+                "an invisible or direction-changing character"
             )
             raise ValueError(
                 f"must not contain {what} (found U+{ord(char):04X}, Unicode category {category})"

@@ -177,7 +177,7 @@ def describe_path(parts: Iterable[str | int]) -> str:
             text += f".{part}" if text else part
         else:
             shown = json.dumps(part[:_KEY_SHOWN], ensure_ascii=True)
-            text += f'[{shown[:-1]}…"]' if len(part) > _KEY_SHOWN else f"[{shown}]"
+            text += f"[{shown[:-1]}…\"]" if len(part) > _KEY_SHOWN else f"[{shown}]"
     return text
 
 

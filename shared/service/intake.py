@@ -112,12 +112,7 @@ class IntakeAnswer(_Answer):
 
 class Problem(_Answer):
     code: Literal[
-        "not_json",
-        "bad_request",
-        "too_large",
-        "unauthorized",
-        "forbidden",
-        "not_found",
+        "not_json", "bad_request", "too_large", "unauthorized", "forbidden", "not_found",
         "unavailable",
     ]
     message: str
@@ -192,7 +187,9 @@ class _Valid:
 class HireIntake:
     """``POST /api/hires`` and ``GET /api/hires/{eventId}`` behind their access check."""
 
-    def __init__(self, queue: RequestQueue, ledger: HireReader, access: HttpAccessSettings) -> None:
+    def __init__(
+        self, queue: RequestQueue, ledger: HireReader, access: HttpAccessSettings
+    ) -> None:
         self._queue = queue
         self._ledger = ledger
         self._access = access
@@ -209,10 +206,8 @@ class HireIntake:
             return refused
         if len(body) > MAX_REQUEST_BYTES:
             return _problem(
-                413,
-                "too_large",
-                f"the body is larger than {MAX_REQUEST_BYTES} bytes; "
-                f"send at most {MAX_EVENTS} events per request",
+                413, "too_large", f"the body is larger than {MAX_REQUEST_BYTES} bytes; "
+                f"send at most {MAX_EVENTS} events per request"
             )
         events = _read_request(body)
         if isinstance(events, HttpAnswer):
@@ -231,9 +226,7 @@ class HireIntake:
             record = self._ledger.get(event_id)
         except ProvisioningError as error:
             return _problem(
-                503,
-                "unavailable",
-                f"the hire ledger cannot be read now: {error.failure.message}",
+                503, "unavailable", f"the hire ledger cannot be read now: {error.failure.message}",
                 retry=True,
             )
         if record is None:
@@ -260,7 +253,9 @@ class HireIntake:
             )
         return _Valid(index, event.event_id, raw)
 
-    def _queue_valid(self, checked: Sequence[_Valid | RefusedResult], base_url: str) -> HttpAnswer:
+    def _queue_valid(
+        self, checked: Sequence[_Valid | RefusedResult], base_url: str
+    ) -> HttpAnswer:
         results: list[AcceptedResult | RefusedResult] = []
         queue_failure: str | None = None
         for item in checked:
@@ -333,8 +328,7 @@ def _read_request(body: bytes) -> list[bytes] | HttpAnswer:
         document = jsontext.parse(text, max_depth=jsontext.MAX_DEPTH + 2)
     except jsontext.JsonRejected as error:
         return _problem(
-            400,
-            "bad_request",
+            400, "bad_request",
             f"the batch cannot be read one way: {error.rule}; nothing was queued",
             field=error.field or None,
         )
@@ -342,23 +336,18 @@ def _read_request(body: bytes) -> list[bytes] | HttpAnswer:
     password = find_password({k: v for k, v in document.items() if k != BATCH_MEMBER})
     if password is not None:
         return _problem(
-            400,
-            "bad_request",
+            400, "bad_request",
             "passwords are never accepted from the HR system; remove it; nothing was queued",
             field=password,
         )
     if not isinstance(events, list) or not events:
         return _problem(
-            400,
-            "bad_request",
-            f"{BATCH_MEMBER} must be a JSON array of 1 to {MAX_EVENTS} events",
+            400, "bad_request", f"{BATCH_MEMBER} must be a JSON array of 1 to {MAX_EVENTS} events",
             field=BATCH_MEMBER,
         )
     if len(events) > MAX_EVENTS:
         return _problem(
-            413,
-            "too_large",
-            f"the batch holds {len(events)} events; at most {MAX_EVENTS}",
+            413, "too_large", f"the batch holds {len(events)} events; at most {MAX_EVENTS}",
             field=BATCH_MEMBER,
         )
     return [jsontext.dump_bytes(event) for event in events]
@@ -507,7 +496,9 @@ def _text(value: object) -> str | None:
 # ---------------------------------------------------------------------------- access
 
 
-def check_access(access: HttpAccessSettings, principal: str | None, role: str) -> HttpAnswer | None:
+def check_access(
+    access: HttpAccessSettings, principal: str | None, role: str
+) -> HttpAnswer | None:
     """None when the caller may use the route; otherwise the 401 or 403 answer.
 
     With function keys the Functions host has already checked the route's key. With Entra ID,
@@ -522,8 +513,7 @@ def check_access(access: HttpAccessSettings, principal: str | None, role: str) -
             "HIRES_HTTP_AUTH=entra but App Service authentication is off: refusing the call"
         )
         return _problem(
-            401,
-            "unauthorized",
+            401, "unauthorized",
             "Entra ID access is configured but App Service authentication is not enabled",
         )
     claims = _principal_claims(principal)

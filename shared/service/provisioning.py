@@ -146,7 +146,9 @@ class Provisioner:
 
     def _decide(self, delivery: Delivery) -> Outcome:
         started = self._monotonic()
-        invocation = Invocation(delivery, last=self._retry.is_last(max(1, delivery.dequeue_count)))
+        invocation = Invocation(
+            delivery, last=self._retry.is_last(max(1, delivery.dequeue_count))
+        )
         try:
             outcome = self._handle(delivery, invocation)
         except RedeliveryRequested:
@@ -458,7 +460,9 @@ class Provisioner:
             if record is not None and record.claim_owner == invocation.owner:
                 self._ledger.update(record.released())
         except Exception as error:  # the claim expires by itself anyway
-            logger.info("could not release the claim on %s (%s)", event_id, type(error).__name__)
+            logger.info(
+                "could not release the claim on %s (%s)", event_id, type(error).__name__
+            )
 
     def _give_up(
         self,

@@ -267,12 +267,9 @@ def test_a_host_poisoned_event_is_replayed_and_processed(pipeline: Pipeline) -> 
     code = poison_queue(
         [
             "replay",
-            "--connection-string",
-            pipeline.azurite.connection_string,
-            "--queue",
-            pipeline.request_queue,
-            "--category",
-            "host-poisoned",
+            "--connection-string", pipeline.azurite.connection_string,
+            "--queue", pipeline.request_queue,
+            "--category", "host-poisoned",
             "--yes",
         ]
     )

@@ -125,7 +125,9 @@ class FunctionHarness:
         secret_id = outcome["initialPasswordSecretId"]
         assert secret_id, outcome
         name, version = secret_id.rstrip("/").split("/")[-2:]
-        stored = next(v for v in self.stack.key_vault.versions(name) if v["id"].endswith(version))
+        stored = next(
+            v for v in self.stack.key_vault.versions(name) if v["id"].endswith(version)
+        )
         assert self.stack.partner_center.user_has_password(
             outcome["customerTenantId"], outcome["userId"], stored["value"]
         )

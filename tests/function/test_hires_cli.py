@@ -122,7 +122,9 @@ def test_poison_queue_shows_each_events_ledger_state(
     ]
     assert poison_queue(["list", *common, "--format", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    states = {item["eventId"]: (item["ledgerState"], item["ledgerLastOutcome"]) for item in listed}
+    states = {
+        item["eventId"]: (item["ledgerState"], item["ledgerLastOutcome"]) for item in listed
+    }
     assert states == {"hr-2026-000002": ("rejected", "rejected"), None: (None, None)}
     assert poison_queue(["show", "hr-2026-000002", *common]) == 0
     assert "Ledger state:   rejected (last: rejected)" in capsys.readouterr().out

@@ -345,7 +345,6 @@ def build() -> tuple[Case, ...]:
         ("last-failure", "lastFailure"),
         ("replay", "replay"),
     ]:
-
         def change(e: dict[str, Any], path: str = path) -> dict[str, Any]:
             if path in ("extra", "lastFailure", "replay"):
                 return _with(e, path, {"nested": [{"password": HR_PASSWORD}]})
@@ -523,7 +522,9 @@ def build() -> tuple[Case, ...]:
         "UTF-8",
         poison=TRUNCATED,
     )
-    b.unreadable("oversize-not-json-70k", b"x" * (70 * 1024), "larger than", poison=TRUNCATED)
+    b.unreadable(
+        "oversize-not-json-70k", b"x" * (70 * 1024), "larger than", poison=TRUNCATED
+    )
     b.unreadable(
         "oversize-event-70k",
         _dump(_pad_to(event(9004), 70 * 1024)),
@@ -533,38 +534,25 @@ def build() -> tuple[Case, ...]:
 
     # Odd but valid: created, no poison copy.
     b.valid("emoji-display-name", lambda e: _with(e, "user.displayName", "Jane \U0001f600 Doe"))
-    b.valid(
-        "surrogate-pair-escape",
-        lambda e: _raw_event_text(
-            _with(e, "user.displayName", "@@"), {'"@@"': '"Jane \\ud83d\\ude00"'}
-        ),
-    )
-    b.valid(
-        "non-ascii-names",
-        lambda e: _with(
-            _with(e, "user.firstName", "Zo\u00eb"), "user.lastName", "\u00c5ngstr\u00f6m"
-        ),
-    )
+    b.valid("surrogate-pair-escape", lambda e: _raw_event_text(
+        _with(e, "user.displayName", "@@"), {'"@@"': '"Jane \\ud83d\\ude00"'}
+    ))
+    b.valid("non-ascii-names", lambda e: _with(
+        _with(e, "user.firstName", "Zo\u00eb"), "user.lastName", "\u00c5ngstr\u00f6m"
+    ))
     b.valid("ascii-escapes", lambda e: _raw_event_text(e, {'"Jane"': '"\\u004aane"'}))
     b.valid("escaped-slash", lambda e: _raw_event_text(e, {'"corr-': '"corr\\/'}))
-    b.valid(
-        "last-failure-and-replay",
-        lambda e: (
-            e
-            | {
-                "lastFailure": {"category": "throttled", "message": "m", "attempts": 5},
-                "replay": {"count": 2, "lastReplayedAt": "2026-11-21T10:00:00Z"},
-            }
-        ),
-    )
-    b.valid(
-        "unknown-member-60-deep",
-        lambda e: _raw_event_text(e | {"extra": "@@"}, {'"@@"': _nested(60)}),
-    )
+    b.valid("last-failure-and-replay", lambda e: e | {
+        "lastFailure": {"category": "throttled", "message": "m", "attempts": 5},
+        "replay": {"count": 2, "lastReplayedAt": "2026-11-21T10:00:00Z"},
+    })
+    b.valid("unknown-member-60-deep", lambda e: _raw_event_text(
+        e | {"extra": "@@"}, {'"@@"': _nested(60)}
+    ))
     b.valid("large-unknown-member", lambda e: e | {"extra": "x" * (40 * 1024)})
-    b.valid(
-        "big-integer-member", lambda e: _raw_event_text(e | {"extra": "@@"}, {'"@@"': "9" * 4000})
-    )
+    b.valid("big-integer-member", lambda e: _raw_event_text(
+        e | {"extra": "@@"}, {'"@@"': "9" * 4000}
+    ))
     b.valid("password-in-a-value-not-a-member", lambda e: e | {"note": "password reset later"})
     b.valid("pretty-printed", lambda e: json.dumps(e, indent=4).encode())
     b.valid("lower-case-usage-location", lambda e: _with(e, "user.usageLocation", "us"))

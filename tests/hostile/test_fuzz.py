@@ -47,9 +47,8 @@ json_leaves = (
 )
 json_values = st.recursive(
     json_leaves,
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=30,
 )
 event_paths = st.sampled_from(

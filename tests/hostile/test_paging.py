@@ -40,15 +40,12 @@ def list_calls(stack: StandInStack) -> int:
         "customers/" + CUSTOMER + "/users?{query}",
         "{base}{path}?{query}",
     ],
-    ids=[
-        "absolute-path",
-        "relative-path",
-        "without-version",
-        "relative-without-version",
-        "absolute-url-same-host",
-    ],
+    ids=["absolute-path", "relative-path", "without-version", "relative-without-version",
+         "absolute-url-same-host"],
 )
-def test_next_links_of_every_plausible_form_are_followed(standins: StandInStack, link: str) -> None:
+def test_next_links_of_every_plausible_form_are_followed(
+    standins: StandInStack, link: str
+) -> None:
     client = tenant_of(standins)
     standins.partner_center.config.next_link_format = link
 

@@ -28,10 +28,8 @@ anything = st.recursive(
     | st.floats()  # NaN and infinities included: a caller may hand over anything
     | st.text()
     | st.binary(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=8) | st.integers(), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8) | st.integers(), children, max_size=4),
     max_leaves=15,
 )
 
@@ -89,16 +87,8 @@ def test_poisoned_event_always_returns_a_fitting_copy(document: dict[str, Any]) 
         {"lastFailure": {"password": "kept?"}, "replay": {"count": 1}},
         {1: "int key", None: "none key"},
     ],
-    ids=[
-        "deep",
-        "not-json",
-        "surrogates",
-        "huge",
-        "many-members",
-        "long-list",
-        "password",
-        "odd-keys",
-    ],
+    ids=["deep", "not-json", "surrogates", "huge", "many-members", "long-list", "password",
+         "odd-keys"],
 )
 def test_poisoned_event_with_the_worst_documents(document: dict[str, Any]) -> None:
     copy = check_copy(poisoned_event(document, FAILURE, attempts=5))

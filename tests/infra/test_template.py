@@ -331,7 +331,11 @@ def test_exactly_one_azure_functions_pin_applies_on_each_python(python_version: 
     # requirements.txt (the hashed lock) is checked by test_deploy_lock.py.
     for name in ("requirements.in", "constraints.txt"):
         lines = (bicep.ROOT / name).read_text(encoding="utf-8").splitlines()
-        pins = [Requirement(line) for line in lines if line.startswith("azure-functions")]
+        pins = [
+            Requirement(line)
+            for line in lines
+            if line.startswith("azure-functions")
+        ]
         applying = [
             pin
             for pin in pins

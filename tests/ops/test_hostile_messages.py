@@ -51,10 +51,8 @@ def worst(bench: Bench) -> dict[str, str]:
     hazardous = hire_event("hr-\x1b[31mred\u202e")
     hazardous["user"]["displayName"] = "Jane\x1b]0;owned\x07\x9b2J\r Doe\u2066"
     bodies["hazardous-event"] = json.dumps(hazardous, ensure_ascii=False).encode()
-    ids = {
-        name: bench.poison.send_message(b64(body), time_to_live=-1).id
-        for name, body in bodies.items()
-    }
+    ids = {name: bench.poison.send_message(b64(body), time_to_live=-1).id
+           for name, body in bodies.items()}
     # Queue text is XML on the wire: a raw ESC cannot be stored, a bidi override can.
     ids["not-base64"] = bench.poison_raw("\u202e not base64 {")
     ids["good"] = bench.poison_recorded(hire_event("hr-good"), category="throttled")

@@ -76,21 +76,15 @@ def test_replay_body_adds_history_and_keeps_last_failure() -> None:
 
 def test_replay_body_of_a_non_event_is_unchanged() -> None:
     message = poison("a", "not base64 at all!")
-    assert (
-        body_for_replay(message, previous_replays=0, now=NOW, encoding=MessageEncoding.BASE64)
-        == "not base64 at all!"
-    )
+    assert body_for_replay(
+        message, previous_replays=0, now=NOW, encoding=MessageEncoding.BASE64
+    ) == "not base64 at all!"
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [
-        ("90s", timedelta(seconds=90)),
-        ("15m", timedelta(minutes=15)),
-        ("2h", timedelta(hours=2)),
-        ("3d", timedelta(days=3)),
-        ("1w", timedelta(weeks=1)),
-    ],
+    [("90s", timedelta(seconds=90)), ("15m", timedelta(minutes=15)), ("2h", timedelta(hours=2)),
+     ("3d", timedelta(days=3)), ("1w", timedelta(weeks=1))],
 )
 def test_parse_age(text: str, expected: timedelta) -> None:
     assert parse_age(text) == expected
@@ -146,8 +140,7 @@ def test_plan_limit_keeps_the_oldest_events() -> None:
     plan = plan_replay([second, first, second_copy], limit=1)
     assert [item.chosen.message_id for item in plan.items] == ["first"]
     assert sorted((m.message_id, r) for m, r in plan.left_in_place) == [
-        ("second", BEYOND_LIMIT),
-        ("second-copy", BEYOND_LIMIT),
+        ("second", BEYOND_LIMIT), ("second-copy", BEYOND_LIMIT)
     ]
 
 
@@ -181,18 +174,15 @@ def test_storage_target_prefers_flags_then_connection_string_then_service_uri() 
         return found.connection_string, found.queue_service_uri
 
     uri = "https://acct.queue.core.windows.net"
-    both = {
-        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
-        "AzureWebJobsStorage__queueServiceUri": uri,
-    }
+    both = {"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+            "AzureWebJobsStorage__queueServiceUri": uri}
     assert target([], both) == ("UseDevelopmentStorage=true", None)
     assert target([], {"AzureWebJobsStorage__queueServiceUri": uri}) == (None, uri)
     assert target(["--account-url", uri], both) == (None, uri)
     assert target(["--connection-string", "x"], {}) == ("x", None)
     # Before the subcommand as after it:
-    found = storage_target(
-        build_parser().parse_args(["--connection-string", "y", "list"]), ToolSettings(values={})
-    )
+    found = storage_target(build_parser().parse_args(["--connection-string", "y", "list"]),
+                           ToolSettings(values={}))
     assert found.connection_string == "y" and found.source == "--connection-string"
     with pytest.raises(ToolError, match="no storage account"):
         target([], {})
@@ -200,9 +190,7 @@ def test_storage_target_prefers_flags_then_connection_string_then_service_uri() 
 
 def test_development_storage_means_azurite_on_10001() -> None:
     queues = Queues.connect("user-create-requests", connection_string="UseDevelopmentStorage=true")
-    assert (
-        queues.poison.url == "http://127.0.0.1:10001/devstoreaccount1/user-create-requests-poison"
-    )
+    assert queues.poison.url == "http://127.0.0.1:10001/devstoreaccount1/user-create-requests-poison"
 
 
 def test_no_storage_account_is_an_error(

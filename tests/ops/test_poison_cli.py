@@ -147,13 +147,8 @@ def test_replay_moves_every_kind_back(bench: Bench, mixed: dict[str, str]) -> No
     assert bench.poison_ids() == set()
     bodies = bench.request_bodies()
     assert "this is not base64 {" in bodies  # unchanged, no history to add
-    events = {
-        e["eventId"]: e
-        for e in map(
-            lambda b: json.loads(base64.b64decode(b)),
-            [b for b in bodies if b != "this is not base64 {"],
-        )
-    }
+    events = {e["eventId"]: e for e in map(lambda b: json.loads(base64.b64decode(b)),
+                                             [b for b in bodies if b != "this is not base64 {"])}
     assert set(events) == {"hr-1", "hr-2", "hr-3"}
     assert events["hr-1"]["lastFailure"]["category"] == "permission"  # kept, informational
     assert events["hr-1"]["user"] == hire_event("hr-1")["user"]
@@ -164,7 +159,9 @@ def test_replay_moves_every_kind_back(bench: Bench, mixed: dict[str, str]) -> No
     assert all(expiry is not None and expiry.year == 9999 for expiry in expiries)
 
 
-def test_replay_with_a_filter_moves_only_the_selection(bench: Bench, mixed: dict[str, str]) -> None:
+def test_replay_with_a_filter_moves_only_the_selection(
+    bench: Bench, mixed: dict[str, str]
+) -> None:
     run = bench.cli("replay", "--category", "permission")
 
     assert run.code == 0
@@ -346,23 +343,9 @@ def test_defaults_come_from_the_environment(
 
 def test_runs_as_a_module(bench: Bench, mixed: dict[str, str]) -> None:
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ops.poison_cli",
-            "list",
-            "--format",
-            "json",
-            "--connection-string",
-            bench.connection_string,
-            "--queue",
-            bench.queue_name,
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+        [sys.executable, "-m", "ops.poison_cli", "list", "--format", "json",
+         "--connection-string", bench.connection_string, "--queue", bench.queue_name],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30, check=False,
     )
     assert completed.returncode == 0, completed.stderr
     assert len(json.loads(completed.stdout)) == 4
@@ -391,3 +374,4 @@ def test_storage_errors_are_reported_without_a_traceback(
     err = capsys.readouterr().err
     assert code == 1 and "poison-queue: the queue service at http://127.0.0.1" in err
     assert "Traceback" not in err
+

@@ -15,23 +15,16 @@ from devtools.stack import create_storage, run_tool
 def test_the_stack_makes_the_queues_and_the_ledger_table(azurite: AzuriteQueue) -> None:
     name = f"req-{uuid.uuid4().hex[:10]}"
     table = f"ledger{uuid.uuid4().hex[:10]}"
-    settings = {
-        "REQUEST_QUEUE_NAME": name,
-        "RESULT_QUEUE_NAME": f"{name}-out",
-        "HIRE_LEDGER_TABLE": table,
-    }
+    settings = {"REQUEST_QUEUE_NAME": name, "RESULT_QUEUE_NAME": f"{name}-out",
+                "HIRE_LEDGER_TABLE": table}
     made = create_storage(settings, azurite.connection_string)
     again = create_storage(settings, azurite.connection_string)  # idempotent
     assert made == again == [name, f"{name}-poison", f"{name}-out", f"table {table}"]
-    queues = {
-        q.name
-        for q in QueueServiceClient.from_connection_string(azurite.connection_string).list_queues()
-    }
+    queues = {q.name for q in QueueServiceClient.from_connection_string(
+        azurite.connection_string).list_queues()}
     assert {name, f"{name}-poison", f"{name}-out"} <= queues
-    tables = {
-        t.name
-        for t in TableServiceClient.from_connection_string(azurite.connection_string).list_tables()
-    }
+    tables = {t.name for t in TableServiceClient.from_connection_string(
+        azurite.connection_string).list_tables()}
     assert table in tables
 
 

@@ -268,22 +268,12 @@ def test_connection_flags_before_or_after_the_subcommand(
         assert run.code == 0, run.output
         assert len(json.loads(run.stdout)) == 3
     hires_before = piped(
-        "hires",
-        "--connection-string",
-        stack.azurite.connection_string,
-        "--table",
-        stack.table,
-        "list",
-        settings_file=empty,
+        "hires", "--connection-string", stack.azurite.connection_string, "--table", stack.table,
+        "list", settings_file=empty,
     )
     hires_after = piped(
-        "hires",
-        "list",
-        "--connection-string",
-        stack.azurite.connection_string,
-        "--table",
-        stack.table,
-        settings_file=empty,
+        "hires", "list", "--connection-string", stack.azurite.connection_string,
+        "--table", stack.table, settings_file=empty,
     )
     assert hires_before.code == hires_after.code == 0
     assert "0 records" in hires_before.output and "0 records" in hires_after.output
@@ -456,7 +446,9 @@ def records(stack: Stack) -> list[str]:
 
 
 @pytest.mark.parametrize("columns", [*WIDTHS, None], ids=["80", "120", "piped"])
-def test_hires_list_fits_and_counts(stack: Stack, records: list[str], columns: int | None) -> None:
+def test_hires_list_fits_and_counts(
+    stack: Stack, records: list[str], columns: int | None
+) -> None:
     run = stack.run("hires", "list", columns=columns)
     no_traceback(run)
     assert run.code == 0, run.output
@@ -471,7 +463,9 @@ def test_hires_list_fits_and_counts(stack: Stack, records: list[str], columns: i
     assert "3 records, 2 shown (--limit 2)" in limited.output
 
 
-def test_hires_show_is_whole_and_json_has_machine_values(stack: Stack, records: list[str]) -> None:
+def test_hires_show_is_whole_and_json_has_machine_values(
+    stack: Stack, records: list[str]
+) -> None:
     shown = stack.run("hires", "show", records[2], columns=80)
     assert shown.code == 0
     assert "lastFailure.message: " + LONG_FAILURE in shown.output.replace("\n", "")

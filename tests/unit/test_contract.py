@@ -48,11 +48,8 @@ def problems(check: Draft202012Validator, document: Any) -> list[str]:
 
 
 def examples(kind: str) -> list[dict[str, Any]]:
-    found = [
-        json.loads(text)
-        for name, text in EXAMPLE.findall(CONTRACT.read_text("utf-8"))
-        if name == kind
-    ]
+    found = [json.loads(text) for name, text in EXAMPLE.findall(CONTRACT.read_text("utf-8"))
+             if name == kind]
     assert found, f"docs/contract.md has no '<!-- schema: {kind} -->' example"
     return found
 
@@ -111,42 +108,25 @@ def outcomes_the_code_writes() -> list[Outcome]:
     }
     written = [
         Outcome(status=Status.CREATED, user_id="u-1", initial_password_secret_id="s/1", **common),
-        Outcome(
-            status=Status.RESTORED,
-            user_id="u-1",
-            initial_password_secret_id="s/2",
-            licenses=licenses,
-            **common,
-        ),
-        Outcome(
-            status=Status.ALREADY_EXISTS,
-            user_id="u-1",
-            traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            **common,
-        ),
+        Outcome(status=Status.RESTORED, user_id="u-1", initial_password_secret_id="s/2",
+                licenses=licenses, **common),
+        Outcome(status=Status.ALREADY_EXISTS, user_id="u-1",
+                traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", **common),
     ]
     for category in Category:
         written.append(
             Outcome(
-                status=Status.FAILED
-                if category in (Category.THROTTLED, Category.UNAVAILABLE)
+                status=Status.FAILED if category in (Category.THROTTLED, Category.UNAVAILABLE)
                 else Status.REJECTED,
-                failure=Failure(
-                    category=category, message="what to do", http_status=403, code="AADSTS700082"
-                ),
+                failure=Failure(category=category, message="what to do", http_status=403,
+                                code="AADSTS700082"),
                 **common,
             )
         )
     written.append(
-        Outcome(
-            event_id=None,
-            status=Status.REJECTED,
-            customer_tenant_id=None,
-            user_principal_name=None,
-            correlation_id=None,
-            attempts=5,
-            failure=Failure(category=Category.INVALID_EVENT, message="not JSON"),
-        )
+        Outcome(event_id=None, status=Status.REJECTED, customer_tenant_id=None,
+                user_principal_name=None, correlation_id=None, attempts=5,
+                failure=Failure(category=Category.INVALID_EVENT, message="not JSON"))
     )
     return written
 
@@ -179,15 +159,8 @@ def test_every_event_the_function_accepts_fits_the_schema() -> None:
         ("schemaVersion", "2.0"),
         ("customerTenantId", "contoso"),
         ("eventId", "   "),
-        (
-            "user",
-            {
-                "firstName": "Jane",
-                "lastName": "Doe",
-                "displayName": "Jane Doe",
-                "usageLocation": "US",
-            },
-        ),
+        ("user", {"firstName": "Jane", "lastName": "Doe", "displayName": "Jane Doe",
+                  "usageLocation": "US"}),
         ("licenses", [{"skuId": "not-a-guid"}]),
         ("traceparent", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     ],

@@ -75,9 +75,8 @@ FULL = stored_entity(
     **{"ClaimExpiresAt@odata.type": "Edm.DateTime"},
     ClaimExpiresAt="2026-11-21T09:34:00Z",
     LicensesAssigned=json.dumps([SKU]),
-    LastFailure=json.dumps(
-        {"category": "throttled", "message": "wait", "httpStatus": 429, "code": 429}
-    ),
+    LastFailure=json.dumps({"category": "throttled", "message": "wait", "httpStatus": 429,
+                            "code": 429}),
     LastOutcome=json.dumps({"status": "created", "eventId": EVENT}),
     **{"CreatedAt@odata.type": "Edm.DateTime"},
     CreatedAt="2026-11-21T09:29:58Z",
@@ -137,12 +136,8 @@ def test_what_no_version_of_the_ledger_writes_reads_as_the_least_certain_record(
 
 
 def test_a_missing_hire_is_none() -> None:
-    missing = {
-        "odata.error": {
-            "code": "ResourceNotFound",
-            "message": {"lang": "en-US", "value": "Not found."},
-        }
-    }
+    missing = {"odata.error": {"code": "ResourceNotFound",
+                               "message": {"lang": "en-US", "value": "Not found."}}}
     canned = CannedHttp().answer(
         404, missing, Content_Type=JSON, x_ms_error_code="ResourceNotFound"
     )
@@ -150,12 +145,8 @@ def test_a_missing_hire_is_none() -> None:
 
 
 def table_exists() -> tuple[int, dict[str, object]]:
-    return 409, {
-        "odata.error": {
-            "code": "TableAlreadyExists",
-            "message": {"lang": "en-US", "value": "exists"},
-        }
-    }
+    return 409, {"odata.error": {"code": "TableAlreadyExists",
+                                 "message": {"lang": "en-US", "value": "exists"}}}
 
 
 def test_a_new_record_is_inserted_with_every_property_and_its_etag_kept() -> None:
@@ -193,12 +184,8 @@ def test_a_new_record_is_inserted_with_every_property_and_its_etag_kept() -> Non
 
 def test_a_record_already_there_is_a_conflict() -> None:
     status, body = table_exists()
-    exists = {
-        "odata.error": {
-            "code": "EntityAlreadyExists",
-            "message": {"lang": "en-US", "value": "exists"},
-        }
-    }
+    exists = {"odata.error": {"code": "EntityAlreadyExists",
+                              "message": {"lang": "en-US", "value": "exists"}}}
     canned = (
         CannedHttp()
         .answer(status, body, Content_Type=JSON, x_ms_error_code="TableAlreadyExists")
@@ -210,12 +197,8 @@ def test_a_record_already_there_is_a_conflict() -> None:
 
 def test_an_update_is_conditional_on_the_etag_it_was_read_with() -> None:
     status, body = table_exists()
-    stale = {
-        "odata.error": {
-            "code": "UpdateConditionNotSatisfied",
-            "message": {"lang": "en-US", "value": "condition"},
-        }
-    }
+    stale = {"odata.error": {"code": "UpdateConditionNotSatisfied",
+                             "message": {"lang": "en-US", "value": "condition"}}}
     canned = (
         CannedHttp()
         .answer(status, body, Content_Type=JSON, x_ms_error_code="TableAlreadyExists")
@@ -255,13 +238,9 @@ def test_a_refusal_of_the_functions_identity_is_credentials_naming_the_role() ->
 
 @pytest.mark.parametrize(
     ("status", "code", "category"),
-    [
-        (503, "ServerBusy", Category.THROTTLED),
-        (429, "TooManyRequests", Category.THROTTLED),
-        (500, "InternalError", Category.UNAVAILABLE),
-        (408, "OperationTimedOut", Category.UNAVAILABLE),
-        (400, "InvalidInput", Category.UNAVAILABLE),
-    ],
+    [(503, "ServerBusy", Category.THROTTLED), (429, "TooManyRequests", Category.THROTTLED),
+     (500, "InternalError", Category.UNAVAILABLE), (408, "OperationTimedOut", Category.UNAVAILABLE),
+     (400, "InvalidInput", Category.UNAVAILABLE)],
 )
 def test_busy_and_failing_answers_are_worth_another_try_after_retry_after(
     status: int, code: str, category: Category

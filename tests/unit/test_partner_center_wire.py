@@ -72,12 +72,8 @@ def create(canned: CannedHttp) -> object:
 def test_a_create_sends_the_documented_request_and_keeps_no_echoed_password() -> None:
     canned = CannedHttp().answer(
         201,
-        {
-            "id": "u-1",
-            "userPrincipalName": USER.user_principal_name,
-            "state": "active",
-            "passwordProfile": {"password": PASSWORD, "forceChangePassword": True},
-        },
+        {"id": "u-1", "userPrincipalName": USER.user_principal_name, "state": "active",
+         "passwordProfile": {"password": PASSWORD, "forceChangePassword": True}},
     )
     found = create(canned)
 
@@ -97,93 +93,29 @@ def test_a_create_sends_the_documented_request_and_keeps_no_echoed_password() ->
 @pytest.mark.parametrize(
     ("status", "body", "kind", "category", "code"),
     [
-        (
-            403,
-            {"code": 900150, "description": "The supplied role does not have the rights"},
-            Refused,
-            Category.PERMISSION,
-            900150,
-        ),
-        (
-            403,
-            {"code": "900150", "description": "The supplied role does not have the rights"},
-            Refused,
-            Category.PERMISSION,
-            900150,
-        ),
-        (
-            404,
-            {"code": 60003, "description": "Tenant not found", "source": "PartnerFD"},
-            Refused,
-            Category.VALIDATION,
-            60003,
-        ),
-        (
-            409,
-            {"code": 1000, "description": "The user already exists"},
-            UpnTaken,
-            Category.CONFLICT,
-            1000,
-        ),
-        (
-            400,
-            {
-                "code": 400056,
-                "description": "Another object with the same value for property "
-                "userPrincipalName already exists.",
-            },
-            UpnTaken,
-            Category.CONFLICT,
-            400056,
-        ),
-        (
-            400,
-            {
-                "code": 400056,
-                "description": "Another object with the same value for property "
-                "immutableId already exists.",
-            },
-            Refused,
-            Category.CONFLICT,
-            400056,
-        ),
-        (
-            400,
-            {"code": 3000, "description": "Invalid property usageLocation", "data": []},
-            Refused,
-            Category.VALIDATION,
-            3000,
-        ),
-        (
-            400,
-            {"code": "not-a-number", "message": "Bad request"},
-            Refused,
-            Category.VALIDATION,
-            "not-a-number",
-        ),
-        (
-            500,
-            {"code": 800003, "description": "Unexpected service error"},
-            AnswerLost,
-            Category.UNAVAILABLE,
-            800003,
-        ),
+        (403, {"code": 900150, "description": "The supplied role does not have the rights"},
+         Refused, Category.PERMISSION, 900150),
+        (403, {"code": "900150", "description": "The supplied role does not have the rights"},
+         Refused, Category.PERMISSION, 900150),
+        (404, {"code": 60003, "description": "Tenant not found", "source": "PartnerFD"},
+         Refused, Category.VALIDATION, 60003),
+        (409, {"code": 1000, "description": "The user already exists"},
+         UpnTaken, Category.CONFLICT, 1000),
+        (400, {"code": 400056, "description": "Another object with the same value for property "
+               "userPrincipalName already exists."}, UpnTaken, Category.CONFLICT, 400056),
+        (400, {"code": 400056, "description": "Another object with the same value for property "
+               "immutableId already exists."}, Refused, Category.CONFLICT, 400056),
+        (400, {"code": 3000, "description": "Invalid property usageLocation", "data": []},
+         Refused, Category.VALIDATION, 3000),
+        (400, {"code": "not-a-number", "message": "Bad request"},
+         Refused, Category.VALIDATION, "not-a-number"),
+        (500, {"code": 800003, "description": "Unexpected service error"},
+         AnswerLost, Category.UNAVAILABLE, 800003),
         (503, b"<html>Service Unavailable</html>", AnswerLost, Category.UNAVAILABLE, None),
         (408, None, AnswerLost, Category.UNAVAILABLE, None),
     ],
-    ids=[
-        "403-number",
-        "403-string-code",
-        "404-tenant",
-        "409-taken",
-        "400-upn-taken",
-        "400-other-unique",
-        "400-invalid",
-        "400-message-member",
-        "500",
-        "503-html",
-        "408",
-    ],
+    ids=["403-number", "403-string-code", "404-tenant", "409-taken", "400-upn-taken",
+         "400-other-unique", "400-invalid", "400-message-member", "500", "503-html", "408"],
 )
 def test_error_answers_are_read_into_the_kind_of_failure(
     status: int, body: object, kind: type[ProvisioningError], category: Category, code: object
@@ -198,8 +130,7 @@ def test_error_answers_are_read_into_the_kind_of_failure(
 
 def test_a_429_is_throttled_with_the_wait_partner_center_asked_for() -> None:
     canned = CannedHttp().answer(
-        429,
-        {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 57 seconds."},
+        429, {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 57 seconds."},
         Retry_After="57",
     )
     with pytest.raises(ServiceUnavailableError) as raised:
@@ -226,8 +157,7 @@ def test_a_401_gets_one_fresh_token_and_then_is_credentials() -> None:
         pc.create_user(CUSTOMER, USER, request_id=REQUEST_ID, correlation_id=CORRELATION)
     assert tokens.refreshed == 1
     assert [r.headers["Authorization"] for r in canned.requests] == [
-        "Bearer token-0",
-        "Bearer token-1",
+        "Bearer token-0", "Bearer token-1"
     ]
     assert raised.value.failure.code == 900421
 
@@ -258,11 +188,8 @@ def page(*upns: str, next_uri: str | None = None, token: str = "page-2") -> dict
     }
     if next_uri is not None:
         body["links"] = {
-            "next": {
-                "uri": next_uri,
-                "method": "GET",
-                "headers": [{"key": "MS-ContinuationToken", "value": token}],
-            }
+            "next": {"uri": next_uri, "method": "GET",
+                     "headers": [{"key": "MS-ContinuationToken", "value": token}]}
         }
     return body
 
@@ -280,14 +207,8 @@ NEXT_QUERY = "size=100&seekOperation=Next"
         f"{BASE_URL}{USERS_PATH}?{NEXT_QUERY}",
         f"{BASE_URL}:443{USERS_PATH}?{NEXT_QUERY}",
     ],
-    ids=[
-        "absolute-path",
-        "relative-path",
-        "without-version",
-        "relative-without-version",
-        "absolute-url",
-        "absolute-url-default-port",
-    ],
+    ids=["absolute-path", "relative-path", "without-version", "relative-without-version",
+         "absolute-url", "absolute-url-default-port"],
 )
 def test_a_next_link_of_any_plausible_form_is_followed_with_its_continuation_token(
     next_uri: str,
@@ -323,16 +244,8 @@ def test_a_next_link_of_any_plausible_form_is_followed_with_its_continuation_tok
         f"https://[::1{USERS_PATH}",
         f"{USERS_PATH} HTTP/1.1",
     ],
-    ids=[
-        "other-host",
-        "scheme-relative",
-        "plain-http",
-        "other-port",
-        "user-info",
-        "backslash",
-        "broken-ipv6",
-        "space",
-    ],
+    ids=["other-host", "scheme-relative", "plain-http", "other-port", "user-info",
+         "backslash", "broken-ipv6", "space"],
 )
 def test_a_next_link_anywhere_else_is_refused_and_gets_no_token(next_uri: str) -> None:
     canned = CannedHttp().answer(200, page("a@contoso.onmicrosoft.com", next_uri=next_uri))
@@ -356,10 +269,8 @@ def test_a_link_that_leaves_the_base_urls_path_is_refused() -> None:
 def test_the_last_page_ends_the_lookup_and_a_missing_user_is_none() -> None:
     canned = CannedHttp().answer(200, page("a@contoso.onmicrosoft.com"))
     pc, _ = client(canned)
-    assert (
-        pc.find_user_by_upn(CUSTOMER, "b@contoso.onmicrosoft.com", correlation_id=CORRELATION)
-        is None
-    )
+    assert pc.find_user_by_upn(CUSTOMER, "b@contoso.onmicrosoft.com",
+                               correlation_id=CORRELATION) is None
     assert len(canned.requests) == 1
 
 

@@ -177,7 +177,8 @@ def test_the_key_vault_client_does_not_retry() -> None:
     canned = (
         CannedHttp()
         .answer(401, {"error": {"code": "Unauthorized"}}, WWW_Authenticate=CHALLENGE)
-        .answer(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}}, Retry_After="2")
+        .answer(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}},
+                Retry_After="2")
     )
     with pytest.raises(ServiceUnavailableError):
         _vault(canned).set("initial-password-x", PASSWORD)

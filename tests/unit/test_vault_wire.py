@@ -49,11 +49,8 @@ def store(canned: CannedHttp) -> KeyVaultSecretStore:
 def after_challenge(status: int, body: object = None, **headers: str) -> CannedHttp:
     return (
         CannedHttp()
-        .answer(
-            401,
-            {"error": {"code": "Unauthorized", "message": "AKV10000"}},
-            WWW_Authenticate=CHALLENGE,
-        )
+        .answer(401, {"error": {"code": "Unauthorized", "message": "AKV10000"}},
+                WWW_Authenticate=CHALLENGE)
         .answer(status, body, **headers)
     )
 
@@ -66,11 +63,8 @@ def error(code: str, inner: str | None = None) -> dict[str, object]:
 
 
 def test_a_secret_is_read_by_name_and_version() -> None:
-    secret = {
-        "value": "s3cret-value",
-        "id": f"{VAULT}/secrets/partner-center-app-id/abc",
-        "attributes": {"enabled": True, "created": 1764000000, "updated": 1764000000},
-    }
+    secret = {"value": "s3cret-value", "id": f"{VAULT}/secrets/partner-center-app-id/abc",
+              "attributes": {"enabled": True, "created": 1764000000, "updated": 1764000000}}
     canned = after_challenge(200, secret)
     stored = store(canned).get("partner-center-app-id", "abc")
     assert stored is not None and stored.value == "s3cret-value"
@@ -103,19 +97,14 @@ def test_a_disabled_secret_is_credentials_saying_so() -> None:
 
 @pytest.mark.parametrize(
     ("status", "category"),
-    [
-        (429, Category.THROTTLED),
-        (503, Category.UNAVAILABLE),
-        (500, Category.UNAVAILABLE),
-        (408, Category.UNAVAILABLE),
-    ],
+    [(429, Category.THROTTLED), (503, Category.UNAVAILABLE), (500, Category.UNAVAILABLE),
+     (408, Category.UNAVAILABLE)],
 )
 def test_busy_answers_are_transient_with_the_wait_asked_for(
     status: int, category: Category
 ) -> None:
-    canned = after_challenge(
-        status, error("Throttled" if status == 429 else "ServiceError"), Retry_After="7"
-    )
+    canned = after_challenge(status, error("Throttled" if status == 429 else "ServiceError"),
+                             Retry_After="7")
     with pytest.raises(ServiceUnavailableError) as raised:
         store(canned).get("app-id")
     assert raised.value.failure.category is category
