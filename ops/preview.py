@@ -50,7 +50,7 @@ from ops.cli import (
 from ops.event_input import EventInputError, EventText, split_events
 from ops.ledger_view import LEDGER_TABLE_SETTING
 from ops.render import terminal_safe
-from shared.domain.errors import DirectoryUnavailable, ProvisioningError
+from shared.domain.errors import ProvisioningError
 from shared.domain.events import HireEvent, InvalidEvent, decode_body, parse_event
 from shared.domain.license_planning import SHORTFALL_CODE, plan_licenses
 from shared.domain.model import SUCCESS_STATES, FoundUser, HireRecord, SubscribedSku
@@ -60,6 +60,7 @@ from shared.domain.planning import (
     UpnVerdict,
     choose_upn,
     exhausted_message,
+    find_holder,
     identity_changes,
     step_for,
 )
@@ -222,18 +223,13 @@ class Previewer:
         def lookup(upn: str, inactive: bool) -> FoundUser | None:
             if not inactive and (customer, upn.casefold()) in batch.taken:
                 return batch.taken[(customer, upn.casefold())]
-            directory = self._directory
-            # As the function looks (shared.service.workflow): the directory for active users
-            # where it answers for the customer, with the creation time that tells a hire's
-            # own user after a create sent without a check; else Partner Center's user list.
-            answers = directory is not None and directory.available(customer) is not False
-            if not inactive and directory is not None and answers:
-                try:
-                    return directory.find_user_by_upn(customer, upn, correlation_id=correlation)
-                except DirectoryUnavailable:
-                    pass  # not consented (or this UPN only): the user list answers
-            return self._pc.find_user_by_upn(
-                customer, upn, correlation_id=correlation, inactive=inactive
+            return find_holder(
+                customer,
+                upn,
+                directory=self._directory,
+                user_list=self._pc.find_user_by_upn,
+                correlation_id=correlation,
+                inactive=inactive,
             )
 
         if record is not None and record.identity_fixed:

@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from shared.domain.errors import DirectoryUnavailable
 from shared.domain.events import HireEvent
 from shared.domain.model import FoundUser, HireRecord, HireState, SendKind
+from shared.domain.ports import UpnDirectory
 from shared.domain.upn import MAX_COUNTER, UpnGenerationError, candidate, render_local_part
 
 Lookup = Callable[[str, bool], FoundUser | None]
@@ -204,3 +207,43 @@ def exhausted_message(event: HireEvent, choice: UpnChoice) -> str:
 
 def generation_failure_message(error: UpnGenerationError) -> str:
     return f"no userPrincipalName can be generated: {error}"
+
+
+def _call_directly(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return method(*args, **kwargs)
+
+
+def find_holder(
+    customer_tenant_id: str,
+    upn: str,
+    *,
+    directory: UpnDirectory | None,
+    user_list: Callable[..., FoundUser | None],
+    correlation_id: str,
+    inactive: bool = False,
+    call: Callable[..., Any] = _call_directly,
+) -> FoundUser | None:
+    """Who holds ``upn``: active users through the directory when it answers for the customer
+    (one call, with the creation time that tells a hire's own user after a create sent without
+    a look-up), else ``user_list`` (Partner Center's ``find_user_by_upn``, the customer's paged
+    list); deleted users always from the user list (the directory lists active users only).
+
+    The function and ``hire-preview`` both look through here, so they find the same holder.
+    ``call`` wraps each call (the invocation counts them).
+    """
+    if (
+        not inactive
+        and directory is not None
+        and directory.available(customer_tenant_id) is not False
+    ):
+        try:
+            found: FoundUser | None = call(
+                directory.find_user_by_upn, customer_tenant_id, upn, correlation_id=correlation_id
+            )
+            return found
+        except DirectoryUnavailable:
+            pass  # not consented (or this UPN only): the user list answers
+    listed: FoundUser | None = call(
+        user_list, customer_tenant_id, upn, correlation_id=correlation_id, inactive=inactive
+    )
+    return listed

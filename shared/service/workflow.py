@@ -25,7 +25,6 @@ from typing import NoReturn
 
 from shared.domain.errors import (
     AnswerLost,
-    DirectoryUnavailable,
     LedgerConflict,
     ProvisioningError,
     Refused,
@@ -51,6 +50,7 @@ from shared.domain.planning import (
     UpnVerdict,
     choose_upn,
     exhausted_message,
+    find_holder,
     generation_failure_message,
     identity_changes,
     step_for,
@@ -657,27 +657,14 @@ class HireWorkflow:
         return refusal
 
     def _find(self, upn: str, *, inactive: bool = False) -> FoundUser | None:
-        """Who holds ``upn``: active users through the directory when it answers for the
-        customer (one call, with the creation time), else Partner Center's user list; deleted
-        users always from Partner Center (the directory lists active users only)."""
-        customer = self.event.customer_tenant_id
-        directory = self._directory
-        if not inactive and directory is not None and directory.available(customer) is not False:
-            try:
-                return self.invocation.call(
-                    directory.find_user_by_upn,
-                    customer,
-                    upn,
-                    correlation_id=self.event.correlation_guid,
-                )
-            except DirectoryUnavailable:
-                pass  # not consented: the user list answers (available() now says False)
-        return self.invocation.call(
-            self._partner_center.find_user_by_upn,
+        return find_holder(
             self.event.customer_tenant_id,
             upn,
+            directory=self._directory,
+            user_list=self._partner_center.find_user_by_upn,
             correlation_id=self.event.correlation_guid,
             inactive=inactive,
+            call=self.invocation.call,
         )
 
     def _now_text(self) -> str:
