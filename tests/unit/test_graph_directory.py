@@ -159,9 +159,9 @@ def test_an_unknown_mode_is_refused() -> None:
         GraphUpnDirectory(ScriptedGraph(), mode="partner-center")  # type: ignore[arg-type]
 
 
-def test_a_consent_given_while_the_app_runs_is_used_after_the_recheck_time(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def clocked_directory() -> tuple[ScriptedGraph, list[str], list[float], GraphUpnDirectory]:
+    """An ``auto`` directory over a scripted Graph, with its fallbacks and a clock the test
+    moves (``now[0]``)."""
     graph = ScriptedGraph()
     fallbacks: list[str] = []
     now = [0.0]
@@ -171,6 +171,13 @@ def test_a_consent_given_while_the_app_runs_is_used_after_the_recheck_time(
         on_fallback=fallbacks.append,
         clock=lambda: now[0],
     )
+    return graph, fallbacks, now, directory
+
+
+def test_a_consent_given_while_the_app_runs_is_used_after_the_recheck_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    graph, fallbacks, now, directory = clocked_directory()
     graph.script.append("not_consented")
     with pytest.raises(DirectoryUnavailable):
         directory.find_user_by_upn("c1", "a@x.com", correlation_id="c")
@@ -191,15 +198,7 @@ def test_a_consent_given_while_the_app_runs_is_used_after_the_recheck_time(
 
 
 def test_a_recheck_still_refused_says_nothing_new(caplog: pytest.LogCaptureFixture) -> None:
-    graph = ScriptedGraph()
-    fallbacks: list[str] = []
-    now = [0.0]
-    directory = GraphUpnDirectory(
-        graph,  # type: ignore[arg-type]
-        mode=AUTO,
-        on_fallback=fallbacks.append,
-        clock=lambda: now[0],
-    )
+    graph, fallbacks, now, directory = clocked_directory()
     with caplog.at_level(logging.WARNING, logger="hire_provisioning.graph"):
         for _ in range(3):
             graph.script.append("not_consented")
