@@ -614,14 +614,20 @@ def test_a_failing_page_of_the_user_list_is_read_again_not_the_whole_lookup(
     assert calls["GET /v1/customers/{id}/users"] == 3
 
 
+@pytest.mark.parametrize("duplicate_status", [400, 409])
+@pytest.mark.parametrize("remembers", [True, False], ids=["remembers", "forgets"])
 def test_the_same_person_from_before_stays_already_exists_after_a_lost_create(
-    harness: FunctionHarness,
+    harness: FunctionHarness, remembers: bool, duplicate_status: int
 ) -> None:
     """The event's immutableId already holds its UPN (made an hour ago); the create, sent
     without a look-up, is dropped before Partner Center applies it and the resend is refused
     as a duplicate. Graph's createdDateTime, before the first call, says no call of this hire
     made that user: ``already_exists`` without an initial password, not ``created`` with a
-    password the account does not have."""
+    password the account does not have. Every combination of the undocumented variants (the
+    harness's two sets fix the success status and the code's type)."""
+    harness.stack.partner_center.configure(
+        idempotent_request_ids=remembers, duplicate_upn_status=duplicate_status
+    )
     event = hire_event(43)
     upn = event["user"]["userPrincipalName"]
     made = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
