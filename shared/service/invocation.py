@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from shared.domain.model import HireState
@@ -49,6 +50,11 @@ class Invocation:
         self.counted = False
         # The user's outcome once the user exists; licences are assigned after it.
         self.user_outcome: Outcome | None = None
+        # A create call this invocation wrote into the record (generation, the send's call
+        # count, the write's ``updated_at``) and has not sent yet. When that write's answer is
+        # lost, the retry reads the write back and sends under it instead of counting a
+        # second call that never went out.
+        self.unsent_create: tuple[int, int, datetime] | None = None
 
     def call(self, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """Every Partner Center call of the invocation goes through here: counted in one place

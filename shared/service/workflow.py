@@ -124,9 +124,37 @@ class HireWorkflow:
 
     def write(self, record: HireRecord) -> HireRecord:
         """Write a record a transition returned, renewing this invocation's claim."""
+        return self.store(self._renewed(record))
+
+    def _renewed(self, record: HireRecord) -> HireRecord:
         now = self._now()
-        return self.store(
-            record.claimed(self.invocation.owner, now + self._claim_ttl, now, count=False)
+        return record.claimed(self.invocation.owner, now + self._claim_ttl, now, count=False)
+
+    def _write_create_call(self, record: HireRecord) -> HireRecord:
+        """Write a ``create_sent`` record: the call is counted before it goes out."""
+        renewed = self._renewed(record)
+        self._note_unsent_create(renewed)
+        return self.store(renewed)
+
+    def _note_unsent_create(self, record: HireRecord) -> None:
+        send = record.current_send
+        assert send is not None and record.updated_at is not None
+        self.invocation.unsent_create = (record.generation, send.calls, record.updated_at)
+
+    def _reads_own_unsent_create(self, record: HireRecord) -> bool:
+        """``record`` is this invocation's own write of a create call that never went out (the
+        write applied, its answer was lost): nothing but that write can carry this owner, call
+        count and write time, and a claim taken over and back would have rewritten them."""
+        unsent = self.invocation.unsent_create
+        send = record.current_send
+        return (
+            unsent is not None
+            and send is not None
+            and record.claim_owner == self.invocation.owner
+            and (record.generation, send.calls) == unsent[:2]
+            and record.updated_at is not None
+            # The ledger keeps times to the microsecond or so; another write is seconds apart.
+            and abs(record.updated_at - unsent[2]) < timedelta(milliseconds=1)
         )
 
     def store(self, record: HireRecord) -> HireRecord:
@@ -195,7 +223,7 @@ class HireWorkflow:
         # Without an immutableId, or for a generated UPN, the UPN was looked up just now;
         # with an immutableId and a given UPN the look-up is skipped, and not recorded as done.
         checked = direct is None and (choice.generated or self.event.user.immutable_id is None)
-        record = self.write(
+        record = self._write_create_call(
             record.create_sent(
                 upn,
                 immutable_id=self.event.user.immutable_id,
@@ -233,6 +261,7 @@ class HireWorkflow:
             first_sent_at=self._now(),
         )
         self.invocation.insert_tried = True
+        self._note_unsent_create(record)
         try:
             record = self._ledger.add(record)
         except LedgerConflict:
@@ -262,6 +291,9 @@ class HireWorkflow:
         Center answers with the user (it remembers the MS-RequestId), creates it (nothing was
         applied), or says the UPN is taken; the look-up that follows finds this hire's user by
         the identity rule, which asks every unsettled send."""
+        # This invocation's own record of a call it never sent (the write's answer was lost):
+        # send under it, so a refusal cannot count a call that never went out as applied.
+        unsent = self._reads_own_unsent_create(record)
         pending = record.current_send or (
             record.pending_creates[-1] if record.pending_creates else None
         )
@@ -287,16 +319,18 @@ class HireWorkflow:
             (send.first_sent_at for send in record.pending_creates if send.first_sent_at),
             default=self._now(),
         )
-        record = self.write(
-            record.create_sent(
-                upn, immutable_id=immutable_id, upn_checked=checked, first_sent_at=first_sent_at
+        if not unsent:
+            record = self._write_create_call(
+                record.create_sent(
+                    upn, immutable_id=immutable_id, upn_checked=checked, first_sent_at=first_sent_at
+                )
             )
-        )
         return self._send_create(record, password)
 
     def _send_create(self, record: HireRecord, password: str) -> Outcome:
         upn = _upn_of(self.event, record)
         self.invocation.request_id = self.event.request_id_for(record.generation)
+        self.invocation.unsent_create = None  # the call goes out now
         try:
             user = self.invocation.call(
                 self._partner_center.create_user,

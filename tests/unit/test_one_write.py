@@ -185,6 +185,27 @@ def test_an_insert_whose_answer_was_lost_is_taken_up_as_this_deliverys_own(
     assert bench.partner_center.calls["create"] == 1 and len(bench.vault.secrets) == 1
 
 
+@pytest.mark.parametrize("immutable_id", ["E1", None])
+def test_a_lost_insert_answer_counts_the_create_once_and_a_taken_refusal_is_no_applied_call(
+    bench: Bench, immutable_id: str | None
+) -> None:
+    """F14 on the insert path: the insert that records the create call applies but its answer
+    is lost; the retry reads it back and sends under it (one call counted, one sent). Someone
+    else took the UPN meanwhile: the refusal leaves no call that may have made that user, so
+    the hire is a conflict, never someone else's user reported created."""
+    bench.ledger.lose_answer["add"] = [ServiceUnavailableError("connection reset")]
+    someone: list[Any] = []
+    bench.partner_center.on_create = lambda: someone or someone.append(
+        bench.partner_center.seed(UPN, immutable_id="SOMEONE-ELSE", created_at=bench.clock())
+    )
+
+    outcome = bench.deliver(event(immutable_id=immutable_id))
+
+    assert outcome.status is Status.REJECTED and outcome.failure is not None
+    assert outcome.failure.category.value == "conflict", outcome
+    assert bench.partner_center.calls["create"] == 1
+
+
 def test_an_insert_conflict_on_its_own_record_continues_it(bench: Bench) -> None:
     """A client that retried the insert itself after a lost answer gets 409 on its own row."""
     bench.ledger.lose_answer["add"] = [LedgerConflict("exists (the retry of our own insert)")]

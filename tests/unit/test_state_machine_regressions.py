@@ -83,3 +83,26 @@ def test_an_edited_republish_reads_the_same_person_its_paused_first_delivery_set
 
     state.promises_hold()
     state.teardown()
+
+
+def test_a_create_call_recorded_but_never_sent_is_not_counted_twice(
+    state: machine.HireMachine,
+) -> None:
+    """F14: hr-1 checks jane.doe@ (free) and writes its create call into the record; that
+    write applies but its answer is lost, so the retry reads it back and, before, counted a
+    second call. hr-2 takes jane.doe@ meanwhile; hr-1's create (its first real call) is refused
+    "taken", and the first, never-sent call was counted as possibly applied: hr-1 reported
+    hr-2's user as created, with hr-1's password. The retry now sends under its own write."""
+    state.partner_center_variant(
+        remembers=False,
+        duplicate_as_plain_400=False,
+        list_omits_immutable_id=False,
+        directory="consented",
+    )
+    state.ledger_fault(error="answer-lost", operation="update")
+    state.publish(customer="right", generated_upn=True, hire=1, immutable_id=None)
+    state.publish(customer="right", generated_upn=True, hire=2, immutable_id=None)
+    state.interleave(first=0, pause_at=7, second=0, second_last=False)
+
+    state.promises_hold()
+    state.teardown()
