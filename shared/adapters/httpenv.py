@@ -4,8 +4,16 @@ With ``trust_env`` on, requests scans every environment variable for proxies and
 each request: a fifth of a hire's CPU, measured (--profile). These sessions honour
 the same settings, read once when the session is made: ``REQUESTS_CA_BUNDLE`` (else
 ``CURL_CA_BUNDLE``) for verification, and the proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
-``ALL_PROXY``, ``NO_PROXY``), decided once per host. Used by the Partner Center client and,
-through azure-core's requests transport, by the Key Vault and Table Storage clients.
+``ALL_PROXY``, ``NO_PROXY``), decided once per host. Used by the Partner Center and Graph
+clients and, through azure-core's requests transport, by the Key Vault and Table Storage clients.
+
+A plain request (no cookies, files, params, auth or hooks: every request this app makes) also
+skips the parts of ``Session.request`` that have nothing to do for it: merging the session's
+cookie jar, params, auth and hooks into a new request, re-parsing a URL the caller already built,
+and keeping the answer's cookies. It goes straight to the same ``HTTPAdapter.send``, so the
+connection pool, TLS verification, proxies, timeouts and requests' own exceptions (which the
+adapters read as "not sent" or "maybe applied") are requests' as before. Measured: about a
+fifth of a hire's function CPU (docs/cost-per-hire.md, "A shorter path through requests").
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 from azure.core.pipeline.transport import RequestsTransport
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
 # Up to 24 invocations run at once on an instance (host.json batchSize + newBatchThreshold);
@@ -72,7 +81,75 @@ class EnvironmentOnceSession(requests.Session):
         if kwargs.get("verify") is True:
             # What trust_env would do: azure-core passes verify=True unless told otherwise.
             kwargs["verify"] = self.verify
-        return super().request(method, url, *args, **kwargs)
+        if args or not self._is_plain(text, kwargs):
+            return super().request(method, url, *args, **kwargs)
+        verb = method.decode() if isinstance(method, bytes) else method
+        return self._send_plain(verb, text, **kwargs)
+
+    def _is_plain(self, url: str, options: dict[str, Any]) -> bool:
+        """Nothing of the session or the call for ``Session.request`` to merge or parse."""
+        return (
+            url.startswith(("https://", "http://"))
+            and url.isascii()
+            and not any(options.get(name) for name in _MERGED_OPTIONS)
+            and set(options) <= _PLAIN_OPTIONS
+            and not (self.auth or self.params or self.cookies or self.cert)
+            and not any(self.hooks.values())
+        )
+
+    def _send_plain(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Any = None,
+        json: Any = None,
+        headers: Any = None,
+        timeout: Any = None,
+        allow_redirects: bool = True,
+        proxies: dict[str, str] | None = None,
+        stream: bool | None = None,
+        verify: Any = None,
+        **_unset: Any,
+    ) -> requests.Response:
+        prepared = requests.PreparedRequest()
+        prepared.method = method.upper()
+        prepared.url = url
+        merged: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(self.headers)
+        for name, value in (headers or {}).items():
+            # requests' rule: a header given as None removes the session's default.
+            if value is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+        prepared.headers = merged  # type: ignore[assignment]  # requests' stubs say str only
+        prepared.prepare_body(data, None, json)
+        options: dict[str, Any] = {
+            "stream": bool(stream),
+            "timeout": timeout,
+            "verify": self.verify if verify is None else verify,
+            "cert": None,
+            "proxies": proxies or {},
+        }
+        response = self.get_adapter(url).send(prepared, **options)
+        if allow_redirects and response.is_redirect:
+            # As Session.send: the redirects (rare here) take requests' own path, which
+            # carries the request's cookie jar from hop to hop (an empty one here).
+            prepared.prepare_cookies(None)
+            history = [response, *self.resolve_redirects(response, prepared, **options)]
+            response = history.pop()
+            response.history = history
+        if not stream:
+            response.content  # noqa: B018 - read now, as Session.send does: frees the connection
+        return response
+
+
+# What Session.request would merge with the session's own (and so leaves the plain path), and
+# every option the plain path takes; azure-core passes cert=None and files=None.
+_MERGED_OPTIONS = ("params", "cookies", "files", "auth", "hooks", "cert")
+_PLAIN_OPTIONS = frozenset(
+    {"data", "json", "headers", "timeout", "allow_redirects", "proxies", "stream", "verify"}
+) | frozenset(_MERGED_OPTIONS)
 
 
 def azure_transport(*, user_agent: str | None = None, **options: Any) -> RequestsTransport:

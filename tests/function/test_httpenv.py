@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from azure.core.exceptions import ServiceRequestError
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.core.pipeline import Pipeline
 from azure.core.rest import HttpRequest
 
@@ -22,22 +23,47 @@ PROXY_VARIABLES = (
 
 
 class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
     def __init__(self, name: str) -> None:
         super().__init__(("127.0.0.1", 0), _Recorder)
         self.name = name
         self.seen: list[str] = []
+        self.headers_seen: list[dict[str, str]] = []
+        self.bodies: list[bytes] = []
 
 
 class _Recorder(BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         self.server.seen.append(self.path)
+        self.server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+        length = int(self.headers.get("Content-Length") or 0)
+        self.server.bodies.append(self.rfile.read(length) if length else b"")
+        if self.path.startswith("/slow"):
+            time.sleep(1.0)
+        if self.path.startswith("/drop"):
+            # The request was read, then the connection goes: the answer is lost.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if self.path.startswith("/moved"):
+            self.send_response(302)
+            self.send_header("Location", "/users")
+            self.send_header("Set-Cookie", "affinity=1; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = self.server.name.encode()
         self.send_response(200)
+        self.send_header("Set-Cookie", "affinity=1; Path=/")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_POST = do_PUT = do_PATCH = do_GET
 
     def log_message(self, *args: object) -> None:
         pass
@@ -126,3 +152,93 @@ def test_a_refused_connection_through_azure_core_is_a_service_request_error() ->
     pipeline = Pipeline(transport=transport, policies=[])
     with pytest.raises(ServiceRequestError):
         pipeline.run(HttpRequest("GET", f"http://127.0.0.1:{_closed_port()}/"))
+
+
+# The plain path (EnvironmentOnceSession._send_plain): what requests' full path would send, and
+# requests' own exceptions, which the adapters read as "not sent" or "maybe applied".
+
+
+def test_a_plain_request_sends_the_session_headers_the_body_and_json(
+    servers: tuple[_Server, _Server],
+) -> None:
+    target, _ = servers
+    session = EnvironmentOnceSession(user_agent="hire-provisioning/test")
+    url = f"http://127.0.0.1:{target.server_port}/v1/users"
+    answer = session.request(
+        "post", url, json={"a": 1}, headers={"X-Call": "1", "Accept": None}, timeout=5
+    )
+    assert (answer.status_code, answer.text, answer.request.method) == (200, "target", "POST")
+    sent = target.headers_seen[-1]
+    assert sent["user-agent"] == "hire-provisioning/test"
+    assert sent["x-call"] == "1"
+    assert "accept" not in sent  # a header given as None removes the session's default
+    assert sent["content-type"] == "application/json"
+    assert target.bodies[-1] == b'{"a": 1}'
+
+    session.request("PUT", url, data=b"raw", headers={"Content-Type": "text/plain"}, timeout=5)
+    assert (target.bodies[-1], target.headers_seen[-1]["content-length"]) == (b"raw", "3")
+
+
+def test_the_plain_path_and_requests_full_path_send_the_same(
+    servers: tuple[_Server, _Server],
+) -> None:
+    target, _ = servers
+    session = EnvironmentOnceSession(user_agent="hire-provisioning/test")
+    url = f"http://127.0.0.1:{target.server_port}/v1/users"
+    session.request("POST", url, json={"b": [1, 2]}, headers={"X-Call": "1"}, timeout=5)
+    # params= leaves the plain path: requests merges and encodes them.
+    session.request("POST", url, json={"b": [1, 2]}, headers={"X-Call": "1"}, params={}, timeout=5)
+    plain, full = target.headers_seen[-2:]
+    assert plain == full
+    assert target.bodies[-2] == target.bodies[-1]
+
+
+def test_answers_cookies_are_not_kept(servers: tuple[_Server, _Server]) -> None:
+    # None of the services uses cookies; an affinity cookie must not ride on later calls.
+    target, _ = servers
+    session = EnvironmentOnceSession()
+    url = f"http://127.0.0.1:{target.server_port}/users"
+    session.get(url, timeout=5)
+    session.get(url, timeout=5)
+    assert "cookie" not in target.headers_seen[-1]
+
+
+def test_a_redirect_is_followed_only_when_asked(servers: tuple[_Server, _Server]) -> None:
+    target, _ = servers
+    session = EnvironmentOnceSession()
+    url = f"http://127.0.0.1:{target.server_port}/moved"
+    followed = session.get(url, timeout=5)
+    assert (followed.status_code, followed.text, [r.status_code for r in followed.history]) == (
+        200,
+        "target",
+        [302],
+    )
+    assert session.get(url, timeout=5, allow_redirects=False).status_code == 302
+
+
+def test_a_slow_answer_is_requests_read_timeout(servers: tuple[_Server, _Server]) -> None:
+    # Partner Center's client reads a timeout on a create as "the answer was lost".
+    target, _ = servers
+    with pytest.raises(requests.ReadTimeout):
+        EnvironmentOnceSession().post(
+            f"http://127.0.0.1:{target.server_port}/slow", json={}, timeout=(5, 0.2)
+        )
+
+
+def test_a_dropped_answer_is_requests_connection_error(servers: tuple[_Server, _Server]) -> None:
+    target, _ = servers
+    with pytest.raises(requests.ConnectionError):
+        EnvironmentOnceSession().post(
+            f"http://127.0.0.1:{target.server_port}/drop", json={}, timeout=5
+        )
+    assert target.seen == ["/drop"]  # it was sent: "maybe applied", not "not sent"
+
+
+def test_a_dropped_answer_through_azure_core_is_a_service_response_error(
+    servers: tuple[_Server, _Server],
+) -> None:
+    target, _ = servers
+    transport = azure_transport(connection_timeout=5, read_timeout=5)
+    pipeline = Pipeline(transport=transport, policies=[])
+    with pytest.raises(ServiceResponseError):
+        pipeline.run(HttpRequest("POST", f"http://127.0.0.1:{target.server_port}/drop", json={}))
