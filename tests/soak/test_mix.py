@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.soak import Customers, SoakConfig, build_workload, customer_count, pace
+from benchmarks.soak import (
+    Customers,
+    SoakConfig,
+    build_workload,
+    customer_count,
+    kill_allowed,
+    pace,
+)
 from benchmarks.throughput import parse_size, without_immutable_id
 
 
@@ -52,6 +59,20 @@ def test_pace_counts_the_hosts_killed_in_each_window() -> None:
     assert (figures["pace first"], figures["pace last"]) == (1.0, 1.0)
     # The last window is outcomes 1,850 to 2,850 (95 % of 3,000).
     assert (figures["pace kills first"], figures["pace kills last"]) == (1, 2)
+
+
+def test_no_host_is_killed_in_or_just_before_a_pace_window() -> None:
+    # 10,000 hires, 11,404 events: windows of 1,000; the last one is outcomes 9,833 to 10,833.
+    def allowed(produced: int) -> bool:
+        return kill_allowed(produced, hires=10_000, expected_outcomes=11_404)
+
+    assert [at for at in range(2000, 12001, 2000) if allowed(at)] == [2000, 4000, 6000, 8000]
+    assert not allowed(500)  # the first window
+    assert not allowed(9400)  # half a window before the last one: its leases would spill in
+    assert allowed(9300)
+    # 1,000 hires and 1,140 events: windows of 333, the last one from outcome 750.
+    small = [at for at in range(0, 1200) if kill_allowed(at, hires=1000, expected_outcomes=1140)]
+    assert (small[0], small[-1]) == (334, 583)
 
 
 def test_pace_needs_two_windows() -> None:
