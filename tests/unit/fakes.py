@@ -190,7 +190,8 @@ class FakePartnerCenter:
     reset_script: list[str] = field(default_factory=list)
     assign_script: list[str] = field(default_factory=list)
     # Scripted behaviour per call, consumed in order: "lost-after" (applied, answer lost),
-    # "lost-before" (not applied, no answer), "throttle", "unavailable", "refuse", "permission".
+    # "lost-before" (not applied, no answer), "throttle", "throttle-30s" (Retry-After 30),
+    # "unavailable", "refuse", "permission".
     create_script: list[str] = field(default_factory=list)
     find_script: list[str] = field(default_factory=list)
     # Variants the documentation leaves open: a list without immutableId, a duplicate
@@ -264,6 +265,8 @@ class FakePartnerCenter:
             self.on_create()
         if action == "throttle":
             raise ServiceUnavailableError("429", throttled=True, http_status=429, retry_after=1)
+        if action == "throttle-30s":
+            raise ServiceUnavailableError("429", throttled=True, http_status=429, retry_after=30)
         if action == "lost-before":
             raise AnswerLost("timeout")
         if action == "unavailable":

@@ -117,8 +117,30 @@ def test_the_last_delivery_retries_longer_before_it_gives_up(bench: Bench) -> No
     assert bench.poison.copies == []
 
 
+def test_the_last_delivery_tries_ten_times_within_the_budget(bench: Bench) -> None:
+    # Nine throttled creates: the last delivery's tenth attempt still ends it created.
+    bench.partner_center.create_script = ["throttle"] * 9
+    outcome = bench.deliver(event(), delivery=RETRY.max_deliveries)
+    assert outcome.status is Status.CREATED
+    assert bench.partner_center.calls["create"] == 10
+    bench.assert_one_correct_account(UPN)
+    assert RETRY.attempts_for(RETRY.max_deliveries) == 10
+    assert RETRY.attempts_for(1) == 3
+
+
+def test_the_budget_ends_the_last_delivery_before_its_attempts_do(bench: Bench) -> None:
+    # Long waits asked by the service: the 60 s budget, not the attempt count, ends it.
+    bench.partner_center.create_script = ["throttle-30s"] * 9
+    started = bench.clock.monotonic()
+    outcome = bench.deliver(event(), delivery=RETRY.max_deliveries)
+    assert outcome.status is Status.FAILED
+    # Waits of 30 s: attempts at 0, 30 and 60 s; a third wait would pass the 60 s budget.
+    assert bench.partner_center.calls["create"] == 3
+    assert bench.clock.monotonic() - started <= RETRY.budget
+
+
 def test_a_transient_answer_never_marks_a_hire_refused(bench: Bench) -> None:
-    bench.partner_center.create_script = ["throttle"] * 20
+    bench.partner_center.create_script = ["throttle"] * 40
     outcome = bench.deliver_until_outcome(event())
     assert outcome.status is Status.FAILED
     record = bench.ledger.records["hr-1"]
@@ -157,8 +179,8 @@ def test_an_expired_password_is_replaced_before_the_user_exists(bench: Bench) ->
 
 
 def test_an_expired_password_is_kept_once_a_create_may_have_used_it(bench: Bench) -> None:
-    bench.partner_center.create_script = ["lost-after"] + ["throttle"] * 20
-    bench.partner_center.find_script = ["ok"] + ["unavailable"] * 20
+    bench.partner_center.create_script = ["lost-after"] + ["throttle"] * 40
+    bench.partner_center.find_script = ["ok"] + ["unavailable"] * 40
     assert bench.deliver_until_outcome(event()).status is Status.FAILED
     secret = bench.ledger.records["hr-1"].password_secret_id
     bench.clock.advance(8 * 24 * 3600)
