@@ -602,8 +602,9 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
 
             threading.Thread(target=publish_first_round, name="soak-publisher", daemon=True).start()
             later = [body for hire in hires for body in hire.later]
-            # One outcome per event published: where the pace windows fall.
-            expected_outcomes = len(first_round(hires)) + len(later)
+            # Where the last pace window falls: just before the late duplicates are published.
+            first_round_events = len(first_round(hires))
+            late_from: float | None = None
             published_later = not later
             next_kill = config.kill_every or None
             kills = 0
@@ -615,11 +616,12 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
             while True:
                 produced = collected.count + queue_length(results_queue)
                 if not published_later and produced >= config.hires // 2 and first.done():
+                    late_from = time.time()
                     publish(requests_queue, later)
                     published_later = True
                 if next_kill is not None and produced >= next_kill:
                     if kill_allowed(
-                        produced, hires=config.hires, expected_outcomes=expected_outcomes
+                        produced, hires=config.hires, first_round_events=first_round_events
                     ):
                         victim = rng.choice([host for host in hosts if host.alive])
                         victim.kill()
@@ -662,7 +664,9 @@ def run_soak(config: SoakConfig, azurite: AzuriteQueue | None = None) -> Report:
         logs = {host.name: host.log_text() for host in hosts}
         # Timed by when each outcome reached the result queue, not by the loop's samples: a
         # call of the loop's that waits out a storage retry (15 s and more) left gaps in them.
-        report.figures.update(pace(collected.progress(), config.hires, killed_at))
+        report.figures.update(
+            pace(collected.progress(), config.hires, killed_at, late_from=late_from)
+        )
         report.figures.update(
             elapsed=elapsed,
             kills=kills,
@@ -678,20 +682,25 @@ def pace_window(hires: int) -> int:
     return max(1, min(1000, hires // 3))
 
 
-def kill_allowed(produced: int, *, hires: int, expected_outcomes: int) -> bool:
+def kill_allowed(produced: int, *, hires: int, first_round_events: int) -> bool:
     """Whether a host may be killed after ``produced`` outcomes without landing in a pace
     window. A kill costs the outcomes around it a host's start and the lease of the killed
-    host's messages (about half a window at the default rates); with a kill in one window and
-    none in the other, the pace compared kill placement, not customer growth (session 6: -41 %
-    and +33 % from two runs of one build). So no kill in the first window, nor from half a
-    window before the last one (which ends at 95 % of the outcomes, as ``pace`` takes it)."""
+    host's messages (about a window's worth at the default rates); with a kill in one window
+    and none in the other, the pace compared kill placement, not customer growth (session 6:
+    -41 % and +33 % from two runs of one build). So no kill in the first window, nor within a
+    window of the last one, which ends when the late duplicates are published (see ``pace``):
+    about ``MAX_BACKLOG`` outcomes before the first round's last."""
     window = pace_window(hires)
-    last_start = int(expected_outcomes * 0.95) - window
-    return window < produced < last_start - window // 2
+    last_start = first_round_events - MAX_BACKLOG - window
+    return window < produced < last_start - window
 
 
 def pace(
-    progress: Sequence[tuple[float, int]], hires: int, kills: Sequence[int] = ()
+    progress: Sequence[tuple[float, int]],
+    hires: int,
+    kills: Sequence[int] = (),
+    *,
+    late_from: float | None = None,
 ) -> dict[str, float]:
     """Outcomes per second over the first and the last window of min(1,000, a third of the
     hires) outcomes, from (time, outcomes so far) at each outcome: whether the run slows down
@@ -700,11 +709,18 @@ def pace(
     host killed) are counted per window: a kill costs its window a host's start and the lease
     of its messages, so the soak kills no host in or just before either (``kill_allowed``).
 
-    The last window ends at 95 % of the outcomes: the final few are the stragglers of retries
-    and killed hosts (each waits out a lease or a visibility timeout), which would measure the
-    drain, not the pace."""
+    The last window ends at the last outcome before ``late_from``, the time the late HR
+    duplicates were published: they come after the whole first round, cost one ledger read
+    each, and arrive in chunks faster than they can be published, so the hosts find the queue
+    empty between chunks and back off their polling (session 7: every host idle for 10 s,
+    then a burst at 76 outcomes/s). Both windows then hold the same mix: the first round's
+    events. Without ``late_from`` it ends at 95 % of the outcomes (the final few are the
+    stragglers of retries and killed hosts, which measure the drain, not the pace)."""
     window = pace_window(hires)
-    last = int(progress[-1][1] * 0.95) if progress else 0
+    if late_from is not None:
+        last = max((produced for at, produced in progress if at < late_from), default=0)
+    else:
+        last = int(progress[-1][1] * 0.95) if progress else 0
     if last < 2 * window + 1:
         return {}
 

@@ -62,17 +62,30 @@ def test_pace_counts_the_hosts_killed_in_each_window() -> None:
 
 
 def test_no_host_is_killed_in_or_just_before_a_pace_window() -> None:
-    # 10,000 hires, 11,404 events: windows of 1,000; the last one is outcomes 9,833 to 10,833.
+    # 10,000 hires, 10,892 first-round events: windows of 1,000; the last one ends when the
+    # late duplicates are published, about 600 (the backlog) before the first round's end.
     def allowed(produced: int) -> bool:
-        return kill_allowed(produced, hires=10_000, expected_outcomes=11_404)
+        return kill_allowed(produced, hires=10_000, first_round_events=10_892)
 
     assert [at for at in range(2000, 12001, 2000) if allowed(at)] == [2000, 4000, 6000, 8000]
     assert not allowed(500)  # the first window
-    assert not allowed(9400)  # half a window before the last one: its leases would spill in
-    assert allowed(9300)
-    # 1,000 hires and 1,140 events: windows of 333, the last one from outcome 750.
-    small = [at for at in range(0, 1200) if kill_allowed(at, hires=1000, expected_outcomes=1140)]
-    assert (small[0], small[-1]) == (334, 583)
+    assert not allowed(8400)  # within a window of the last one: its leases would spill in
+    assert allowed(8200)
+    # 1,000 hires and 1,090 first-round events: windows of 333, the last one from outcome 157.
+    small = [at for at in range(0, 1200) if kill_allowed(at, hires=1000, first_round_events=1090)]
+    assert small == []
+
+
+def test_the_last_pace_window_ends_before_the_late_duplicates() -> None:
+    # 20 outcomes a second for 500 s; the late duplicates are published at 450 s, after which
+    # the hosts idle, then burst: none of that is in the last window.
+    progress = [(float(t), 20 * t) for t in range(1, 451)]
+    progress += [(450.0 + t, 9000) for t in range(1, 11)]
+    progress += [(461.0, 9800)]
+    figures = pace(progress, hires=10_000, late_from=450.5)
+    assert (figures["pace first"], figures["pace last"]) == (20.0, 20.0)
+    # Without the time, the last window would end at 95 % of 9,800: the idle 10 s and the burst.
+    assert abs(pace(progress, hires=10_000)["pace last"] - 20.0) > 2
 
 
 def test_pace_needs_two_windows() -> None:
