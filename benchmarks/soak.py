@@ -691,8 +691,12 @@ def kill_allowed(produced: int, *, hires: int, first_round_events: int) -> bool:
     window of the last one, which ends when the late duplicates are published (see ``pace``):
     about ``MAX_BACKLOG`` outcomes before the first round's last."""
     window = pace_window(hires)
-    last_start = first_round_events - MAX_BACKLOG - window
-    return window < produced < last_start - window
+    # The late duplicates go out once the first round is published (the publisher keeps
+    # MAX_BACKLOG waiting) and half the hires have an outcome.
+    last_end = max(hires // 2, first_round_events - MAX_BACKLOG)
+    if last_end < 2 * window + 1:
+        return True  # too short a run for a pace figure: kills anywhere
+    return window < produced < last_end - 2 * window
 
 
 def pace(

@@ -71,9 +71,9 @@ def test_no_host_is_killed_in_or_just_before_a_pace_window() -> None:
     assert not allowed(500)  # the first window
     assert not allowed(8400)  # within a window of the last one: its leases would spill in
     assert allowed(8200)
-    # 1,000 hires and 1,090 first-round events: windows of 333, the last one from outcome 157.
-    small = [at for at in range(0, 1200) if kill_allowed(at, hires=1000, first_round_events=1090)]
-    assert small == []
+    # 1,000 hires, 1,090 first-round events: the late duplicates go out at about 500 outcomes,
+    # too early for two windows of 333, so there is no pace figure and kills go anywhere.
+    assert all(kill_allowed(at, hires=1000, first_round_events=1090) for at in range(0, 1200))
 
 
 def test_the_last_pace_window_ends_before_the_late_duplicates() -> None:
