@@ -714,11 +714,11 @@ def pace(
     of its messages, so the soak kills no host in or just before either (``kill_allowed``).
 
     The last window ends at the last outcome before ``late_from``, the time the late HR
-    duplicates were published: they come after the whole first round, cost one ledger read
-    each, and arrive in chunks faster than they can be published, so the hosts find the queue
-    empty between chunks and back off their polling (session 7: every host idle for 10 s,
-    then a burst at 76 outcomes/s). Both windows then hold the same mix: the first round's
-    events. Without ``late_from`` it ends at 95 % of the outcomes (the final few are the
+    duplicates were published: they come after the whole first round and most cost one ledger
+    read, so the end phase has another mix and its own rhythm (session 7, two runs: at the
+    moment they were published no host logged anything for about 10 s, then the queue emptied
+    at 76 outcomes/s; the cause of the pause is not known). Both windows then hold the same
+    mix: the first round's events. Without ``late_from`` it ends at 95 % of the outcomes (the final few are the
     stragglers of retries and killed hosts, which measure the drain, not the pace)."""
     window = pace_window(hires)
     if late_from is not None:
