@@ -718,8 +718,8 @@ def pace(
     read, so the end phase has another mix and its own rhythm (session 7, two runs: at the
     moment they were published no host logged anything for about 10 s, then the queue emptied
     at 76 outcomes/s; the cause of the pause is not known). Both windows then hold the same
-    mix: the first round's events. Without ``late_from`` it ends at 95 % of the outcomes (the final few are the
-    stragglers of retries and killed hosts, which measure the drain, not the pace)."""
+    mix: the first round's events. Without ``late_from`` it ends at 95 % of the outcomes (the
+    final few are the stragglers of retries and killed hosts: the drain, not the pace)."""
     window = pace_window(hires)
     if late_from is not None:
         last = max((produced for at, produced in progress if at < late_from), default=0)
