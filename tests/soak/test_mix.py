@@ -48,6 +48,26 @@ def test_pace_compares_the_first_and_the_last_window() -> None:
     assert figures["pace window"] == 526
     assert 9.5 < figures["pace first"] < 10.5
     assert 4.5 < figures["pace last"] < 5.5  # the drain after 95 % is left out
+    # Thirds of the 1,500 outcomes up to 95 %: the first all at 10 a second, the last at 5.
+    assert figures["pace third"] == 500
+    assert 9.5 < figures["pace first third"] < 10.5
+    assert 4.5 < figures["pace last third"] < 5.5
+
+
+def test_pace_by_thirds_averages_over_pauses_a_window_may_catch() -> None:
+    # 25 outcomes a second, with a pause of 15 s every 80 s; the last 1,000-outcome window
+    # happens to hold two pauses, the first none.
+    progress: list[tuple[float, int]] = []
+    now, produced = 0.0, 0
+    while produced < 10_000:
+        now += 1.0
+        if int(now) % 80 >= 65:
+            continue  # paused
+        produced += 25
+        progress.append((now, produced))
+    figures = pace(progress, hires=10_000)
+    thirds = figures["pace last third"] / figures["pace first third"] - 1
+    assert abs(thirds) < 0.1
 
 
 def test_pace_counts_the_hosts_killed_in_each_window() -> None:
