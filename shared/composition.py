@@ -164,7 +164,7 @@ def build_provisioner(
         ),
         ledger=ledger,
         poison=poison,
-        retry=retry or RetryPolicy(max_deliveries=host_config.max_dequeue_count),
+        retry=retry or RetryPolicy.for_host(host_config.max_dequeue_count),
         password_ttl=timedelta(days=settings.initial_password_ttl_days),
         claim_ttl=timedelta(seconds=settings.claim_seconds),
         now=now,

@@ -11,7 +11,8 @@ class RetryPolicy:
 
     Transient failures are retried in the invocation ``attempts`` times within ``budget``
     seconds; then the host redelivers after ``visibilityTimeout``, up to ``max_deliveries``
-    (host.json ``maxDequeueCount``), and the last delivery writes the outcome instead.
+    (one less than host.json ``maxDequeueCount``: ``for_host``), and the last delivery writes
+    the outcome instead.
     """
 
     attempts: int = 3
@@ -30,6 +31,21 @@ class RetryPolicy:
     # before asking for redelivery; the last delivery waits until that claim expires.
     claim_wait: float = 10.0
     poll_interval: float = 0.5
+
+    @classmethod
+    def for_host(cls, max_dequeue_count: int) -> RetryPolicy:
+        """The policy for a host that delivers a message up to ``max_dequeue_count`` times.
+
+        The function ends an event on the delivery before the host's last, which is kept
+        spare. A host dies (scale-in, a crash, a deployment) without finishing its
+        invocations; a message it held comes back with a higher dequeue count, and one above
+        ``maxDequeueCount`` goes to the host's own poison copy without reaching the function
+        (body only, no outcome, gone after 7 days). So if the function's last delivery itself
+        dies, the spare one still runs the function, which ends the event (``is_last`` holds
+        for it too). Only two deaths in a row on one event's last deliveries leave it to the
+        host (the soak found the single case: a host killed during a last delivery).
+        """
+        return cls(max_deliveries=max(1, max_dequeue_count - 1))
 
     def delay(self, retry_number: int, retry_after: float | None, jitter: float) -> float:
         backoff = min(self.max_delay, self.base_delay * 2.0**retry_number) * (0.5 + jitter)

@@ -72,3 +72,14 @@ def test_a_delivery_killed_after_its_create_is_finished_by_the_next(
     harness.assert_secret_holds_users_password(outcome)
     record = harness.ledger_record(event["eventId"])
     assert record.state is HireState.CREATED and record.claim_owner is None
+
+
+def test_the_composed_function_ends_events_a_delivery_before_the_host(
+    harness: FunctionHarness,
+) -> None:
+    # The host's last delivery is spare for a last delivery that died (RetryPolicy.for_host).
+    service = composition.build_provisioner(
+        Settings.from_environment(), QueueHostConfig(max_dequeue_count=6)
+    )
+    policy = service._retry  # type: ignore[attr-defined]
+    assert policy.max_deliveries == 5 and policy.is_last(6)
