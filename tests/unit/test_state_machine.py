@@ -279,14 +279,16 @@ class HireMachine(RuleBasedStateMachine):
         last=st.booleans(),
     )
     def deliver(self, pick: int, kill_at: int | None, last: bool) -> None:
-        """The host delivers a message (the last delivery if ``last``); ``kill_at`` kills the
-        invocation at its n-th port call, leaving its claim behind (not on a last delivery:
-        then the host's own poison copy would take over, which the function cannot prevent)."""
+        """The host delivers a message (the function's last delivery if ``last``); ``kill_at``
+        kills the invocation at its n-th port call, leaving its claim behind. The function's
+        last delivery may die too: the host's own last delivery is kept spare for it
+        (``RetryPolicy.for_host``); that spare one is never killed (two deaths in a row leave
+        the event to the host's own poison copy, which the function cannot prevent)."""
         message = self.pending[pick % len(self.pending)]
         if last:
-            message.dequeue_count = RETRY.max_deliveries - 1
-        if message.dequeue_count + 1 >= RETRY.max_deliveries:
-            kill_at = None
+            message.dequeue_count = max(message.dequeue_count, RETRY.max_deliveries - 1)
+        if message.dequeue_count + 1 > RETRY.max_deliveries:
+            kill_at = None  # the spare delivery
         self._deliver(message, kill_at=kill_at)
 
     def _deliver(self, message: Message, *, kill_at: int | None = None) -> Outcome | None:
@@ -400,7 +402,7 @@ class HireMachine(RuleBasedStateMachine):
         )
         a_refusals = set(self.refusals)
         if second_last:
-            b.dequeue_count = RETRY.max_deliveries - 1
+            b.dequeue_count = max(b.dequeue_count, RETRY.max_deliveries - 1)
         self._deliver(b)
         # A refusal given to the second delivery came after the first one started: the first
         # may report it too (it is not older than its start).
@@ -823,7 +825,8 @@ class HireMachine(RuleBasedStateMachine):
         while self.pending:
             message = self.pending[0]
             while message in self.pending:
-                assert message.dequeue_count < RETRY.max_deliveries, "delivered past the last"
+                # A killed last delivery leaves the message at the last count: the spare follows.
+                assert message.dequeue_count <= RETRY.max_deliveries, "delivered past the spare"
                 if self._deliver(message) is None:
                     assert self.bench is not None
                     self.bench.clock.advance(60)  # visibilityTimeout before the next delivery
