@@ -74,6 +74,11 @@ class HireState(StrEnum):
 # How far apart the service's clock and the directory's may be when a user's creation time is
 # compared with this hire's first create (the residual window: docs/design.md).
 CLOCK_TOLERANCE = timedelta(seconds=60)
+# How long after a create call is written to the record Partner Center can still apply it:
+# the call goes out at once, the client gives up after 30 s, and the whole invocation ends
+# within host.json's functionTimeout (10 minutes). A user made later than this after a
+# hire's last call that may have applied was not made by that call.
+LATEST_APPLY_AFTER_CALL = timedelta(minutes=10)
 
 SUCCESS_STATES = frozenset({HireState.CREATED, HireState.EXISTING, HireState.RESTORED})
 # States whose recorded secret holds the user's password.
@@ -93,6 +98,10 @@ class SubscribedSku:
 class SendKind(StrEnum):
     CREATE = "create"  # a create of one MS-RequestId generation
     RESTORE = "restore"  # the restore and password reset of a deleted user (a rehire)
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +130,11 @@ class Send:
     # When this hire first sent a create of this UPN (the service's clock): with a directory
     # that tells when a user was made, a holder made after it can only be this hire's.
     first_sent_at: datetime | None = None
+    # When its latest call, and the one before, were written (the service's clock; None in rows
+    # written before session 7): a user made long after every call that may have applied was
+    # not made by this send. The one before stands in when the latest call was refused.
+    last_sent_at: datetime | None = None
+    previous_sent_at: datetime | None = None
     # False for a send rebuilt from a row written before sends were kept: its immutableId was
     # not recorded, and the next delivery takes the event's (``HireRecord.identity_adopted``).
     identity_known: bool = True
@@ -139,6 +153,10 @@ class Send:
             "userId": self.user_id,
             "calls": self.calls,
             "firstSentAt": self.first_sent_at.isoformat() if self.first_sent_at else None,
+            "lastSentAt": self.last_sent_at.isoformat() if self.last_sent_at else None,
+            "previousSentAt": (
+                self.previous_sent_at.isoformat() if self.previous_sent_at else None
+            ),
             "identityKnown": self.identity_known,
         }
 
@@ -161,9 +179,9 @@ class Send:
             password_expires_on=datetime.fromisoformat(expires) if expires else None,
             user_id=str(user_id) if user_id is not None else None,
             calls=int(value.get("calls") or 0),
-            first_sent_at=(
-                datetime.fromisoformat(value["firstSentAt"]) if value.get("firstSentAt") else None
-            ),
+            first_sent_at=_time_or_none(value.get("firstSentAt")),
+            last_sent_at=_time_or_none(value.get("lastSentAt")),
+            previous_sent_at=_time_or_none(value.get("previousSentAt")),
             identity_known=value.get("identityKnown", True) is not False,
         )
 
@@ -172,10 +190,12 @@ class Send:
 
         UPNs are unique, so only a user holding this send's UPN; with ``immutableId`` only one
         with exactly that immutableId, and not one the directory says was made before the
-        send's first call (the same person from before, whom a lost answer and a forgotten
-        ``MS-RequestId`` would otherwise pass off as this hire's user, with a password that
-        account does not have); without it, only a user without one (a user list that leaves
-        immutableId out cannot tell), and only when the UPN was free before the send.
+        send's first call or long after its last (the same person from before, or made by
+        someone else since, whom a lost answer and a forgotten ``MS-RequestId`` would otherwise
+        pass off as this hire's user, with a password that account does not have); without
+        it, only a user without one (a user list that leaves immutableId out cannot tell), and
+        only when the UPN was free before the send or the directory dates the user within
+        the send's calls.
         """
         if self.kind is not SendKind.CREATE or self.calls == 0:
             return False
@@ -186,20 +206,47 @@ class Send:
             # it, the same immutableId after a possibly applied create stays this hire's.
             return (
                 user.immutable_id == self.immutable_id
-                and self.made_after_first_send(user) is not False
+                and self.made_while_sending(user) is not False
             )
         if user.immutable_id is not None:
             return False  # this create carried no immutableId: the user it made has none
         if self.upn_checked:
             return True
-        return self.made_after_first_send(user) is True
+        return self.made_while_sending(user) is True
 
-    def made_after_first_send(self, user: FoundUser) -> bool | None:
-        """Whether ``user`` was made after this send's first call (within the tolerance for
-        the two clocks); None when either time is unknown."""
+    def made_while_sending(self, user: FoundUser) -> bool | None:
+        """Whether ``user`` was made while one of this send's calls could apply: from when a
+        call was written until ``LATEST_APPLY_AFTER_CALL`` after it, within the tolerance for
+        the two clocks. None when the first call's time or the user's is unknown.
+
+        The calls' times are kept as the first, the one before the last and the last; a call
+        between those two is somewhere between them. A user made in a gap between calls (a
+        week after the first, just before a resend) was made by none of them.
+        """
         if self.first_sent_at is None or user.created_at is None:
             return None
-        return user.created_at >= self.first_sent_at - CLOCK_TOLERANCE
+        made = user.created_at
+        if made < self.first_sent_at - CLOCK_TOLERANCE:
+            return False
+        if self.last_sent_at is None:
+            return True  # a row from before the call times were kept: no upper bound
+        late = LATEST_APPLY_AFTER_CALL + CLOCK_TOLERANCE
+        if self.calls <= 2:
+            before_last = self.first_sent_at
+        else:
+            before_last = self.previous_sent_at or self.last_sent_at
+        if made <= before_last + late:
+            return True
+        return self.last_sent_at - CLOCK_TOLERANCE <= made <= self.last_sent_at + late
+
+    def without_latest_call(self) -> Send | None:
+        """This send as if its latest call had not gone out (it was refused: nothing of it
+        applied); None when it was the only call."""
+        if self.calls <= 1:
+            return None
+        return replace(
+            self, calls=self.calls - 1, last_sent_at=self.previous_sent_at, previous_sent_at=None
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,9 +354,10 @@ class HireRecord:
         makers = []
         for send in self.pending_creates:
             if refused_call and send is current:
-                if send.calls <= 1:
+                earlier = send.without_latest_call()
+                if earlier is None:
                     continue
-                send = replace(send, calls=send.calls - 1)
+                send = earlier
             if send.may_have_made(user):
                 makers.append(send)
         return makers[-1] if makers else None
@@ -324,8 +372,8 @@ class HireRecord:
             if send.immutable_id is None and user.immutable_id is not None:
                 continue  # made with an immutableId this hire's create did not carry
             if send.immutable_id is None and not send.upn_checked:
-                if send.made_after_first_send(user) is False:
-                    continue  # made before this hire first sent it: someone else's
+                if send.made_while_sending(user) is False:
+                    continue  # made before or long after this hire's calls: someone else's
                 return False  # unchecked and nothing to tell the person by: it may be ours
         return True
 
@@ -421,14 +469,21 @@ class HireRecord:
         immutable_id: str | None,
         upn_checked: bool,
         first_sent_at: datetime | None = None,
+        sent_at: datetime | None = None,
     ) -> HireRecord:
         """CREATING: a call of this generation's create is about to go out (written first).
 
-        Counts it on this generation's send, or adds the send; keeps every other send.
+        Counts it on this generation's send (``sent_at``: when, by the service's clock), or
+        adds the send; keeps every other send.
         """
         current = self.current_send
         if current is not None:
-            updated = replace(current, calls=current.calls + 1)
+            updated = replace(
+                current,
+                calls=current.calls + 1,
+                last_sent_at=sent_at,
+                previous_sent_at=current.last_sent_at,
+            )
             sends = tuple(updated if send is current else send for send in self.sends)
         else:
             sends = (
@@ -443,6 +498,7 @@ class HireRecord:
                     password_expires_on=self.password_expires_on,
                     calls=1,
                     first_sent_at=first_sent_at,
+                    last_sent_at=sent_at,
                 ),
             )
         return replace(

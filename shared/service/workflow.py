@@ -229,6 +229,7 @@ class HireWorkflow:
                 immutable_id=self.event.user.immutable_id,
                 upn_checked=checked,
                 first_sent_at=self._now(),
+                sent_at=self._now(),
             ),
         )
         return self._send_create(record, password)
@@ -259,6 +260,7 @@ class HireWorkflow:
             immutable_id=self.event.user.immutable_id,
             upn_checked=False,  # nothing was looked up
             first_sent_at=self._now(),
+            sent_at=self._now(),
         )
         self.invocation.insert_tried = True
         self._note_unsent_create(record)
@@ -322,7 +324,11 @@ class HireWorkflow:
         if not unsent:
             record = self._write_create_call(
                 record.create_sent(
-                    upn, immutable_id=immutable_id, upn_checked=checked, first_sent_at=first_sent_at
+                    upn,
+                    immutable_id=immutable_id,
+                    upn_checked=checked,
+                    first_sent_at=first_sent_at,
+                    sent_at=self._now(),
                 )
             )
         return self._send_create(record, password)

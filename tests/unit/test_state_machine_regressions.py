@@ -106,3 +106,53 @@ def test_a_create_call_recorded_but_never_sent_is_not_counted_twice(
 
     state.promises_hold()
     state.teardown()
+
+
+@pytest.mark.parametrize("remembers", [False, True], ids=["forgets", "remembers"])
+def test_a_holder_made_long_after_the_hires_calls_is_not_its_user(
+    state: machine.HireMachine, remembers: bool
+) -> None:
+    """F15 (session 7, the deep profile): hr-1's first delivery writes its create call and
+    dies before sending it. A week later the same person (E1) gets the UPN by other means; the
+    next delivery's call is answered "taken". Only the first call could have applied, and the
+    directory dates the holder a week after it, so it is that person, not this hire's user:
+    ``already_exists`` with no initial password. Before, the record knew only the first
+    call's time, and the outcome said ``created`` with hr-1's password, which that account
+    does not have."""
+    state.partner_center_variant(
+        remembers=remembers,
+        duplicate_as_plain_400=False,
+        list_omits_immutable_id=False,
+        directory="consented",
+    )
+    state.publish(customer="right", generated_upn=False, hire=1, immutable_id="E")
+    state.deliver(pick=0, kill_at=3, last=False)
+    state.duplicate(pick=0)
+    state.time_passes(seconds=603000)
+    state.same_person_already_holds_upn(hire=1)
+
+    state.promises_hold()
+    state.teardown()
+
+
+def test_a_holder_made_before_a_paused_resend_is_not_its_user(state: machine.HireMachine) -> None:
+    """F15, second form: as above, but the resend's call is written by a delivery that pauses
+    before sending it, and the last delivery takes over and is refused. The paused call may
+    still go out, but it was written after the holder was made, so only the first call (a
+    week earlier) could have made it: ``already_exists``, no initial password."""
+    state.partner_center_variant(
+        remembers=False,
+        duplicate_as_plain_400=False,
+        list_omits_immutable_id=False,
+        directory="consented",
+    )
+    state.publish(customer="right", generated_upn=False, hire=1, immutable_id="E")
+    state.deliver(pick=0, kill_at=3, last=False)
+    state.deliver(pick=0, kill_at=None, last=False)
+    state.time_passes(seconds=603000)
+    state.same_person_already_holds_upn(hire=1)
+    state.duplicate(pick=0)
+    state.interleave(first=0, pause_at=6, second=0, second_last=True)
+
+    state.promises_hold()
+    state.teardown()
