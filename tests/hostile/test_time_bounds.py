@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from shared.adapters.credentials import MsalTokenExchange
 from shared.adapters.partner_center import LOOKUP_BUDGET, Timeouts
+from shared.domain.model import LATEST_APPLY_AFTER_CALL
 from shared.hostconfig import HOST_JSON
 from shared.service.provisioning import RetryPolicy
 
@@ -35,3 +36,10 @@ def test_function_timeout_leaves_room_for_the_slowest_invocation() -> None:
     )
     slowest = RetryPolicy().budget + last_attempt
     assert timedelta(seconds=slowest * 1.25) <= function_timeout() <= timedelta(minutes=10)
+
+
+def test_a_create_call_is_not_counted_past_the_longest_invocation() -> None:
+    # F15: a user made more than LATEST_APPLY_AFTER_CALL after a hire's last create call was
+    # not made by it. A retry may send a call its invocation wrote earlier, so the bound must
+    # cover a whole invocation.
+    assert function_timeout() <= LATEST_APPLY_AFTER_CALL
