@@ -158,12 +158,20 @@ def test_a_refused_connection_through_azure_core_is_a_service_request_error() ->
 # requests' own exceptions, which the adapters read as "not sent" or "maybe applied".
 
 
-def test_a_plain_request_sends_the_session_headers_the_body_and_json(
+@pytest.fixture
+def users_endpoint(
     servers: tuple[_Server, _Server],
-) -> None:
+) -> tuple[_Server, EnvironmentOnceSession, str]:
+    """The target server, a session with a user agent of its own, and a URL on the server."""
     target, _ = servers
     session = EnvironmentOnceSession(user_agent="hire-provisioning/test")
-    url = f"http://127.0.0.1:{target.server_port}/v1/users"
+    return target, session, f"http://127.0.0.1:{target.server_port}/v1/users"
+
+
+def test_a_plain_request_sends_the_session_headers_the_body_and_json(
+    users_endpoint: tuple[_Server, EnvironmentOnceSession, str],
+) -> None:
+    target, session, url = users_endpoint
     answer = session.request(
         "post", url, json={"a": 1}, headers={"X-Call": "1", "Accept": None}, timeout=5
     )
@@ -180,14 +188,15 @@ def test_a_plain_request_sends_the_session_headers_the_body_and_json(
 
 
 def test_the_plain_path_and_requests_full_path_send_the_same(
-    servers: tuple[_Server, _Server],
+    users_endpoint: tuple[_Server, EnvironmentOnceSession, str],
 ) -> None:
-    target, _ = servers
-    session = EnvironmentOnceSession(user_agent="hire-provisioning/test")
-    url = f"http://127.0.0.1:{target.server_port}/v1/users"
+    target, session, url = users_endpoint
     session.request("POST", url, json={"b": [1, 2]}, headers={"X-Call": "1"}, timeout=5)
-    # params= leaves the plain path: requests merges and encodes them.
-    session.request("POST", url, json={"b": [1, 2]}, headers={"X-Call": "1"}, params={}, timeout=5)
+    # Query parameters leave the plain path: requests merges and encodes them.
+    session.request(
+        "POST", url, json={"b": [1, 2]}, headers={"X-Call": "1"}, params={"via": "full"}, timeout=5
+    )
+    assert target.seen[-2:] == ["/v1/users", "/v1/users?via=full"]
     plain, full = target.headers_seen[-2:]
     assert plain == full
     assert target.bodies[-2] == target.bodies[-1]
