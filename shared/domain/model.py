@@ -476,7 +476,8 @@ class HireRecord:
         """CREATING: a call of this generation's create is about to go out (written first).
 
         Counts it on this generation's send (``sent_at``: when, by the service's clock), or
-        adds the send; keeps every other send.
+        adds the send, first sent at ``first_sent_at`` (an earlier generation's first call of
+        the same hire) or else now; keeps every other send.
         """
         current = self.current_send
         if current is not None:
@@ -499,7 +500,7 @@ class HireRecord:
                     password_secret_id=self.password_secret_id,
                     password_expires_on=self.password_expires_on,
                     calls=1,
-                    first_sent_at=first_sent_at,
+                    first_sent_at=first_sent_at or sent_at,
                     last_sent_at=sent_at,
                 ),
             )

@@ -228,7 +228,6 @@ class HireWorkflow:
                 upn,
                 immutable_id=self.event.user.immutable_id,
                 upn_checked=checked,
-                first_sent_at=self._now(),
                 sent_at=self._now(),
             ),
         )
@@ -242,7 +241,7 @@ class HireWorkflow:
         """A hire's likely first delivery, one table write before the create: the password
         goes to the vault first (its secret's name is the eventId's, so it needs no record),
         then ONE conditional insert of ``opened`` already in ``creating`` with the send
-        (UPN, immutableId, the secret's exact version, ``first_sent_at``), then the create.
+        (UPN, immutableId, the secret's exact version, when it is sent), then the create.
 
         None when the insert meets a record: the caller reads it and goes on as any delivery
         does (the version written here is named by no record and expires unused). A
@@ -259,7 +258,6 @@ class HireWorkflow:
             upn,
             immutable_id=self.event.user.immutable_id,
             upn_checked=False,  # nothing was looked up
-            first_sent_at=self._now(),
             sent_at=self._now(),
         )
         self.invocation.insert_tried = True
@@ -317,9 +315,10 @@ class HireWorkflow:
                 pending.immutable_id,
                 pending.upn_checked,
             )
+        # A new generation's send dates from the hire's first call of any earlier one.
         first_sent_at = min(
             (send.first_sent_at for send in record.pending_creates if send.first_sent_at),
-            default=self._now(),
+            default=None,
         )
         if not unsent:
             record = self._write_create_call(
